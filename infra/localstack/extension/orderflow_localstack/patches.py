@@ -1,0 +1,54 @@
+"""Fixes to LocalStack itself, applied by an `on_infra_start` hook.
+
+Each fix checks that the code it replaces is still broken, so a LocalStack upgrade that fixes
+the bug upstream makes the fix a no-op instead of a conflict.
+"""
+
+import logging
+from datetime import datetime, timezone
+
+from localstack.runtime import hooks
+
+LOG = logging.getLogger(__name__)
+
+
+def _as_utc(value) -> datetime:
+    """An archived event's `time` is an RFC 3339 string; StartReplay's bounds are datetimes.
+
+    Both become aware UTC datetimes, so that they can be compared."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def normalize_datetime(_self, value) -> datetime:
+    """Replacement for `ArchiveService._normalize_datetime` (LocalStack 4.4.0).
+
+    The original calls `value.replace(second=0, microsecond=0)` on the archived event's `time`,
+    which is a string, so every StartReplay fails with `str.replace() takes no keyword
+    arguments` and the replay stays in STARTING."""
+    return _as_utc(value).replace(second=0, microsecond=0)
+
+
+def events_replay_is_broken() -> bool:
+    from localstack.services.events.archive import ArchiveService
+
+    try:
+        ArchiveService._normalize_datetime(None, "2026-01-01T00:00:00Z")
+    except TypeError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure: leave upstream code alone
+        return False
+    return False
+
+
+@hooks.on_infra_start()
+def orderflow_fix_events_replay() -> None:
+    """EventBridge StartReplay: compare archived event times as datetimes (see `normalize_datetime`)."""
+    from localstack.services.events.archive import ArchiveService
+
+    if events_replay_is_broken():
+        ArchiveService._normalize_datetime = normalize_datetime
+        LOG.info("orderflow: patched EventBridge archive replay (_normalize_datetime)")

@@ -1,0 +1,232 @@
+//! The envelope around every event, and how both delivery shapes decode.
+//!
+//! On the bus an event is the `detail` of an EventBridge envelope:
+//!
+//! ```json
+//! { "version": "0", "id": "…", "detail-type": "OrderPlaced",
+//!   "source": "orderflow.orders", "time": "…",
+//!   "detail": { "event_id": "…", "order_id": "…", "causation_id": null,
+//!               "occurred_at": "…", "schema_version": 1,
+//!               "producer": "orderflow.orders", "data": { … } } }
+//! ```
+//!
+//! An EventBridge → SQS rule target puts that whole envelope in the record
+//! body; a direct EventBridge invocation passes it as the payload. Both are
+//! read by [`Message::from_bus_json`].
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::error::ContractError;
+use crate::events::{Event, EventKind};
+use crate::ids::{EventId, OrderId, Producer};
+
+/// The only `schema_version` this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What every event carries besides its payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Metadata {
+    /// This event's unique id.
+    pub event_id: EventId,
+    /// The order it is about: the correlation id.
+    pub order_id: OrderId,
+    /// The event that caused this one, if any.
+    pub causation_id: Option<EventId>,
+    /// When it happened (UTC, RFC 3339).
+    pub occurred_at: DateTime<Utc>,
+    /// The version of the event's schema.
+    #[schemars(range(min = 1, max = 1))]
+    pub schema_version: u32,
+    /// The service that produced it.
+    pub producer: Producer,
+}
+
+/// An EventBridge `detail`: metadata beside the payload in `data`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Detail<T> {
+    /// The metadata, flattened into the detail object.
+    #[serde(flatten)]
+    pub meta: Metadata,
+    /// The payload.
+    pub data: T,
+}
+
+/// A decoded, validated event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its metadata.
+    pub meta: Metadata,
+    /// Its payload.
+    pub event: Event,
+}
+
+/// The parts of an EventBridge envelope that orderflow reads; the rest
+/// (`version`, `account`, `region`, `resources`, …) is ignored.
+#[derive(Debug, Deserialize)]
+pub struct BusEnvelope<'a> {
+    /// The envelope's `detail-type`.
+    #[serde(rename = "detail-type", borrow)]
+    pub detail_type: Option<Cow<'a, str>>,
+    /// The envelope's `source`.
+    #[serde(borrow)]
+    pub source: Option<Cow<'a, str>>,
+    /// The `detail`, left unparsed until the kind is known.
+    #[serde(borrow)]
+    pub detail: Option<&'a RawValue>,
+}
+
+/// The detail with its metadata still raw, so that `schema_version` is
+/// checked before anything else is interpreted.
+#[derive(Deserialize)]
+struct RawDetail<'a> {
+    schema_version: Option<u64>,
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    order_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    causation_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    occurred_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    producer: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+impl Message {
+    /// Reads an EventBridge envelope: an SQS record body, or the payload of
+    /// a direct EventBridge invocation.
+    pub fn from_bus_json(json: &str) -> Result<Self, ContractError> {
+        let envelope: BusEnvelope<'_> = parse("", json)?;
+        let detail_type = envelope.detail_type.ok_or_else(|| missing("detail-type"))?;
+        let kind = EventKind::from_detail_type(&detail_type)?;
+        let source = envelope.source.ok_or_else(|| missing("source"))?;
+        if source != kind.source() {
+            return Err(ContractError::WrongSource {
+                detail_type: kind.detail_type(),
+                expected: kind.source(),
+                found: source.into_owned(),
+            });
+        }
+        let detail = envelope.detail.ok_or_else(|| missing("detail"))?;
+        Self::from_detail(kind, detail.get())
+    }
+
+    /// Reads the `detail` of an event of kind `kind`.
+    pub fn from_detail(kind: EventKind, detail: &str) -> Result<Self, ContractError> {
+        let raw: RawDetail<'_> = parse("detail", detail)?;
+        let version = raw
+            .schema_version
+            .ok_or_else(|| missing("detail.schema_version"))?;
+        if version != u64::from(SCHEMA_VERSION) {
+            return Err(ContractError::UnknownVersion {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let meta = Metadata {
+            event_id: required("detail.event_id", raw.event_id)?,
+            order_id: required("detail.order_id", raw.order_id)?,
+            causation_id: match raw.causation_id {
+                Some(value) => parse("detail.causation_id", value.get())?,
+                None => None,
+            },
+            occurred_at: required("detail.occurred_at", raw.occurred_at)?,
+            schema_version: SCHEMA_VERSION,
+            producer: required("detail.producer", raw.producer)?,
+        };
+        let data = raw.data.ok_or_else(|| missing("detail.data"))?.get();
+        const DATA: &str = "detail.data";
+        let event = match kind {
+            EventKind::OrderPlaced => Event::OrderPlaced(parse(DATA, data)?),
+            EventKind::PaymentAuthorized => Event::PaymentAuthorized(parse(DATA, data)?),
+            EventKind::PaymentDeclined => Event::PaymentDeclined(parse(DATA, data)?),
+            EventKind::PaymentVoided => Event::PaymentVoided(parse(DATA, data)?),
+            EventKind::StockReserved => Event::StockReserved(parse(DATA, data)?),
+            EventKind::StockUnavailable => Event::StockUnavailable(parse(DATA, data)?),
+            EventKind::StockReleased => Event::StockReleased(parse(DATA, data)?),
+            EventKind::ShipmentScheduled => Event::ShipmentScheduled(parse(DATA, data)?),
+        };
+        event.validate(DATA)?;
+        Ok(Self { meta, event })
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        self.event.kind()
+    }
+
+    /// The `detail` JSON to put on the bus.
+    pub fn detail_json(&self) -> String {
+        let detail = Detail {
+            meta: self.meta.clone(),
+            data: &self.event,
+        };
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_string(&detail).unwrap_or_default()
+    }
+}
+
+impl Serialize for Event {
+    /// An event serializes as its bare payload; the kind travels beside it
+    /// as the `detail-type`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::OrderPlaced(e) => e.serialize(serializer),
+            Self::PaymentAuthorized(e) => e.serialize(serializer),
+            Self::PaymentDeclined(e) => e.serialize(serializer),
+            Self::PaymentVoided(e) => e.serialize(serializer),
+            Self::StockReserved(e) => e.serialize(serializer),
+            Self::StockUnavailable(e) => e.serialize(serializer),
+            Self::StockReleased(e) => e.serialize(serializer),
+            Self::ShipmentScheduled(e) => e.serialize(serializer),
+        }
+    }
+}
+
+fn missing(field: &str) -> ContractError {
+    ContractError::Missing {
+        field: field.to_owned(),
+    }
+}
+
+fn required<T: DeserializeOwned>(field: &str, raw: Option<&RawValue>) -> Result<T, ContractError> {
+    parse(field, raw.ok_or_else(|| missing(field))?.get())
+}
+
+/// Parses `json` as `T`, naming the failing field by its path under `at`.
+fn parse<'a, T: Deserialize<'a>>(at: &str, json: &'a str) -> Result<T, ContractError> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let field = match (at, path.as_str()) {
+            ("", ".") => "$".to_owned(),
+            (at, ".") => at.to_owned(),
+            ("", path) => path.to_owned(),
+            (at, path) => format!("{at}.{path}"),
+        };
+        let inner = err.into_inner();
+        let reason = inner.to_string();
+        // serde reports a missing field as `missing field `x``; name it by path.
+        if let Some(name) = reason
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let field = if field == "$" { name.to_owned() } else { format!("{field}.{name}") };
+            return ContractError::Missing { field };
+        }
+        ContractError::Malformed { field, reason }
+    })?;
+    de.end().map_err(|err| ContractError::Malformed {
+        field: if at.is_empty() { "$".to_owned() } else { at.to_owned() },
+        reason: err.to_string(),
+    })?;
+    Ok(value)
+}

@@ -1,0 +1,401 @@
+//! The event payloads, and [`EventKind`]: every EventBridge `source` and
+//! `detail-type` that orderflow uses, in one place.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ContractError;
+use crate::ids::{AuthorizationId, PaymentToken, Producer, Quantity, Sku, TrackingNumber};
+use crate::money::{Currency, MinorUnits};
+
+/// The most lines one order may have.
+///
+/// Inventory reserves every line in one DynamoDB `TransactWriteItems`, which
+/// takes at most 100 items; the order's own state and the idempotency record
+/// take two more, and the rest is headroom.
+pub const MAX_LINES: usize = 50;
+
+/// Every kind of orderflow event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A customer placed an order.
+    OrderPlaced,
+    /// Payment for an order was authorized.
+    PaymentAuthorized,
+    /// Payment for an order was declined.
+    PaymentDeclined,
+    /// An authorized payment was voided.
+    PaymentVoided,
+    /// Stock for every line of an order was reserved.
+    StockReserved,
+    /// Some lines of an order could not be reserved.
+    StockUnavailable,
+    /// A reservation was released.
+    StockReleased,
+    /// A shipment was scheduled.
+    ShipmentScheduled,
+}
+
+/// The `source` of events that orders come from (the storefront).
+pub const SOURCE_ORDERS: &str = "orderflow.orders";
+/// The `source` of the payment function's events.
+pub const SOURCE_PAYMENT: &str = "orderflow.payment";
+/// The `source` of the inventory function's events.
+pub const SOURCE_INVENTORY: &str = "orderflow.inventory";
+/// The `source` of the shipping function's events.
+pub const SOURCE_SHIPPING: &str = "orderflow.shipping";
+
+impl EventKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EventKind; 8] = [
+        Self::OrderPlaced,
+        Self::PaymentAuthorized,
+        Self::PaymentDeclined,
+        Self::PaymentVoided,
+        Self::StockReserved,
+        Self::StockUnavailable,
+        Self::StockReleased,
+        Self::ShipmentScheduled,
+    ];
+
+    /// The EventBridge `detail-type`.
+    pub const fn detail_type(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "OrderPlaced",
+            Self::PaymentAuthorized => "PaymentAuthorized",
+            Self::PaymentDeclined => "PaymentDeclined",
+            Self::PaymentVoided => "PaymentVoided",
+            Self::StockReserved => "StockReserved",
+            Self::StockUnavailable => "StockUnavailable",
+            Self::StockReleased => "StockReleased",
+            Self::ShipmentScheduled => "ShipmentScheduled",
+        }
+    }
+
+    /// The EventBridge `source` that emits this kind.
+    pub const fn source(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => SOURCE_ORDERS,
+            Self::PaymentAuthorized | Self::PaymentDeclined | Self::PaymentVoided => SOURCE_PAYMENT,
+            Self::StockReserved | Self::StockUnavailable | Self::StockReleased => SOURCE_INVENTORY,
+            Self::ShipmentScheduled => SOURCE_SHIPPING,
+        }
+    }
+
+    /// The producer name of this kind's source.
+    pub fn producer(self) -> Producer {
+        Producer::from_trusted(self.source())
+    }
+
+    /// The kind whose `detail-type` is `detail_type`.
+    pub fn from_detail_type(detail_type: &str) -> Result<Self, ContractError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.detail_type() == detail_type)
+            .ok_or_else(|| ContractError::UnknownDetailType(detail_type.to_owned()))
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.detail_type())
+    }
+}
+
+/// A typed orderflow event payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// See [`OrderPlaced`].
+    OrderPlaced(OrderPlaced),
+    /// See [`PaymentAuthorized`].
+    PaymentAuthorized(PaymentAuthorized),
+    /// See [`PaymentDeclined`].
+    PaymentDeclined(PaymentDeclined),
+    /// See [`PaymentVoided`].
+    PaymentVoided(PaymentVoided),
+    /// See [`StockReserved`].
+    StockReserved(StockReserved),
+    /// See [`StockUnavailable`].
+    StockUnavailable(StockUnavailable),
+    /// See [`StockReleased`].
+    StockReleased(StockReleased),
+    /// See [`ShipmentScheduled`].
+    ShipmentScheduled(ShipmentScheduled),
+}
+
+impl Event {
+    /// Which kind of event this is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::OrderPlaced(_) => EventKind::OrderPlaced,
+            Self::PaymentAuthorized(_) => EventKind::PaymentAuthorized,
+            Self::PaymentDeclined(_) => EventKind::PaymentDeclined,
+            Self::PaymentVoided(_) => EventKind::PaymentVoided,
+            Self::StockReserved(_) => EventKind::StockReserved,
+            Self::StockUnavailable(_) => EventKind::StockUnavailable,
+            Self::StockReleased(_) => EventKind::StockReleased,
+            Self::ShipmentScheduled(_) => EventKind::ShipmentScheduled,
+        }
+    }
+
+    /// Checks the rules that a type alone cannot express. `field` is the
+    /// path of the payload, used to name the offending field.
+    pub fn validate(&self, field: &str) -> Result<(), ContractError> {
+        match self {
+            Self::OrderPlaced(e) => e.validate(field),
+            Self::StockReserved(e) => lines_not_empty(&e.lines, field, "lines"),
+            Self::StockReleased(e) => lines_not_empty(&e.lines, field, "lines"),
+            Self::StockUnavailable(e) => lines_not_empty(&e.short, field, "short"),
+            Self::ShipmentScheduled(e) if e.pickup.to <= e.pickup.from => Err(
+                ContractError::invalid(format!("{field}.pickup.to"), "must be after pickup.from"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn lines_not_empty<T>(lines: &[T], field: &str, name: &str) -> Result<(), ContractError> {
+    if lines.is_empty() {
+        return Err(ContractError::invalid(format!("{field}.{name}"), "must not be empty"));
+    }
+    Ok(())
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LineItem {
+    /// What is ordered.
+    pub sku: Sku,
+    /// How many units.
+    pub quantity: Quantity,
+    /// The price of one unit, in minor units of the order's currency.
+    pub unit_price_minor: MinorUnits,
+}
+
+/// Where an order ships to. `Debug` redacts it: an address never reaches a
+/// log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Address {
+    /// The recipient.
+    pub name: String,
+    /// Street and number.
+    pub line1: String,
+    /// Anything more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    /// City or town.
+    pub city: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    #[schemars(regex(pattern = "^[A-Z]{2}$"))]
+    pub country: String,
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Address(<redacted>)")
+    }
+}
+
+impl Address {
+    fn validate(&self, field: &str) -> Result<(), ContractError> {
+        let required = [
+            ("name", &self.name),
+            ("line1", &self.line1),
+            ("city", &self.city),
+            ("postal_code", &self.postal_code),
+        ];
+        for (name, value) in required {
+            if value.trim().is_empty() {
+                return Err(ContractError::invalid(format!("{field}.{name}"), "must not be empty"));
+            }
+        }
+        let all = required.into_iter().chain(self.line2.iter().map(|v| ("line2", v)));
+        for (name, value) in all {
+            if value.len() > 100 {
+                return Err(ContractError::invalid(
+                    format!("{field}.{name}"),
+                    "is longer than 100 bytes",
+                ));
+            }
+        }
+        let country = self.country.as_bytes();
+        if country.len() != 2 || !country.iter().all(u8::is_ascii_uppercase) {
+            return Err(ContractError::invalid(
+                format!("{field}.country"),
+                "must be an ISO 3166-1 alpha-2 code such as DE",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A customer placed an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPlaced {
+    /// The lines: at least one, at most [`MAX_LINES`], each sku once.
+    pub items: Vec<LineItem>,
+    /// The sum of `quantity * unit_price_minor` over the lines.
+    pub total_minor: MinorUnits,
+    /// The currency of every amount in the order.
+    pub currency: Currency,
+    /// The payment provider's token for the customer's payment method.
+    pub payment_token: PaymentToken,
+    /// Where to ship.
+    pub shipping_address: Address,
+}
+
+impl OrderPlaced {
+    /// Checks the order's own rules; `field` is the path of the payload.
+    pub fn validate(&self, field: &str) -> Result<(), ContractError> {
+        if self.items.is_empty() {
+            return Err(ContractError::invalid(format!("{field}.items"), "must not be empty"));
+        }
+        if self.items.len() > MAX_LINES {
+            return Err(ContractError::invalid(
+                format!("{field}.items"),
+                format!("has {} lines; at most {MAX_LINES} are allowed", self.items.len()),
+            ));
+        }
+        let mut sum = MinorUnits(0);
+        for (i, item) in self.items.iter().enumerate() {
+            if self.items[..i].iter().any(|earlier| earlier.sku == item.sku) {
+                return Err(ContractError::invalid(
+                    format!("{field}.items[{i}].sku"),
+                    format!("sku {} appears on more than one line", item.sku),
+                ));
+            }
+            sum = item
+                .unit_price_minor
+                .checked_mul(item.quantity.get())
+                .and_then(|line| sum.checked_add(line))
+                .ok_or_else(|| {
+                    ContractError::invalid(format!("{field}.items[{i}]"), "line total overflows")
+                })?;
+        }
+        if sum != self.total_minor {
+            return Err(ContractError::invalid(
+                format!("{field}.total_minor"),
+                format!("is {} but the lines add up to {}", self.total_minor.0, sum.0),
+            ));
+        }
+        self.shipping_address.validate(&format!("{field}.shipping_address"))
+    }
+}
+
+/// Payment for an order was authorized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentAuthorized {
+    /// The provider's id for the authorization.
+    pub authorization_id: AuthorizationId,
+    /// The authorized amount.
+    pub amount_minor: MinorUnits,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// Why a payment was declined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    /// The provider declined the payment method.
+    CardDeclined,
+    /// The amount is over the configured limit.
+    OverLimit,
+    /// Stock was reported unavailable before the order could be charged.
+    StockUnavailable,
+}
+
+/// Payment for an order was declined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentDeclined {
+    /// Why.
+    pub reason: DeclineReason,
+}
+
+/// An authorized payment was voided, because stock was unavailable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentVoided {
+    /// The voided authorization.
+    pub authorization_id: AuthorizationId,
+    /// Its amount.
+    pub amount_minor: MinorUnits,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// A reserved (or released) quantity of one sku.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReservedLine {
+    /// The sku.
+    pub sku: Sku,
+    /// How many units.
+    pub quantity: Quantity,
+}
+
+/// Stock for every line of an order was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockReserved {
+    /// The reserved lines.
+    pub lines: Vec<ReservedLine>,
+}
+
+/// A line that could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShortLine {
+    /// The sku that is short.
+    pub sku: Sku,
+    /// How many units the order asked for.
+    pub requested: u32,
+    /// How many were in stock.
+    pub available: u64,
+}
+
+/// Some lines of an order could not be reserved; nothing was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockUnavailable {
+    /// The skus that are short.
+    pub short: Vec<ShortLine>,
+}
+
+/// A reservation was released, because payment was declined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockReleased {
+    /// The released lines.
+    pub lines: Vec<ReservedLine>,
+}
+
+/// Where a shipping label is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LabelLocation {
+    /// The S3 bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The document's media type, e.g. `application/pdf`.
+    pub content_type: String,
+}
+
+/// When the carrier picks a parcel up (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PickupWindow {
+    /// Start of the window.
+    pub from: DateTime<Utc>,
+    /// End of the window.
+    pub to: DateTime<Utc>,
+}
+
+/// A shipment was scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShipmentScheduled {
+    /// The carrier's tracking number.
+    pub tracking_number: TrackingNumber,
+    /// The printable label.
+    pub label: LabelLocation,
+    /// The pickup window.
+    pub pickup: PickupWindow,
+}

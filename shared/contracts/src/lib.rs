@@ -1,0 +1,39 @@
+//! The typed events that orderflow's functions exchange.
+//!
+//! Every event travels on the EventBridge bus as the `detail` of a bus
+//! envelope, and reaches a function either inside an SQS record (an
+//! EventBridge → SQS rule target delivers the whole envelope as the body) or
+//! as a direct EventBridge invocation. Both shapes decode to one [`Message`].
+//!
+//! Reading is tolerant (unknown fields are ignored) and validation is strict:
+//! a missing or invalid value is a [`ContractError`] naming the field.
+//!
+//! This crate holds serde and schema types only: no SDK, no async runtime.
+//!
+//! Layout:
+//! - [`ids`]: typed ids and small validated values (`OrderId`, `Sku`, …).
+//! - [`money`]: integer minor units and ISO currencies.
+//! - [`events`]: the event payloads and [`EventKind`], which holds every
+//!   EventBridge `source` and `detail-type` in one place.
+//! - [`envelope`]: [`Metadata`], [`Message`], decoding and encoding.
+//! - [`error`]: [`ContractError`].
+//! - [`schema`]: the JSON Schema of each event's `detail`.
+
+pub mod envelope;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod money;
+pub mod schema;
+
+pub use envelope::{BusEnvelope, Detail, Message, Metadata, SCHEMA_VERSION};
+pub use error::ContractError;
+pub use events::{
+    Address, DeclineReason, Event, EventKind, LabelLocation, LineItem, OrderPlaced,
+    PaymentAuthorized, PaymentDeclined, PaymentVoided, PickupWindow, ReservedLine,
+    ShipmentScheduled, ShortLine, StockReleased, StockReserved, StockUnavailable,
+};
+pub use ids::{
+    AuthorizationId, EventId, OrderId, PaymentToken, Producer, Quantity, Sku, TrackingNumber,
+};
+pub use money::{Currency, MinorUnits};

@@ -1,0 +1,264 @@
+//! The Lambda entry point shared by the three functions.
+//!
+//! One handler serves both delivery shapes:
+//! - an SQS batch (`{"Records": [...]}`), answered with an
+//!   `SqsBatchResponse` naming exactly the records to retry;
+//! - a direct EventBridge invocation (the bus envelope itself). A permanent
+//!   error sends it to the DLQ and succeeds; a transient one fails the
+//!   invocation so Lambda retries it.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use orderflow_contracts::Message;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use crate::batch::{self, BatchOptions, Disposition, Record};
+use crate::config::{Adapters, Config};
+use crate::dlq::{DeadLetterSink, MemoryDeadLetters, SqsDeadLetters};
+use crate::error::{RecordError, chain};
+use crate::processor::{Processor, Service};
+use crate::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
+use crate::store::{DynamoStore, MemoryStore, StateStore};
+
+/// What the function answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// For an SQS batch.
+    Batch(SqsBatchResponse),
+    /// For a direct invocation: how the event ended.
+    Direct {
+        /// `processed`, `duplicate` or `dead_lettered`.
+        outcome: &'static str,
+    },
+}
+
+/// The parts of an invocation payload that tell the two shapes apart.
+#[derive(Deserialize)]
+struct Invocation<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<SqsRecord<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SqsRecord<'a> {
+    message_id: String,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+    #[serde(default, borrow)]
+    attributes: SqsAttributes<'a>,
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct SqsAttributes<'a> {
+    #[serde(borrow)]
+    approximate_receive_count: Option<Cow<'a, str>>,
+}
+
+/// A function's handler: its processor and its dead-letter sink.
+#[derive(Debug)]
+pub struct Handler<S, St, P, D> {
+    processor: Processor<S, St, P>,
+    dead_letters: D,
+    concurrency: usize,
+}
+
+impl<S, St, P, D> Handler<S, St, P, D>
+where
+    S: Service,
+    St: StateStore,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    /// A handler running `processor` with at most `concurrency` records of a
+    /// batch at once.
+    pub fn new(processor: Processor<S, St, P>, dead_letters: D, concurrency: usize) -> Self {
+        Self {
+            processor,
+            dead_letters,
+            concurrency,
+        }
+    }
+
+    /// The processor.
+    pub fn processor(&self) -> &Processor<S, St, P> {
+        &self.processor
+    }
+
+    /// The dead-letter sink.
+    pub fn dead_letters(&self) -> &D {
+        &self.dead_letters
+    }
+
+    /// Handles one invocation payload. `request_id` names a direct
+    /// invocation in its dead letter.
+    pub async fn handle(
+        &self,
+        payload: &str,
+        deadline: Option<SystemTime>,
+        request_id: &str,
+    ) -> Result<Response, RecordError> {
+        let invocation: Invocation<'_> = serde_json::from_str(payload).map_err(|e| {
+            RecordError::Contract(orderflow_contracts::ContractError::Malformed {
+                field: "$".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        match invocation.records {
+            Some(records) => Ok(Response::Batch(self.handle_batch(records, deadline).await)),
+            None => self.handle_direct(payload, deadline, request_id).await,
+        }
+    }
+
+    async fn handle_batch(
+        &self,
+        records: Vec<SqsRecord<'_>>,
+        deadline: Option<SystemTime>,
+    ) -> SqsBatchResponse {
+        let fifo = records
+            .first()
+            .and_then(|r| r.event_source_arn.as_deref())
+            .is_some_and(|arn| arn.ends_with(".fifo"));
+        let records: Vec<Record> = records
+            .into_iter()
+            .map(|r| Record {
+                message_id: r.message_id,
+                body: r.body.into_owned(),
+                receive_count: r
+                    .attributes
+                    .approximate_receive_count
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect();
+        let options = BatchOptions {
+            function: S::FUNCTION,
+            concurrency: self.concurrency,
+            fifo,
+        };
+        let report = batch::process(&records, options, &self.dead_letters, |record| {
+            self.one(&record.body, &record.message_id, deadline)
+        })
+        .await;
+        report.response()
+    }
+
+    async fn one(
+        &self,
+        body: &str,
+        message_id: &str,
+        deadline: Option<SystemTime>,
+    ) -> Result<(), RecordError> {
+        let message = Message::from_bus_json(body)?;
+        let span = tracing::info_span!(
+            "record",
+            function = S::FUNCTION,
+            message_id,
+            order_id = %message.meta.order_id,
+            event_id = %message.meta.event_id,
+            detail_type = message.kind().detail_type(),
+        );
+        async {
+            let processed = self.processor.process(&message, deadline).await?;
+            tracing::info!(?processed, "record done");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn handle_direct(
+        &self,
+        payload: &str,
+        deadline: Option<SystemTime>,
+        request_id: &str,
+    ) -> Result<Response, RecordError> {
+        // The same batch loop, with a batch of one: the same DLQ rules apply.
+        let record = Record {
+            message_id: request_id.to_owned(),
+            body: payload.to_owned(),
+            receive_count: 1,
+        };
+        let options = BatchOptions {
+            function: S::FUNCTION,
+            concurrency: 1,
+            fifo: false,
+        };
+        let report = batch::process(std::slice::from_ref(&record), options, &self.dead_letters, |r| {
+            self.one(&r.body, &r.message_id, deadline)
+        })
+        .await;
+        match report.outcomes.into_iter().next().map(|(_, d)| d) {
+            Some(Disposition::Ack) => Ok(Response::Direct { outcome: "processed" }),
+            Some(Disposition::DeadLettered) => Ok(Response::Direct { outcome: "dead_lettered" }),
+            Some(Disposition::Retry(why)) => Err(crate::error::Transient::new(why).into()),
+            None => Err(crate::error::Transient::new("direct invocation produced no outcome").into()),
+        }
+    }
+}
+
+/// Loads the AWS SDK configuration from the environment, which honours
+/// `AWS_ENDPOINT_URL` (the local cloud).
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Builds the adapters named by `config` and serves invocations until the
+/// runtime stops. `service` receives the AWS configuration when the
+/// adapters are AWS ones, to build the function's own ports.
+pub async fn run<S: Service + 'static>(
+    config: Config,
+    service: impl FnOnce(Option<&SdkConfig>) -> S,
+) -> Result<(), Error> {
+    let ttl = config.idempotency_ttl_secs;
+    match config.adapters {
+        Adapters::Aws => {
+            let aws = aws_config().await;
+            let processor = Processor::new(
+                service(Some(&aws)),
+                DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
+                EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.bus),
+                ttl,
+            );
+            let dlq = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url);
+            serve(Handler::new(processor, dlq, config.max_concurrency)).await
+        }
+        Adapters::Memory => {
+            tracing::info!("ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process");
+            let processor =
+                Processor::new(service(None), MemoryStore::new(), MemoryPublisher::new(), ttl);
+            serve(Handler::new(processor, MemoryDeadLetters::new(), config.max_concurrency)).await
+        }
+    }
+}
+
+async fn serve<S, St, P, D>(handler: Handler<S, St, P, D>) -> Result<(), Error>
+where
+    S: Service,
+    St: StateStore,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        let deadline = Some(event.context.deadline());
+        handler
+            .handle(event.payload.get(), deadline, &event.context.request_id)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %chain(&err), "invocation failed");
+                Error::from(chain(&err))
+            })
+    }))
+    .await
+}

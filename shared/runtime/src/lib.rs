@@ -1,0 +1,38 @@
+//! What orderflow's three functions share, written once.
+//!
+//! A function supplies a [`Service`]: which events it consumes, the per-order
+//! state it keeps, and a `handle` that turns an event into a [`Decision`]
+//! (the new state, counter changes and the events to emit). Everything else
+//! lives here.
+//!
+//! Layout:
+//! - [`lambda`]: the Lambda entry point. It reads an SQS batch or a direct
+//!   EventBridge invocation and answers with an `SqsBatchResponse`.
+//! - [`batch`]: the SQS batch loop: bounded concurrency, per-record panic
+//!   isolation, FIFO stop-at-first-failure, and permanent errors sent to
+//!   the DLQ with their reason.
+//! - [`processor`]: one event, idempotently: claim, decide, commit the
+//!   effect with the outbox, publish.
+//! - [`store`]: the [`store::StateStore`] port, with DynamoDB and in-memory
+//!   adapters.
+//! - [`publish`]: the [`publish::EventPublisher`] port, with EventBridge and
+//!   in-memory adapters.
+//! - [`dlq`]: the [`dlq::DeadLetterSink`] port, with SQS and in-memory
+//!   adapters.
+//! - [`config`]: the environment, read once at cold start.
+//! - [`telemetry`]: structured JSON logs.
+//! - [`error`]: transient versus permanent errors.
+
+pub mod batch;
+pub mod config;
+pub mod dlq;
+pub mod error;
+pub mod lambda;
+pub mod processor;
+pub mod publish;
+pub mod store;
+pub mod telemetry;
+
+pub use config::{Adapters, Config, ConfigError};
+pub use error::{RecordError, Transient};
+pub use processor::{Decision, Input, Processed, Processor, Service};
