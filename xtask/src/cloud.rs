@@ -406,7 +406,7 @@ fn test_with(extra: &[String]) -> Result<()> {
     let root = project_root();
     run_cmd(
         Command::new(venv.bin("python"))
-            .args(["-m", "pytest", "-p", "no:cacheprovider", "-q"])
+            .args(["-m", "pytest", "-q"])
             .arg(root.join(TESTS))
             .args(extra)
             .current_dir(&root)

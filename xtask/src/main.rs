@@ -8,6 +8,7 @@
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
 
 mod cloud;
+mod schemas;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ usage: cargo xtask <command>
 
 commands:
   test                 run every check and test (what CI runs)
+  schemas              regenerate events/schemas/ from the contracts
   cloud up|down|status|logs
                        the embedded local cloud (LocalStack in host mode)
 ";
@@ -45,6 +47,7 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command {
         "cloud" => cloud::main(rest),
+        "schemas" => schemas::main(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

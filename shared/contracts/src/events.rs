@@ -146,7 +146,10 @@ impl Event {
     pub fn validate(&self, field: &str) -> Result<(), ContractError> {
         match self {
             Self::OrderPlaced(e) => e.validate(field),
-            Self::StockReserved(e) => lines_not_empty(&e.lines, field, "lines"),
+            Self::StockReserved(e) => {
+                lines_not_empty(&e.lines, field, "lines")?;
+                e.ship_to.validate(&format!("{field}.ship_to"))
+            }
             Self::StockReleased(e) => lines_not_empty(&e.lines, field, "lines"),
             Self::StockUnavailable(e) => lines_not_empty(&e.short, field, "short"),
             Self::ShipmentScheduled(e) if e.pickup.to <= e.pickup.from => Err(
@@ -338,10 +341,15 @@ pub struct ReservedLine {
 }
 
 /// Stock for every line of an order was reserved.
+///
+/// It carries the shipping address, because the reserved goods are what
+/// ships: shipping prints its label from this event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StockReserved {
     /// The reserved lines.
     pub lines: Vec<ReservedLine>,
+    /// Where they ship to.
+    pub ship_to: Address,
 }
 
 /// A line that could not be reserved.

@@ -97,6 +97,18 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A further variable the function requires, read like the others: in
+    /// memory mode a missing one gets a placeholder value.
+    pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
+        match env::var(name) {
+            Ok(value) if !value.trim().is_empty() => Ok(value),
+            _ if self.adapters == Adapters::Memory => Ok(format!("memory:{name}")),
+            _ => Err(ConfigError::Missing(name)),
+        }
+    }
+}
+
 /// Reads an optional integer variable within `min..=max`.
 pub fn number<T>(
     lookup: &impl Fn(&str) -> Option<String>,

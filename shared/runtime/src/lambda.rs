@@ -252,8 +252,9 @@ where
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         let deadline = Some(event.context.deadline());
-        handler
-            .handle(event.payload.get(), deadline, &event.context.request_id)
+        // Boxed: the nested futures of batch, processor and adapters are
+        // deep enough to exceed the compiler's layout recursion limit.
+        Box::pin(handler.handle(event.payload.get(), deadline, &event.context.request_id))
             .await
             .map_err(|err| {
                 tracing::error!(error = %chain(&err), "invocation failed");

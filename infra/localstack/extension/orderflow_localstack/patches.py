@@ -5,6 +5,7 @@ the bug upstream makes the fix a no-op instead of a conflict.
 """
 
 import logging
+import os
 from datetime import datetime, timezone
 
 from localstack.runtime import hooks
@@ -32,6 +33,19 @@ def normalize_datetime(_self, value) -> datetime:
     return _as_utc(value).replace(second=0, microsecond=0)
 
 
+def _time_tolerant(get_event_time):
+    """Wraps `events.utils.get_event_time` (LocalStack 4.4.0): a replayed event is re-put with
+    its archived `Time`, a string, and `str.replace(tzinfo=…)` then fails the same way."""
+
+    def wrapper(event):
+        if isinstance(event.get("Time"), str):
+            event = {**event, "Time": _as_utc(event["Time"])}
+        return get_event_time(event)
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
 def events_replay_is_broken() -> bool:
     from localstack.services.events.archive import ArchiveService
 
@@ -46,9 +60,15 @@ def events_replay_is_broken() -> bool:
 
 @hooks.on_infra_start()
 def orderflow_fix_events_replay() -> None:
-    """EventBridge StartReplay: compare archived event times as datetimes (see `normalize_datetime`)."""
+    """EventBridge StartReplay: treat archived event times as datetimes (see `normalize_datetime`
+    and `_time_tolerant`)."""
+    from localstack.services.events import utils
     from localstack.services.events.archive import ArchiveService
 
+    if os.environ.get("ORDERFLOW_SKIP_EVENTS_REPLAY_FIX") == "1":
+        return  # to prove the test fails without the fix
     if events_replay_is_broken():
         ArchiveService._normalize_datetime = normalize_datetime
+        if not getattr(utils.get_event_time, "orderflow_patched", False):
+            utils.get_event_time = _time_tolerant(utils.get_event_time)
         LOG.info("orderflow: patched EventBridge archive replay (_normalize_datetime)")

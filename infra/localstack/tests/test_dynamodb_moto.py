@@ -1,0 +1,154 @@
+"""DynamoDB backed by moto: what orderflow uses, on tables created through CloudFormation."""
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import unique, wait_for
+
+TEMPLATE = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Transform": "AWS::Serverless-2016-10-31",
+    "Resources": {
+        "Ledger": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            },
+        },
+        "Stock": {
+            "Type": "AWS::Serverless::SimpleTable",
+            "Properties": {"PrimaryKey": {"Name": "sku", "Type": "String"}},
+        },
+    },
+    "Outputs": {
+        "LedgerName": {"Value": {"Ref": "Ledger"}},
+        "StockName": {"Value": {"Ref": "Stock"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tables(aws):
+    cfn = aws("cloudformation")
+    stack = unique("orderflow-ddb")
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(TEMPLATE),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+
+    def done():
+        status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        return status if not status.endswith("IN_PROGRESS") else None
+
+    status = wait_for(done, 60, what="the stack")
+    assert status == "CREATE_COMPLETE", status
+    outputs = {
+        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    }
+    yield outputs["LedgerName"], outputs["StockName"]
+    cfn.delete_stack(StackName=stack)
+
+
+def error_code(err: ClientError) -> str:
+    return err.response["Error"]["Code"]
+
+
+def test_tables_exist_with_ttl(aws, tables):
+    ledger, stock = tables
+    ddb = aws("dynamodb")
+    assert ddb.describe_table(TableName=ledger)["Table"]["TableStatus"] == "ACTIVE"
+    assert ddb.describe_table(TableName=stock)["Table"]["KeySchema"] == [
+        {"AttributeName": "sku", "KeyType": "HASH"}
+    ]
+    ttl = ddb.describe_time_to_live(TableName=ledger)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_conditional_put_is_idempotent(aws, tables):
+    ledger, _ = tables
+    ddb = aws("dynamodb")
+    item = {"pk": {"S": "order#1"}, "sk": {"S": "payment"}, "amount_minor": {"N": "1250"}}
+    ddb.put_item(TableName=ledger, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    with pytest.raises(ClientError) as err:
+        ddb.put_item(TableName=ledger, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    assert error_code(err.value) == "ConditionalCheckFailedException"
+
+
+def test_conditional_update(aws, tables):
+    _, stock = tables
+    ddb = aws("dynamodb")
+    ddb.put_item(TableName=stock, Item={"sku": {"S": "sku-1"}, "available": {"N": "3"}})
+    reserve = dict(
+        TableName=stock,
+        Key={"sku": {"S": "sku-1"}},
+        UpdateExpression="SET available = available - :n",
+        ConditionExpression="available >= :n",
+        ExpressionAttributeValues={":n": {"N": "2"}},
+        ReturnValues="UPDATED_NEW",
+    )
+    assert ddb.update_item(**reserve)["Attributes"]["available"] == {"N": "1"}
+    with pytest.raises(ClientError) as err:
+        ddb.update_item(**reserve)
+    assert error_code(err.value) == "ConditionalCheckFailedException"
+
+
+def test_transaction_commits_and_cancels_with_reasons(aws, tables):
+    ledger, stock = tables
+    ddb = aws("dynamodb")
+    ddb.put_item(TableName=stock, Item={"sku": {"S": "sku-tx"}, "available": {"N": "1"}})
+
+    def reserve(order: str):
+        return [
+            {
+                "Put": {
+                    "TableName": ledger,
+                    "Item": {"pk": {"S": f"order#{order}"}, "sk": {"S": "reservation"}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": stock,
+                    "Key": {"sku": {"S": "sku-tx"}},
+                    "UpdateExpression": "ADD available :minus",
+                    "ConditionExpression": "available >= :one",
+                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":one": {"N": "1"}},
+                }
+            },
+        ]
+
+    ddb.transact_write_items(TransactItems=reserve("tx-1"))
+    # Out of stock: the second item's condition fails, so nothing is written.
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(TransactItems=reserve("tx-2"))
+    assert error_code(err.value) == "TransactionCanceledException"
+    reasons = [r["Code"] for r in err.value.response["CancellationReasons"]]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert "Item" not in ddb.get_item(
+        TableName=ledger, Key={"pk": {"S": "order#tx-2"}, "sk": {"S": "reservation"}}
+    )
+
+
+def test_query_by_partition_key(aws, tables):
+    ledger, _ = tables
+    ddb = aws("dynamodb")
+    for sk in ("a", "b", "c"):
+        ddb.put_item(TableName=ledger, Item={"pk": {"S": "order#q"}, "sk": {"S": sk}})
+    items = ddb.query(
+        TableName=ledger,
+        KeyConditionExpression="pk = :pk AND sk > :after",
+        ExpressionAttributeValues={":pk": {"S": "order#q"}, ":after": {"S": "a"}},
+    )["Items"]
+    assert [i["sk"]["S"] for i in items] == ["b", "c"]

@@ -1,0 +1,74 @@
+"""EventBridge archive and replay. LocalStack 4.4.0's StartReplay fails with `str.replace() takes
+no keyword arguments` (archive `_normalize_datetime` gets the archived event's time as a string);
+the extension's `patches` module fixes it. Without the fix this test fails: the replay never
+leaves STARTING."""
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+from conftest import unique, wait_for
+
+
+def test_archived_events_replay_to_the_bus(aws):
+    events, sqs = aws("events"), aws("sqs")
+    bus = unique("orders-bus")
+    bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    queue = sqs.create_queue(QueueName=unique("replayed"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="to-queue",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["orderflow.test"], "detail-type": ["OrderPlaced"]}),
+    )
+    events.put_targets(Rule="to-queue", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    archive = unique("archive")
+    archive_arn = events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)["ArchiveArn"]
+    start = datetime.now(timezone.utc) - timedelta(minutes=2)
+    result = events.put_events(
+        Entries=[
+            {
+                "EventBusName": bus,
+                "Source": "orderflow.test",
+                "DetailType": "OrderPlaced",
+                "Detail": json.dumps({"order_id": "o-1"}),
+            }
+        ]
+    )
+    assert result["FailedEntryCount"] == 0
+
+    def received():
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    original = wait_for(received, 20, 0, "the original event")
+    assert original[0]["detail"] == {"order_id": "o-1"}
+    time.sleep(1)
+
+    replay = unique("replay")
+    events.start_replay(
+        ReplayName=replay,
+        EventSourceArn=archive_arn,
+        EventStartTime=start,
+        EventEndTime=datetime.now(timezone.utc),
+        Destination={"Arn": bus_arn},
+    )
+    state = wait_for(
+        lambda: (lambda s: s if s not in ("STARTING", "RUNNING") else None)(
+            events.describe_replay(ReplayName=replay)["State"]
+        ),
+        20,
+        0.5,
+        "the replay to finish",
+    )
+    assert state == "COMPLETED"
+    replayed = wait_for(received, 20, 0, "the replayed event")
+    assert replayed[0]["detail"] == {"order_id": "o-1"}
+    assert replayed[0].get("replay-name") == replay
+
+    events.delete_archive(ArchiveName=archive)
+    events.remove_targets(Rule="to-queue", EventBusName=bus, Ids=["q"])
+    events.delete_rule(Name="to-queue", EventBusName=bus)
+    events.delete_event_bus(Name=bus)

@@ -1,0 +1,75 @@
+"""LocalStack's own SQS event-source mapping driving a function run by the process executor."""
+
+import json
+
+from conftest import python_function_zip, unique, wait_for
+
+MAX_RECEIVE = 2
+
+
+def test_report_batch_item_failures_retries_then_dead_letters(aws, make_function):
+    sqs = aws("sqs")
+    dlq = sqs.create_queue(QueueName=unique("orders-dlq"))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName=unique("orders"),
+        Attributes={
+            "VisibilityTimeout": "2",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    audit = sqs.create_queue(QueueName=unique("audit"))["QueueUrl"]
+
+    name = make_function(python_function_zip("sqs_batch.py"), env={"AUDIT_QUEUE_URL": audit})
+    ids = list(range(8))
+    failing = {2, 5}
+    for i in ids:
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": i, "fail": i in failing}))
+    mapping = aws("lambda").create_event_source_mapping(
+        EventSourceArn=queue_arn,
+        FunctionName=name,
+        BatchSize=10,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )["UUID"]
+    try:
+        dead = wait_for(
+            lambda: (lambda got: got if len(got) >= len(failing) else None)(drain(sqs, dlq, [])),
+            60,
+            1,
+            "the failing records in the DLQ",
+        )
+        audit_records = drain(sqs, audit, [])
+    finally:
+        aws("lambda").delete_event_source_mapping(UUID=mapping)
+
+    dead_ids = sorted(json.loads(m["Body"])["id"] for m in dead)
+    assert dead_ids == sorted(failing)
+    seen: dict[int, list[int]] = {}
+    for record in audit_records:
+        seen.setdefault(record["id"], []).append(record["receive_count"])
+    # Good records were handled once and deleted; reported ones were retried maxReceiveCount times.
+    for i in ids:
+        expected = MAX_RECEIVE if i in failing else 1
+        assert len(seen.get(i, [])) == expected, (i, seen)
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+    assert attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+_drained: dict[str, list] = {}
+
+
+def drain(sqs, url: str, _unused) -> list:
+    """Every message received so far from `url` (accumulated across calls), deleted as read."""
+    got = _drained.setdefault(url, [])
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            got.append(body if "receive_count" in body else message)
+    return got
