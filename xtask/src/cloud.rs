@@ -71,7 +71,9 @@ struct State {
 
 impl State {
     fn new() -> Self {
-        State { dir: project_root().join(".localstack") }
+        State {
+            dir: project_root().join(".localstack"),
+        }
     }
     fn pid_file(&self) -> PathBuf {
         self.dir.join("localstack.pid")
@@ -84,7 +86,11 @@ impl State {
     }
     /// The pid that `up` started, if it is still that LocalStack.
     fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()?;
+        let pid: u32 = fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         is_localstack_process(pid).then_some(pid)
     }
 }
@@ -100,7 +106,10 @@ pub fn ensure_up() -> Result<String> {
                 eprintln!("xtask: local cloud already up on {ENDPOINT} (pid {pid})");
             }
             None => {
-                let version = health.get("version").and_then(|v| v.as_str()).unwrap_or("?");
+                let version = health
+                    .get("version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?");
                 eprintln!(
                     "xtask: using the LocalStack {version} already listening on {ENDPOINT} \
                      (not started by xtask, so `cloud down` leaves it alone)"
@@ -200,13 +209,22 @@ fn install() -> Result<PathBuf> {
         eprintln!("xtask: installing the orderflow LocalStack extension into .venv/localstack");
         run_cmd(
             Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .args(["--no-deps", "--no-build-isolation", "-e"])
                 .arg(&extension),
         )
         .context("installing the extension; delete .venv/localstack to start over")?;
         let check = Command::new(&python)
-            .args(["-c", "import localstack.runtime.main, orderflow_localstack.process_executor"])
+            .args([
+                "-c",
+                "import localstack.runtime.main, orderflow_localstack.process_executor",
+            ])
             .env("OVERRIDE_IN_DOCKER", "0")
             .env("FILESYSTEM_ROOT", root.join(".localstack/filesystem"))
             .output()
@@ -319,7 +337,8 @@ fn kill_leftover_lambdas(state: &State) {
         let bootstrap = fs::read_to_string(&path).unwrap_or_default();
         if let Some(pid) = pid {
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if !bootstrap.is_empty() && String::from_utf8_lossy(&cmdline).contains(bootstrap.trim()) {
+            if !bootstrap.is_empty() && String::from_utf8_lossy(&cmdline).contains(bootstrap.trim())
+            {
                 eprintln!("xtask: killing a Lambda runtime LocalStack left behind (pgid {pid})");
                 signal_group(pid, "KILL");
             }
@@ -359,7 +378,10 @@ fn status() -> Result<()> {
     let ours = state.running_pid();
     match health() {
         Some(health) => {
-            let version = health.get("version").and_then(|v| v.as_str()).unwrap_or("?");
+            let version = health
+                .get("version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
             let services = health.get("services").and_then(|s| s.as_object());
             let running = services
                 .map(|s| s.values().filter(|v| v.as_str() == Some("running")).count())
@@ -373,9 +395,15 @@ fn status() -> Result<()> {
             println!("services: {running} running, {total} available");
         }
         None => match ours {
-            Some(pid) => println!("starting: pid {pid} is not healthy yet (see `cargo xtask cloud logs`)"),
-            None if port_in_use() => println!("port clash: {ADDR} is taken by something that is not LocalStack"),
-            None => println!("down: nothing answers on {ENDPOINT} (`cargo xtask cloud up` starts it)"),
+            Some(pid) => {
+                println!("starting: pid {pid} is not healthy yet (see `cargo xtask cloud logs`)")
+            }
+            None if port_in_use() => {
+                println!("port clash: {ADDR} is taken by something that is not LocalStack")
+            }
+            None => {
+                println!("down: nothing answers on {ENDPOINT} (`cargo xtask cloud up` starts it)")
+            }
         },
     }
     Ok(())

@@ -6,7 +6,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import invoke, python_function_zip, unique, wait_for, zip_code
+from conftest import ENDPOINT, invoke, python_function_zip, unique, wait_for, zip_code
 
 
 def test_invoke_returns_the_payload_with_runtime_api_headers_and_env(aws, make_function):
@@ -25,7 +25,7 @@ def test_invoke_returns_the_payload_with_runtime_api_headers_and_env(aws, make_f
     # The configured environment, plus what makes the SDK inside reach LocalStack.
     env = body["env"]
     assert env["GREETING"] == "hello"
-    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert env["AWS_ENDPOINT_URL"] == ENDPOINT
     assert env["AWS_REGION"] == "us-east-1"
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == name

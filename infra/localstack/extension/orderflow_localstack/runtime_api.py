@@ -121,6 +121,9 @@ def _error_body(body: bytes, error_type: str | None) -> bytes:
 def _handler_for(api: RuntimeApi):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Small request/response pairs on a kept-alive connection: without TCP_NODELAY, and with
+        # headers and body in separate writes, Nagle plus delayed ACKs stall each exchange.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):  # noqa: A002 - the base class's name
             LOG.debug("runtime api: " + format, *args)
@@ -131,8 +134,9 @@ def _handler_for(api: RuntimeApi):
                 self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            # One write for headers and body (end_headers() would flush the headers alone).
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)

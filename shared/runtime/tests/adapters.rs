@@ -1,0 +1,317 @@
+//! The SDK adapters, against `aws-smithy-mocks`: partial failures,
+//! throttling, conditional checks and transaction cancellations.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::{
+    ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+    TransactionCanceledException,
+};
+use aws_sdk_eventbridge::config::retry::RetryConfig;
+use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+use aws_sdk_eventbridge::types::PutEventsResultEntry;
+use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use orderflow_contracts::{EventId, OrderId};
+use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
+use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher};
+use orderflow_runtime::store::{
+    Claim, Commit, CommitError, CounterChange, DynamoStore, OutboxEntry, StateStore,
+};
+
+fn entry(n: u128) -> OutboxEntry {
+    OutboxEntry {
+        event_id: EventId::from_uuid(uuid::Uuid::from_u128(n)),
+        source: "orderflow.payment".into(),
+        detail_type: "PaymentAuthorized".into(),
+        detail: format!("{{\"n\":{n}}}"),
+    }
+}
+
+fn ok_entry() -> PutEventsResultEntry {
+    PutEventsResultEntry::builder().event_id("eb-id").build()
+}
+
+fn failed_entry() -> PutEventsResultEntry {
+    PutEventsResultEntry::builder()
+        .error_code("InternalFailure")
+        .error_message("try again")
+        .build()
+}
+
+#[tokio::test]
+async fn put_events_retries_only_the_failed_entries() {
+    let first = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|req| req.entries().len() == 3)
+        .then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(ok_entry())
+                .entries(failed_entry())
+                .entries(ok_entry())
+                .build()
+        });
+    let retry = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|req| {
+            req.entries().len() == 1 && req.entries()[0].detail() == Some("{\"n\":2}")
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok_entry()).build());
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, &[&first, &retry]);
+    let publisher = EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
+
+    publisher
+        .publish(&[entry(1), entry(2), entry(3)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.num_calls(), 1);
+    assert_eq!(retry.num_calls(), 1, "only the failed entry is sent again");
+}
+
+#[tokio::test]
+async fn put_events_that_keep_failing_are_a_transient_error() {
+    let failing = mock!(aws_sdk_eventbridge::Client::put_events)
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(1).entries(failed_entry()).build());
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&failing]);
+    let publisher = EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
+    let err = publisher.publish(&[entry(1)]).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(err.to_string().contains("InternalFailure"), "{err}");
+    assert_eq!(failing.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn put_events_goes_out_in_chunks_of_ten() {
+    let chunk = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|req| req.entries().len() <= 10)
+        .then_compute_output(|req| {
+            let mut out = PutEventsOutput::builder().failed_entry_count(0);
+            for _ in req.entries() {
+                out = out.entries(ok_entry());
+            }
+            out.build()
+        });
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&chunk]);
+    let publisher = EventBridgePublisher::new(client, "orderflow");
+    let entries: Vec<_> = (0..25).map(entry).collect();
+    publisher.publish(&entries).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(chunk.num_calls(), 3);
+}
+
+const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+
+#[tokio::test]
+async fn throttled_put_events_is_retried_by_the_sdk_then_succeeds() {
+    let throttled_then_ok = mock!(aws_sdk_eventbridge::Client::put_events)
+        .sequence()
+        .http_status(400, Some(THROTTLED.to_owned()))
+        .output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok_entry()).build())
+        .build();
+    let client = mock_client!(
+        aws_sdk_eventbridge,
+        RuleMode::Sequential,
+        &[&throttled_then_ok],
+        |c| c.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1))
+        )
+    );
+    let publisher = EventBridgePublisher::new(client, "orderflow");
+    publisher.publish(&[entry(1)]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(throttled_then_ok.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_retries_is_a_transient_error() {
+    let throttled = mock!(aws_sdk_eventbridge::Client::put_events)
+        .sequence()
+        .http_status(400, Some(THROTTLED.to_owned()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(
+        aws_sdk_eventbridge,
+        RuleMode::Sequential,
+        &[&throttled],
+        |c| c.retry_config(RetryConfig::disabled())
+    );
+    let publisher = EventBridgePublisher::new(client, "orderflow");
+    let err = publisher.publish(&[entry(1)]).await.err().unwrap_or_else(|| panic!("must fail"));
+    let chain = orderflow_runtime::error::chain(&err);
+    assert!(chain.contains("PutEvents"), "{chain}");
+}
+
+fn event() -> EventId {
+    EventId::from_uuid(uuid::Uuid::from_u128(7))
+}
+
+fn completed_item(outbox: &[OutboxEntry]) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("EVENT#{}", event()))),
+        ("status".to_owned(), AttributeValue::S("COMPLETED".into())),
+        (
+            "outbox".to_owned(),
+            AttributeValue::S(serde_json::to_string(outbox).unwrap_or_default()),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn a_conditional_check_failure_on_claim_means_duplicate() {
+    let outbox = vec![entry(1), entry(2)];
+    let stored = completed_item(&outbox);
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|req| req.condition_expression().is_some_and(|c| c.contains("attribute_not_exists")))
+        .then_error(move || {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .message("The conditional request failed")
+                    .set_item(Some(stored.clone()))
+                    .build(),
+            )
+        });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
+    let store = DynamoStore::new(client, "payment");
+    let result = store.claim(event(), 100, 50, 1000).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result, Claim::Completed(outbox));
+}
+
+#[tokio::test]
+async fn a_claim_on_a_record_in_progress_is_busy() {
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .set_item(Some(HashMap::from([(
+                    "status".to_owned(),
+                    AttributeValue::S("IN_PROGRESS".into()),
+                )])))
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
+    let store = DynamoStore::new(client, "payment");
+    assert_eq!(store.claim(event(), 100, 50, 1000).await.ok(), Some(Claim::Busy));
+}
+
+#[tokio::test]
+async fn a_fresh_claim_is_acquired() {
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|req| {
+            req.item().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok()).map(String::as_str)
+                == Some("IN_PROGRESS")
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
+    let store = DynamoStore::new(client, "payment");
+    assert_eq!(store.claim(event(), 100, 50, 1000).await.ok(), Some(Claim::Acquired));
+}
+
+#[tokio::test]
+async fn throttled_dynamodb_is_a_transient_error() {
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder().message("slow down").build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim], |c| c
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
+    let store = DynamoStore::new(client, "payment");
+    let err = store.claim(event(), 100, 50, 1000).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(orderflow_runtime::error::chain(&err).contains("claim"), "{err}");
+}
+
+fn commit() -> Commit {
+    Commit {
+        event_id: event(),
+        order_id: OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+        expected_version: 3,
+        state: "{}".into(),
+        counters: vec![
+            CounterChange { key: "STOCK#A".into(), delta: -2 },
+            CounterChange { key: "STOCK#B".into(), delta: -1 },
+        ],
+        outbox: vec![entry(1)],
+        expires_at: 1000,
+    }
+}
+
+fn cancelled(codes: &'static [&'static str]) -> TransactWriteItemsError {
+    let mut e = TransactionCanceledException::builder().message("Transaction cancelled");
+    for code in codes {
+        e = e.cancellation_reasons(aws_sdk_dynamodb::types::CancellationReason::builder().code(*code).build());
+    }
+    TransactWriteItemsError::TransactionCanceledException(e.build())
+}
+
+async fn commit_against(codes: &'static [&'static str]) -> CommitError {
+    let tx = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(|req| req.transact_items().len() == 4)
+        .then_error(move || cancelled(codes));
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&tx]);
+    let store = DynamoStore::new(client, "inventory");
+    store.commit(&commit()).await.err().unwrap_or_else(|| panic!("must fail"))
+}
+
+#[tokio::test]
+async fn cancellation_reasons_name_the_short_counter() {
+    match commit_against(&["None", "None", "ConditionalCheckFailed", "None"]).await {
+        CommitError::Conflict(what) => assert!(what.contains("counter STOCK#B"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cancellation_reasons_name_a_changed_order_or_event_record() {
+    match commit_against(&["ConditionalCheckFailed", "None", "None", "None"]).await {
+        CommitError::Conflict(what) => assert!(what.contains("order ord-1"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    match commit_against(&["None", "None", "None", "ConditionalCheckFailed"]).await {
+        CommitError::Conflict(what) => assert!(what.contains("event record"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_transaction_is_transient_not_a_conflict() {
+    match commit_against(&["None", "ThrottlingError", "None", "None"]).await {
+        CommitError::Transient(t) => assert!(t.to_string().contains("ThrottlingError"), "{t}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_carry_their_reason_as_message_attributes() {
+    let send = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|req| {
+            let attrs = req.message_attributes();
+            let value = |name: &str| {
+                attrs
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned)
+            };
+            req.message_body() == Some("{bad")
+                && value("orderflow.error_kind").as_deref() == Some("malformed")
+                && value("orderflow.function").as_deref() == Some("payment")
+                && value("orderflow.original_message_id").as_deref() == Some("m-1")
+                && value("orderflow.receive_count").as_deref() == Some("2")
+                && value("orderflow.error_message").is_some()
+        })
+        .then_output(|| SendMessageOutput::builder().message_id("dlq-1").build());
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, &[&send]);
+    let sink = SqsDeadLetters::new(client, "http://localhost/dlq");
+    sink.send(&DeadLetter {
+        body: "{bad".into(),
+        error_kind: "malformed".into(),
+        error_message: "malformed event at `$`: EOF".into(),
+        function: "payment".into(),
+        original_message_id: "m-1".into(),
+        receive_count: 2,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(send.num_calls(), 1);
+}
