@@ -22,6 +22,8 @@
 //! - [`config`]: the environment, read once at cold start.
 //! - [`telemetry`]: structured JSON logs.
 //! - [`error`]: transient versus permanent errors.
+//! - [`testing`]: the real handler over in-memory ports, for handler tests
+//!   and benches.
 
 pub mod batch;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod processor;
 pub mod publish;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
 pub use error::{RecordError, Transient};

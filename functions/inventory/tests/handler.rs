@@ -1,0 +1,108 @@
+//! The inventory handler over the samples in `events/inventory/`, through
+//! the real handler with in-memory ports.
+
+use inventory::Inventory;
+use orderflow_runtime::lambda::Response;
+use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler, read_sample};
+
+/// What each sample must do to a fresh function with seeded stock.
+const EXPECTED: &[(&str, Expect)] = &[
+    ("order-placed", Expect::Emits(&["StockReserved"])),
+    ("order-placed-out-of-stock", Expect::Emits(&["StockUnavailable"])),
+    ("payment-declined", Expect::Emits(&[])),
+    ("poison-malformed-json", Expect::DeadLetter("malformed")),
+    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
+    ("poison-unknown-version", Expect::DeadLetter("unknown_version")),
+    ("poison-wrong-detail-type", Expect::DeadLetter("unexpected_event")),
+];
+
+const MUG: &str = "STOCK#SKU-RED-MUG";
+const TEA: &str = "STOCK#SKU-TEA-250G";
+
+fn handler() -> MemoryHandler<Inventory> {
+    let h = memory_handler(Inventory);
+    h.store().set_counter(MUG, 10);
+    h.store().set_counter(TEA, 5);
+    h
+}
+
+async fn feed(h: &MemoryHandler<Inventory>, files: &[&str]) {
+    for file in files {
+        let payload = read_sample(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        match h.invoke(&payload).await {
+            Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty(), "{file}: {b:?}"),
+            Ok(Response::Direct { .. }) => {}
+            Err(e) => panic!("{file}: {e}"),
+        }
+    }
+}
+
+fn kinds(h: &MemoryHandler<Inventory>) -> Vec<String> {
+    h.published().into_iter().map(|e| e.detail_type).collect()
+}
+
+#[tokio::test]
+async fn every_sample_has_its_expected_outcome() {
+    let checked = check_samples("inventory", handler, EXPECTED).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(checked >= 10, "only {checked} samples");
+}
+
+#[tokio::test]
+async fn a_reservation_takes_every_line() {
+    let h = handler();
+    feed(&h, &["inventory/order-placed.sqs.json"]).await;
+    assert_eq!(kinds(&h), ["StockReserved"]);
+    assert_eq!(h.store().counter(MUG), Some(8));
+    assert_eq!(h.store().counter(TEA), Some(4));
+}
+
+#[tokio::test]
+async fn a_short_line_reserves_nothing_and_names_the_sku() {
+    let h = handler();
+    h.store().set_counter(TEA, 0);
+    feed(&h, &["inventory/order-placed.eventbridge.json"]).await;
+    assert_eq!(h.store().counter(MUG), Some(10), "all or nothing");
+    let messages = h.published_messages();
+    match &messages[0].event {
+        orderflow_contracts::Event::StockUnavailable(u) => {
+            let skus: Vec<&str> = u.short.iter().map(|s| s.sku.as_str()).collect();
+            assert_eq!(skus, ["SKU-TEA-250G"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn declined_payment_releases_reserved_stock() {
+    let h = handler();
+    feed(&h, &["inventory/order-placed.sqs.json", "inventory/payment-declined.sqs.json"]).await;
+    assert_eq!(kinds(&h), ["StockReserved", "StockReleased"]);
+    assert_eq!(h.store().counter(MUG), Some(10));
+    assert_eq!(h.store().counter(TEA), Some(5));
+}
+
+#[tokio::test]
+async fn payment_declined_before_the_order_means_it_is_never_reserved() {
+    let h = handler();
+    feed(&h, &["inventory/payment-declined.eventbridge.json", "inventory/order-placed.eventbridge.json"]).await;
+    assert!(kinds(&h).is_empty());
+    assert_eq!(h.store().counter(MUG), Some(10));
+}
+
+#[tokio::test]
+async fn duplicates_never_move_stock_twice() {
+    let h = handler();
+    let files = [
+        "inventory/order-placed.sqs.json",
+        "inventory/order-placed.eventbridge.json",
+        "inventory/order-placed.sqs.json",
+        "inventory/payment-declined.sqs.json",
+        "inventory/payment-declined.sqs.json",
+        "inventory/payment-declined.eventbridge.json",
+    ];
+    feed(&h, &files).await;
+    assert_eq!(h.store().counter(MUG), Some(10));
+    assert_eq!(h.store().counter(TEA), Some(5));
+    let distinct: std::collections::HashSet<_> = h.published().into_iter().map(|e| e.event_id).collect();
+    assert_eq!(distinct.len(), 2, "one reservation and one release");
+}

@@ -1,0 +1,124 @@
+//! The payment handler over the samples in `events/payment/`, through the
+//! real handler with in-memory ports.
+
+use orderflow_runtime::lambda::Response;
+use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler, read_sample};
+use payment::{Payment, Simulator};
+
+/// What each sample must do to a fresh function.
+const EXPECTED: &[(&str, Expect)] = &[
+    ("order-placed", Expect::Emits(&["PaymentAuthorized"])),
+    ("order-placed-decline-token", Expect::Emits(&["PaymentDeclined"])),
+    ("order-placed-over-limit", Expect::Emits(&["PaymentDeclined"])),
+    ("stock-unavailable", Expect::Emits(&[])),
+    ("poison-malformed-json", Expect::DeadLetter("malformed")),
+    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
+    ("poison-unknown-version", Expect::DeadLetter("unknown_version")),
+    ("poison-wrong-detail-type", Expect::DeadLetter("unexpected_event")),
+];
+
+fn handler() -> MemoryHandler<Payment<Simulator>> {
+    memory_handler(Payment::new(Simulator::new(Simulator::DEFAULT_LIMIT_MINOR)))
+}
+
+#[tokio::test]
+async fn every_sample_has_its_expected_outcome() {
+    let checked = check_samples("payment", handler, EXPECTED).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(checked >= 12, "only {checked} samples");
+}
+
+#[tokio::test]
+async fn both_shapes_decode_to_the_same_event_and_outcome() {
+    for case in ["order-placed", "order-placed-decline-token", "stock-unavailable"] {
+        let mut outcomes = Vec::new();
+        for shape in ["sqs", "eventbridge"] {
+            let h = handler();
+            let file = format!("payment/{case}.{shape}.json");
+            let payload = read_sample(&file).unwrap_or_else(|e| panic!("{e}"));
+            h.invoke(&payload).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+            outcomes.push(h.published().into_iter().map(|e| (e.event_id, e.detail_type)).collect::<Vec<_>>());
+        }
+        assert_eq!(outcomes[0], outcomes[1], "{case}");
+    }
+}
+
+#[tokio::test]
+async fn stock_unavailable_after_authorization_voids_the_payment() {
+    let h = handler();
+    for file in ["payment/order-placed.sqs.json", "payment/stock-unavailable.sqs.json"] {
+        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let kinds: Vec<String> = h.published().into_iter().map(|e| e.detail_type).collect();
+    assert_eq!(kinds, ["PaymentAuthorized", "PaymentVoided"]);
+}
+
+#[tokio::test]
+async fn stock_unavailable_before_the_order_means_it_is_never_charged() {
+    let h = handler();
+    for file in ["payment/stock-unavailable.eventbridge.json", "payment/order-placed.eventbridge.json"] {
+        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let messages = h.published_messages();
+    assert_eq!(messages.len(), 1);
+    match &messages[0].event {
+        orderflow_contracts::Event::PaymentDeclined(d) => {
+            assert_eq!(d.reason, orderflow_contracts::DeclineReason::StockUnavailable)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_charges_once_and_republishes_the_same_event() {
+    let h = handler();
+    let payload = read_sample("payment/order-placed.sqs.json").unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        h.invoke(&payload).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let published = h.published();
+    assert_eq!(published.len(), 3);
+    assert!(published.iter().all(|e| e == &published[0]));
+}
+
+#[tokio::test]
+async fn a_flaky_provider_is_retried_by_sqs_until_it_authorizes() {
+    let h = handler();
+    let payload = read_sample("payment/order-placed.sqs.json")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("tok_visa_4242", "tok_flaky_2");
+    for attempt in 1..=2 {
+        match h.invoke(&payload).await {
+            Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1, "attempt {attempt}"),
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    match h.invoke(&payload).await {
+        Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let kinds: Vec<String> = h.published().into_iter().map(|e| e.detail_type).collect();
+    assert_eq!(kinds, ["PaymentAuthorized"]);
+    assert!(h.letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_direct_invocation_with_a_transient_failure_fails_the_invocation() {
+    let h = handler();
+    let payload = read_sample("payment/order-placed.eventbridge.json")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("tok_visa_4242", "tok_flaky_1");
+    let err = h.invoke(&payload).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(!err.is_permanent());
+    assert!(matches!(h.invoke(&payload).await, Ok(Response::Direct { outcome: "processed" })));
+}
+
+#[tokio::test]
+async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
+    let h = handler();
+    h.dead_letters().fail_sends(true);
+    let payload = read_sample("payment/poison-unknown-version.sqs.json").unwrap_or_else(|e| panic!("{e}"));
+    match h.invoke(&payload).await {
+        Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1),
+        other => panic!("{other:?}"),
+    }
+}

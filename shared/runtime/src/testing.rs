@@ -1,0 +1,152 @@
+//! A harness that runs a [`Service`] through the real handler with
+//! in-memory ports: for each function's handler tests, benches and examples.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use orderflow_contracts::Message;
+
+use crate::dlq::{DeadLetter, MemoryDeadLetters};
+use crate::error::RecordError;
+use crate::lambda::{Handler, Response};
+use crate::processor::{Processor, Service};
+use crate::publish::MemoryPublisher;
+use crate::store::{MemoryStore, OutboxEntry};
+
+/// The project's `events/` folder.
+pub fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+/// Reads `events/<relative>`.
+pub fn read_sample(relative: &str) -> Result<String, std::io::Error> {
+    std::fs::read_to_string(events_dir().join(relative))
+}
+
+/// The sample files of one function (`events/<function>/*.json`), sorted.
+pub fn samples_of(function: &str) -> Result<Vec<String>, std::io::Error> {
+    let mut names: Vec<String> = std::fs::read_dir(events_dir().join(function))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .map(|n| format!("{function}/{n}"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A handler with in-memory store, publisher and dead-letter sink.
+pub type MemoryHandler<S> = Handler<S, MemoryStore, MemoryPublisher, MemoryDeadLetters>;
+
+/// Builds a [`MemoryHandler`] around `service`.
+pub fn memory_handler<S: Service>(service: S) -> MemoryHandler<S> {
+    let processor = Processor::new(service, MemoryStore::new(), MemoryPublisher::new(), 3600);
+    Handler::new(processor, MemoryDeadLetters::new(), 4)
+}
+
+impl<S: Service> MemoryHandler<S> {
+    /// Invokes the handler with a payload, as Lambda would.
+    pub async fn invoke(&self, payload: &str) -> Result<Response, RecordError> {
+        let deadline = SystemTime::now() + Duration::from_secs(30);
+        self.handle(payload, Some(deadline), "test-request").await
+    }
+
+    /// Everything published so far.
+    pub fn published(&self) -> Vec<OutboxEntry> {
+        self.processor().publisher().published()
+    }
+
+    /// The published events, decoded.
+    pub fn published_messages(&self) -> Vec<Message> {
+        self.published()
+            .iter()
+            .filter_map(|e| {
+                orderflow_contracts::EventKind::from_detail_type(&e.detail_type)
+                    .ok()
+                    .and_then(|k| Message::from_detail(k, &e.detail).ok())
+            })
+            .collect()
+    }
+
+    /// Everything dead-lettered so far.
+    pub fn letters(&self) -> Vec<DeadLetter> {
+        self.dead_letters().letters()
+    }
+
+    /// The in-memory store.
+    pub fn store(&self) -> &MemoryStore {
+        self.processor().store()
+    }
+}
+
+/// What a sample must do to a fresh function.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// Processed, publishing events of these detail-types in this order.
+    Emits(&'static [&'static str]),
+    /// Sent to the DLQ with this error kind, its body unchanged.
+    DeadLetter(&'static str),
+}
+
+/// Feeds every sample of `function` to a fresh handler from `make` and
+/// checks it against `expected`, keyed by case (the file name before the
+/// shape). A sample with no expectation fails the check.
+pub async fn check_samples<S: Service>(
+    function: &str,
+    make: impl Fn() -> MemoryHandler<S>,
+    expected: &[(&str, Expect)],
+) -> Result<usize, String> {
+    let files = samples_of(function).map_err(|e| format!("events/{function}: {e}"))?;
+    for file in &files {
+        let case = file
+            .trim_start_matches(&format!("{function}/"))
+            .split('.')
+            .next()
+            .unwrap_or_default();
+        let expect = expected
+            .iter()
+            .find(|(name, _)| *name == case)
+            .map(|(_, e)| *e)
+            .ok_or_else(|| format!("{file}: no expected outcome for case `{case}`"))?;
+        let handler = make();
+        let payload = read_sample(file).map_err(|e| format!("{file}: {e}"))?;
+        match handler.invoke(&payload).await {
+            Ok(Response::Batch(batch)) if batch.batch_item_failures.is_empty() => {}
+            Ok(Response::Direct { .. }) => {}
+            other => return Err(format!("{file}: {other:?}")),
+        }
+        let published: Vec<String> = handler.published().into_iter().map(|e| e.detail_type).collect();
+        let letters = handler.letters();
+        match expect {
+            Expect::Emits(kinds) => {
+                if published != kinds || !letters.is_empty() {
+                    return Err(format!(
+                        "{file}: expected {kinds:?}, published {published:?}, dead-lettered {letters:?}"
+                    ));
+                }
+            }
+            Expect::DeadLetter(kind) => {
+                let body = body_of(&payload);
+                let ok = letters.len() == 1
+                    && letters[0].error_kind == kind
+                    && letters[0].function == S::FUNCTION
+                    && letters[0].body == body
+                    && published.is_empty();
+                if !ok {
+                    return Err(format!(
+                        "{file}: expected one dead letter of kind {kind}, got {letters:?}, published {published:?}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(files.len())
+}
+
+/// The SQS body of a sample, or the sample itself for a direct invocation.
+fn body_of(payload: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    value["Records"][0]["body"]
+        .as_str()
+        .map_or_else(|| payload.to_owned(), str::to_owned)
+}

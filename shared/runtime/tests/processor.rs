@@ -1,0 +1,197 @@
+//! Idempotency with an outbox: duplicates never apply twice and re-publish
+//! the stored outcome with the same event ids.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use orderflow_contracts::{
+    AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
+};
+use orderflow_runtime::processor::outbox_for;
+use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
+use orderflow_runtime::store::{Claim, CounterChange, MemoryStore, OutboxEntry, StateStore};
+use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service, Transient};
+use serde::{Deserialize, Serialize};
+
+/// Consumes `OrderPlaced`: takes one unit of `STOCK#X` and emits one event.
+struct Counting;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Seen {
+    orders: u32,
+}
+
+impl Service for Counting {
+    type State = Seen;
+    const FUNCTION: &'static str = "payment";
+
+    fn consumes(&self, kind: EventKind) -> bool {
+        kind == EventKind::OrderPlaced
+    }
+
+    fn counters(&self, _: &Message) -> Vec<String> {
+        vec!["STOCK#X".into()]
+    }
+
+    async fn handle(&self, input: Input<'_, Seen>) -> Result<Decision<Seen>, RecordError> {
+        let event = Event::PaymentAuthorized(PaymentAuthorized {
+            authorization_id: AuthorizationId::new("auth_1").map_err(RecordError::Rejected)?,
+            amount_minor: MinorUnits(100),
+            currency: Currency::new("EUR").map_err(RecordError::Rejected)?,
+        });
+        Ok(Decision {
+            state: Seen {
+                orders: input.state.orders + 1,
+            },
+            counters: vec![CounterChange {
+                key: "STOCK#X".into(),
+                delta: -1,
+            }],
+            emit: vec![event],
+        })
+    }
+}
+
+/// Fails its first `n` publishes.
+#[derive(Default)]
+struct Flaky {
+    failures_left: AtomicU32,
+    inner: MemoryPublisher,
+}
+
+impl EventPublisher for Flaky {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), Transient> {
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Transient::new("EventBridge unavailable (test)"));
+        }
+        self.inner.publish(entries).await
+    }
+}
+
+fn order() -> Message {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/payment/order-placed.eventbridge.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    Message::from_bus_json(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn processor(failures: u32) -> Processor<Counting, MemoryStore, Flaky> {
+    let store = MemoryStore::new();
+    store.set_counter("STOCK#X", 5);
+    let publisher = Flaky {
+        failures_left: AtomicU32::new(failures),
+        inner: MemoryPublisher::new(),
+    };
+    Processor::new(Counting, store, publisher, 3600)
+}
+
+fn deadline() -> Option<SystemTime> {
+    Some(SystemTime::now() + Duration::from_secs(30))
+}
+
+#[tokio::test]
+async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
+    let p = processor(0);
+    let message = order();
+    let first = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, Processed::Applied { published: 1 });
+    for _ in 0..2 {
+        let again = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, Processed::Duplicate { republished: 1 });
+    }
+    assert_eq!(p.store().counter("STOCK#X"), Some(4), "the effect applied once");
+    let published = p.publisher().inner.published();
+    assert_eq!(published.len(), 3);
+    assert!(published.iter().all(|e| *e == published[0]), "byte-identical re-publishes");
+    let state = p.store().state(&message.meta.order_id).unwrap_or_default();
+    assert_eq!(state, r#"{"orders":1}"#);
+}
+
+#[tokio::test]
+async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
+    let p = processor(1);
+    let message = order();
+    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(!err.is_permanent(), "a publish failure is retried: {err}");
+    assert!(p.publisher().inner.published().is_empty());
+    let again = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, Processed::Duplicate { republished: 1 });
+    assert_eq!(p.store().counter("STOCK#X"), Some(4));
+    assert_eq!(p.publisher().inner.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
+    let p = processor(0);
+    let message = order();
+    let now = chrono::Utc::now().timestamp();
+    let claim = p.store().claim(message.meta.event_id, now + 30, now, now + 3600).await;
+    assert_eq!(claim.ok(), Some(Claim::Acquired));
+    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(err.to_string().contains("another invocation"), "{err}");
+    assert!(!err.is_permanent());
+    assert_eq!(p.store().counter("STOCK#X"), Some(5));
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let p = processor(0);
+    let message = order();
+    let now = chrono::Utc::now().timestamp();
+    let _ = p.store().claim(message.meta.event_id, now - 1, now - 100, now + 3600).await;
+    let done = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, Processed::Applied { published: 1 });
+}
+
+#[tokio::test]
+async fn a_failed_decision_releases_the_claim_for_the_retry() {
+    let p = processor(0);
+    p.store().set_counter("STOCK#X", 0);
+    let message = order();
+    // The commit's counter condition fails: a conflict, retried.
+    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(err.to_string().contains("conflict"), "{err}");
+    p.store().set_counter("STOCK#X", 1);
+    let done = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, Processed::Applied { published: 1 });
+    assert_eq!(p.store().counter("STOCK#X"), Some(0));
+}
+
+#[tokio::test]
+async fn an_event_the_function_does_not_consume_is_permanent() {
+    let p = processor(0);
+    let mut message = order();
+    message.event = Event::PaymentAuthorized(PaymentAuthorized {
+        authorization_id: AuthorizationId::new("a").unwrap_or_else(|e| panic!("{e}")),
+        amount_minor: MinorUnits(1),
+        currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+    });
+    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    assert!(err.is_permanent());
+    assert_eq!(err.kind(), "unexpected_event");
+}
+
+#[test]
+fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
+    let message = order();
+    let emit = || {
+        vec![Event::PaymentAuthorized(PaymentAuthorized {
+            authorization_id: AuthorizationId::new("a").unwrap_or_else(|e| panic!("{e}")),
+            amount_minor: MinorUnits(1),
+            currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+        })]
+    };
+    let a = outbox_for(&message, emit());
+    let b = outbox_for(&message, emit());
+    assert_eq!(a[0].event_id, b[0].event_id);
+    let decoded = Message::from_detail(EventKind::PaymentAuthorized, &a[0].detail)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(decoded.meta.causation_id, Some(message.meta.event_id));
+    assert_eq!(decoded.meta.order_id, message.meta.order_id);
+    assert_eq!(decoded.meta.event_id, a[0].event_id);
+    assert_eq!(a[0].source, "orderflow.payment");
+}
+
