@@ -23,7 +23,7 @@ use crate::{project_root, run_cmd, venv};
 
 /// The LocalStack version this project pins (`localstack-core` in the lock; the Docker image
 /// tag for users who run LocalStack in Docker instead).
-pub const LOCALSTACK_VERSION: &str = "4.4.0";
+pub const LOCALSTACK_VERSION: &str = "4.13.1";
 /// Where the local cloud answers.
 pub const ENDPOINT: &str = "http://127.0.0.1:4566";
 const ADDR: &str = "127.0.0.1:4566";
@@ -33,7 +33,7 @@ const TESTS: &str = "infra/localstack/tests";
 /// How long LocalStack may take to answer its health check (it takes ~2 s here, 10–20 s on a
 /// cold cache).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-/// LocalStack 4.4.0 in host mode sometimes hangs after "Completed, bye!" (non-daemon
+/// LocalStack 4.x in host mode sometimes hangs after "Completed, bye!" (non-daemon
 /// threads), so `down` sends SIGKILL after this grace period.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 

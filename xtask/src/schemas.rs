@@ -16,7 +16,10 @@ pub fn main() -> Result<()> {
     for kind in EventKind::ALL {
         let path = dir.join(format!("{}.json", kind.detail_type()));
         fs::write(&path, detail_schema_text(kind)).with_context(|| path.display().to_string())?;
-        println!("wrote {}", path.strip_prefix(project_root()).unwrap_or(&path).display());
+        println!(
+            "wrote {}",
+            path.strip_prefix(project_root()).unwrap_or(&path).display()
+        );
     }
     Ok(())
 }

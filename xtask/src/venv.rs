@@ -41,13 +41,22 @@ pub fn ensure(name: &str, lock: &str) -> Result<Venv> {
     let python = find_python()?;
     eprintln!("xtask: installing {lock} into .venv/{name} (once per lock change)");
     if !dir.join("bin/python").exists() {
-        run_cmd(Command::new(&python).args(["-m", "venv"]).arg(&dir))
-            .context("creating the venv: is python3-venv installed? (apt-get install python3-venv)")?;
+        run_cmd(Command::new(&python).args(["-m", "venv"]).arg(&dir)).context(
+            "creating the venv: is python3-venv installed? (apt-get install python3-venv)",
+        )?;
     }
     let venv = Venv { dir };
     run_cmd(
         Command::new(venv.bin("python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "-r",
+            ])
             .arg(&lock_path),
     )
     .with_context(|| format!("installing {lock}; delete .venv/{name} to start over"))?;

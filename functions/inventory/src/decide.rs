@@ -54,7 +54,11 @@ pub enum Status {
 /// Decides what `event` does. `stock` holds the current level of each
 /// line's sku for an `OrderPlaced` (in line order; `None` if the sku has no
 /// stock record).
-pub fn decide(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> Decision<InventoryState> {
+pub fn decide(
+    state: InventoryState,
+    event: &Event,
+    stock: &[Option<i64>],
+) -> Decision<InventoryState> {
     match (event, &state.status) {
         (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => decision(
             InventoryState {
@@ -79,7 +83,9 @@ pub fn decide(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> De
                 })
                 .collect();
             if !short.is_empty() {
-                let event = Event::StockUnavailable(StockUnavailable { short: short.clone() });
+                let event = Event::StockUnavailable(StockUnavailable {
+                    short: short.clone(),
+                });
                 return decision(
                     InventoryState {
                         status: Status::Unavailable { short },
@@ -114,7 +120,9 @@ pub fn decide(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> De
         (Event::PaymentDeclined(_), Status::Reserved { lines }) => {
             let lines = lines.clone();
             let counters = changes(&lines, 1);
-            let event = Event::StockReleased(StockReleased { lines: lines.clone() });
+            let event = Event::StockReleased(StockReleased {
+                lines: lines.clone(),
+            });
             decision(
                 InventoryState {
                     status: Status::Released { lines },
@@ -151,5 +159,113 @@ fn decision(
     counters: Vec<CounterChange>,
     emit: Vec<Event>,
 ) -> Decision<InventoryState> {
-    Decision { state, counters, emit }
+    Decision {
+        state,
+        counters,
+        emit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_contracts::{DeclineReason, PaymentDeclined};
+    use orderflow_runtime::testing::fixtures::{order_placed, sku};
+
+    use super::*;
+
+    fn order() -> Event {
+        order_placed(&[("SKU-A", 2, 100), ("SKU-B", 1, 50)], "tok_ok")
+    }
+
+    fn declined() -> Event {
+        Event::PaymentDeclined(PaymentDeclined {
+            reason: DeclineReason::CardDeclined,
+        })
+    }
+
+    fn kinds(d: &Decision<InventoryState>) -> Vec<&'static str> {
+        d.emit.iter().map(|e| e.kind().detail_type()).collect()
+    }
+
+    fn change(key: &str, delta: i64) -> CounterChange {
+        CounterChange {
+            key: key.into(),
+            delta,
+        }
+    }
+
+    #[test]
+    fn an_order_in_stock_reserves_every_line() {
+        let d = decide(InventoryState::default(), &order(), &[Some(2), Some(9)]);
+        assert_eq!(kinds(&d), ["StockReserved"]);
+        assert_eq!(
+            d.counters,
+            [change("STOCK#SKU-A", -2), change("STOCK#SKU-B", -1)]
+        );
+        assert!(matches!(d.state.status, Status::Reserved { .. }));
+    }
+
+    #[test]
+    fn one_short_line_reserves_nothing_and_names_only_the_short_skus() {
+        let d = decide(InventoryState::default(), &order(), &[Some(1), None]);
+        assert!(d.counters.is_empty(), "all or nothing");
+        let Event::StockUnavailable(u) = &d.emit[0] else {
+            panic!("{:?}", d.emit)
+        };
+        let short: Vec<_> = u
+            .short
+            .iter()
+            .map(|s| (s.sku.clone(), s.requested, s.available))
+            .collect();
+        assert_eq!(short, [(sku("SKU-A"), 2, 1), (sku("SKU-B"), 1, 0)]);
+    }
+
+    #[test]
+    fn negative_stock_counts_as_none() {
+        let d = decide(InventoryState::default(), &order(), &[Some(-5), Some(9)]);
+        let Event::StockUnavailable(u) = &d.emit[0] else {
+            panic!("{:?}", d.emit)
+        };
+        assert_eq!(u.short[0].available, 0);
+    }
+
+    #[test]
+    fn payment_declined_releases_a_reservation_once() {
+        let reserved = decide(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
+        let d = decide(reserved, &declined(), &[]);
+        assert_eq!(kinds(&d), ["StockReleased"]);
+        assert_eq!(
+            d.counters,
+            [change("STOCK#SKU-A", 2), change("STOCK#SKU-B", 1)]
+        );
+        let again = decide(d.state, &declined(), &[]);
+        assert!(
+            again.emit.is_empty() && again.counters.is_empty(),
+            "released once"
+        );
+    }
+
+    #[test]
+    fn payment_declined_first_means_the_order_is_never_reserved() {
+        let d = decide(InventoryState::default(), &declined(), &[]);
+        assert!(d.emit.is_empty());
+        let d = decide(d.state, &order(), &[Some(5), Some(5)]);
+        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert_eq!(d.state.status, Status::NotReserved);
+    }
+
+    #[test]
+    fn a_second_order_for_a_decided_order_changes_nothing() {
+        let reserved = decide(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
+        let d = decide(reserved.clone(), &order(), &[Some(5), Some(5)]);
+        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert_eq!(d.state, reserved);
+    }
+
+    #[test]
+    fn payment_declined_after_unavailable_releases_nothing() {
+        let short = decide(InventoryState::default(), &order(), &[Some(0), Some(0)]).state;
+        let d = decide(short, &declined(), &[]);
+        assert!(d.emit.is_empty() && d.counters.is_empty());
+    }
 }

@@ -44,7 +44,14 @@ impl Service for Inventory {
         }
     }
 
-    async fn handle(&self, input: Input<'_, InventoryState>) -> Result<Decision<InventoryState>, RecordError> {
-        Ok(decide::decide(input.state, &input.message.event, &input.counters))
+    async fn handle(
+        &self,
+        input: Input<'_, InventoryState>,
+    ) -> Result<Decision<InventoryState>, RecordError> {
+        Ok(decide::decide(
+            input.state,
+            &input.message.event,
+            &input.counters,
+        ))
     }
 }

@@ -3,17 +3,28 @@
 
 use inventory::Inventory;
 use orderflow_runtime::lambda::Response;
-use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler, read_sample};
+use orderflow_runtime::testing::{
+    Expect, MemoryHandler, check_samples, memory_handler, read_sample,
+};
 
 /// What each sample must do to a fresh function with seeded stock.
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["StockReserved"])),
-    ("order-placed-out-of-stock", Expect::Emits(&["StockUnavailable"])),
+    (
+        "order-placed-out-of-stock",
+        Expect::Emits(&["StockUnavailable"]),
+    ),
     ("payment-declined", Expect::Emits(&[])),
     ("poison-malformed-json", Expect::DeadLetter("malformed")),
     ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    ("poison-unknown-version", Expect::DeadLetter("unknown_version")),
-    ("poison-wrong-detail-type", Expect::DeadLetter("unexpected_event")),
+    (
+        "poison-unknown-version",
+        Expect::DeadLetter("unknown_version"),
+    ),
+    (
+        "poison-wrong-detail-type",
+        Expect::DeadLetter("unexpected_event"),
+    ),
 ];
 
 const MUG: &str = "STOCK#SKU-RED-MUG";
@@ -43,7 +54,9 @@ fn kinds(h: &MemoryHandler<Inventory>) -> Vec<String> {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("inventory", handler, EXPECTED).await.unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("inventory", handler, EXPECTED)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(checked >= 10, "only {checked} samples");
 }
 
@@ -75,7 +88,14 @@ async fn a_short_line_reserves_nothing_and_names_the_sku() {
 #[tokio::test]
 async fn declined_payment_releases_reserved_stock() {
     let h = handler();
-    feed(&h, &["inventory/order-placed.sqs.json", "inventory/payment-declined.sqs.json"]).await;
+    feed(
+        &h,
+        &[
+            "inventory/order-placed.sqs.json",
+            "inventory/payment-declined.sqs.json",
+        ],
+    )
+    .await;
     assert_eq!(kinds(&h), ["StockReserved", "StockReleased"]);
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
@@ -84,7 +104,14 @@ async fn declined_payment_releases_reserved_stock() {
 #[tokio::test]
 async fn payment_declined_before_the_order_means_it_is_never_reserved() {
     let h = handler();
-    feed(&h, &["inventory/payment-declined.eventbridge.json", "inventory/order-placed.eventbridge.json"]).await;
+    feed(
+        &h,
+        &[
+            "inventory/payment-declined.eventbridge.json",
+            "inventory/order-placed.eventbridge.json",
+        ],
+    )
+    .await;
     assert!(kinds(&h).is_empty());
     assert_eq!(h.store().counter(MUG), Some(10));
 }
@@ -103,6 +130,7 @@ async fn duplicates_never_move_stock_twice() {
     feed(&h, &files).await;
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
-    let distinct: std::collections::HashSet<_> = h.published().into_iter().map(|e| e.event_id).collect();
+    let distinct: std::collections::HashSet<_> =
+        h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 2, "one reservation and one release");
 }

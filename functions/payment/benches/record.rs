@@ -1,1 +1,41 @@
-fn main() {}
+//! CPU per record for payment: decode → validate → decide → encode, no I/O.
+//! The baseline, in the same run, only parses the payload into a
+//! `serde_json::Value`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use orderflow_contracts::AuthorizationId;
+use orderflow_runtime::testing::{cpu_path, read_sample};
+use payment::PaymentState;
+use payment::decide::{Plan, decide, settle};
+use payment::gateway::GatewayResult;
+
+fn record(c: &mut Criterion) {
+    let payload = read_sample("payment/order-placed.sqs.json").unwrap_or_default();
+    let auth = AuthorizationId::new("auth_5d1c0e7a9b3f2c41").unwrap_or_else(|e| panic!("{e}"));
+    let state = PaymentState::default();
+    let mut group = c.benchmark_group("payment");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("baseline: payload to serde_json::Value", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
+    });
+    group.bench_function("record: decode, validate, decide, encode", |b| {
+        b.iter(|| {
+            cpu_path(black_box(&payload), |m| {
+                match decide(&state, &m.meta.order_id, &m.event) {
+                    Plan::Apply(d) => d,
+                    Plan::Call(call) => settle(
+                        state.clone(),
+                        &call,
+                        GatewayResult::Authorized(auth.clone()),
+                    ),
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, record);
+criterion_main!(benches);

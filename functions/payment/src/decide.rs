@@ -75,12 +75,15 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
             currency: order.currency,
             token: order.payment_token.clone(),
         }),
-        (Event::StockUnavailable(_), Status::Authorized { authorization_id, .. }) => {
-            Plan::Call(GatewayCall::Void {
-                idempotency_key: format!("void-{order_id}"),
-                authorization_id: authorization_id.clone(),
-            })
-        }
+        (
+            Event::StockUnavailable(_),
+            Status::Authorized {
+                authorization_id, ..
+            },
+        ) => Plan::Call(GatewayCall::Void {
+            idempotency_key: format!("void-{order_id}"),
+            authorization_id: authorization_id.clone(),
+        }),
         (Event::StockUnavailable(_), Status::Pending) => Plan::Apply(unchanged(PaymentState {
             stock_unavailable: true,
             ..state.clone()
@@ -91,9 +94,21 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
 }
 
 /// Applies the provider's answer to a [`GatewayCall`] made for `state`.
-pub fn settle(state: PaymentState, call: &GatewayCall, result: GatewayResult) -> Decision<PaymentState> {
+pub fn settle(
+    state: PaymentState,
+    call: &GatewayCall,
+    result: GatewayResult,
+) -> Decision<PaymentState> {
     match (call, result, &state.status) {
-        (GatewayCall::Authorize { amount_minor, currency, .. }, GatewayResult::Authorized(id), _) => {
+        (
+            GatewayCall::Authorize {
+                amount_minor,
+                currency,
+                ..
+            },
+            GatewayResult::Authorized(id),
+            _,
+        ) => {
             let event = PaymentAuthorized {
                 authorization_id: id.clone(),
                 amount_minor: *amount_minor,
@@ -112,7 +127,9 @@ pub fn settle(state: PaymentState, call: &GatewayCall, result: GatewayResult) ->
                 emit: vec![Event::PaymentAuthorized(event)],
             }
         }
-        (GatewayCall::Authorize { .. }, GatewayResult::Declined(reason), _) => declined(state, reason),
+        (GatewayCall::Authorize { .. }, GatewayResult::Declined(reason), _) => {
+            declined(state, reason)
+        }
         (
             GatewayCall::Void { .. },
             GatewayResult::Voided,
@@ -159,5 +176,212 @@ fn unchanged(state: PaymentState) -> Decision<PaymentState> {
         state,
         counters: Vec::new(),
         emit: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_contracts::{ShortLine, Sku, StockUnavailable};
+    use orderflow_runtime::testing::fixtures::order_placed;
+
+    use super::*;
+
+    fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn order_id() -> OrderId {
+        ok(OrderId::new("ord-1"))
+    }
+
+    fn placed(token: &str) -> Event {
+        order_placed(&[("SKU-A", 2, 500)], token)
+    }
+
+    fn unavailable() -> Event {
+        Event::StockUnavailable(StockUnavailable {
+            short: vec![ShortLine {
+                sku: ok(Sku::new("SKU-A")),
+                requested: 2,
+                available: 0,
+            }],
+        })
+    }
+
+    fn auth() -> AuthorizationId {
+        ok(AuthorizationId::new("auth_1"))
+    }
+
+    fn authorized() -> PaymentState {
+        PaymentState {
+            status: Status::Authorized {
+                authorization_id: auth(),
+                amount_minor: MinorUnits(1000),
+                currency: ok(Currency::new("EUR")),
+            },
+            stock_unavailable: false,
+        }
+    }
+
+    fn applied(plan: Plan) -> Decision<PaymentState> {
+        match plan {
+            Plan::Apply(d) => d,
+            Plan::Call(call) => panic!("expected no provider call, got {call:?}"),
+        }
+    }
+
+    fn kinds(d: &Decision<PaymentState>) -> Vec<&'static str> {
+        d.emit.iter().map(|e| e.kind().detail_type()).collect()
+    }
+
+    #[test]
+    fn an_order_asks_the_provider_to_authorize_its_total_with_an_idempotency_key() {
+        match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
+            Plan::Call(GatewayCall::Authorize {
+                idempotency_key,
+                amount_minor,
+                ..
+            }) => {
+                assert_eq!(idempotency_key, "authorize-ord-1");
+                assert_eq!(amount_minor, MinorUnits(1000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_authorization_emits_payment_authorized() {
+        let call = match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
+            Plan::Call(call) => call,
+            other => panic!("{other:?}"),
+        };
+        let d = settle(
+            PaymentState::default(),
+            &call,
+            GatewayResult::Authorized(auth()),
+        );
+        assert_eq!(kinds(&d), ["PaymentAuthorized"]);
+        assert_eq!(d.state, authorized());
+    }
+
+    #[test]
+    fn a_decline_emits_payment_declined_with_the_reason() {
+        let call = match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
+            Plan::Call(call) => call,
+            other => panic!("{other:?}"),
+        };
+        let d = settle(
+            PaymentState::default(),
+            &call,
+            GatewayResult::Declined(DeclineReason::OverLimit),
+        );
+        assert_eq!(
+            d.emit,
+            [Event::PaymentDeclined(PaymentDeclined {
+                reason: DeclineReason::OverLimit
+            })]
+        );
+        assert_eq!(
+            d.state.status,
+            Status::Declined {
+                reason: DeclineReason::OverLimit
+            }
+        );
+    }
+
+    #[test]
+    fn stock_unavailable_voids_an_authorized_payment() {
+        match decide(&authorized(), &order_id(), &unavailable()) {
+            Plan::Call(GatewayCall::Void {
+                authorization_id,
+                idempotency_key,
+            }) => {
+                assert_eq!(authorization_id, auth());
+                assert_eq!(idempotency_key, "void-ord-1");
+                let call = GatewayCall::Void {
+                    authorization_id,
+                    idempotency_key,
+                };
+                let d = settle(authorized(), &call, GatewayResult::Voided);
+                assert_eq!(kinds(&d), ["PaymentVoided"]);
+                assert_eq!(
+                    d.state.status,
+                    Status::Voided {
+                        authorization_id: auth()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stock_unavailable_before_the_order_declines_the_order_without_charging() {
+        let d = applied(decide(
+            &PaymentState::default(),
+            &order_id(),
+            &unavailable(),
+        ));
+        assert!(d.emit.is_empty());
+        assert!(d.state.stock_unavailable);
+        let d = applied(decide(&d.state, &order_id(), &placed("tok_ok")));
+        assert_eq!(
+            d.emit,
+            [Event::PaymentDeclined(PaymentDeclined {
+                reason: DeclineReason::StockUnavailable
+            })]
+        );
+    }
+
+    #[test]
+    fn a_second_order_for_a_decided_payment_changes_nothing() {
+        for state in [
+            authorized(),
+            PaymentState {
+                status: Status::Declined {
+                    reason: DeclineReason::CardDeclined,
+                },
+                stock_unavailable: false,
+            },
+            PaymentState {
+                status: Status::Voided {
+                    authorization_id: auth(),
+                },
+                stock_unavailable: true,
+            },
+        ] {
+            let d = applied(decide(&state, &order_id(), &placed("tok_ok")));
+            assert!(d.emit.is_empty());
+            assert_eq!(d.state, state);
+        }
+    }
+
+    #[test]
+    fn stock_unavailable_twice_voids_once() {
+        let voided = PaymentState {
+            status: Status::Voided {
+                authorization_id: auth(),
+            },
+            stock_unavailable: true,
+        };
+        let d = applied(decide(&voided, &order_id(), &unavailable()));
+        assert!(d.emit.is_empty());
+        let declined = PaymentState {
+            status: Status::Declined {
+                reason: DeclineReason::CardDeclined,
+            },
+            stock_unavailable: false,
+        };
+        let d = applied(decide(&declined, &order_id(), &unavailable()));
+        assert!(d.emit.is_empty(), "a declined payment has nothing to void");
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let json = ok(serde_json::to_string(&authorized()));
+        assert_eq!(
+            ok(serde_json::from_str::<PaymentState>(&json)),
+            authorized()
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use orderflow_contracts::{AuthorizationId, Currency, DeclineReason, MinorUnits, OrderId, PaymentToken};
+use orderflow_contracts::{
+    AuthorizationId, Currency, DeclineReason, MinorUnits, OrderId, PaymentToken,
+};
 use orderflow_runtime::Transient;
 
 /// A call to the provider.
@@ -51,7 +53,10 @@ pub enum GatewayResult {
 pub trait PaymentGateway: Send + Sync {
     /// Makes one call. A transient error means "try again with the same
     /// idempotency key".
-    fn call(&self, call: &GatewayCall) -> impl Future<Output = Result<GatewayResult, Transient>> + Send;
+    fn call(
+        &self,
+        call: &GatewayCall,
+    ) -> impl Future<Output = Result<GatewayResult, Transient>> + Send;
 }
 
 /// A deterministic stand-in for a payment provider. Its rules:
@@ -82,9 +87,9 @@ impl Simulator {
 
     fn authorization_id(key: &str) -> Result<AuthorizationId, Transient> {
         // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let hash = key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         AuthorizationId::new(format!("auth_{hash:016x}")).map_err(Transient::new)
     }
 }
@@ -106,7 +111,10 @@ impl PaymentGateway for Simulator {
                 if amount_minor.0 > self.limit_minor {
                     return Ok(GatewayResult::Declined(DeclineReason::OverLimit));
                 }
-                if let Some(n) = token.strip_prefix("tok_flaky_").and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(n) = token
+                    .strip_prefix("tok_flaky_")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
                     let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
                     let seen = failures.entry(idempotency_key.clone()).or_insert(0);
                     if *seen < n {
@@ -117,8 +125,57 @@ impl PaymentGateway for Simulator {
                         )));
                     }
                 }
-                Ok(GatewayResult::Authorized(Self::authorization_id(idempotency_key)?))
+                Ok(GatewayResult::Authorized(Self::authorization_id(
+                    idempotency_key,
+                )?))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authorize(token: &str, amount: u64) -> GatewayCall {
+        GatewayCall::Authorize {
+            idempotency_key: "authorize-ord-1".into(),
+            order_id: OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+            amount_minor: MinorUnits(amount),
+            currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+            token: PaymentToken::new(token).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn simulator_rules() {
+        let sim = Simulator::new(1000);
+        assert!(matches!(
+            sim.call(&authorize("tok_ok", 1000)).await,
+            Ok(GatewayResult::Authorized(_))
+        ));
+        assert_eq!(
+            sim.call(&authorize("tok_decline_x", 10)).await.ok(),
+            Some(GatewayResult::Declined(DeclineReason::CardDeclined))
+        );
+        assert_eq!(
+            sim.call(&authorize("tok_ok", 1001)).await.ok(),
+            Some(GatewayResult::Declined(DeclineReason::OverLimit))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flaky_token_fails_n_times_then_authorizes_with_a_stable_id() {
+        let sim = Simulator::new(1000);
+        let call = authorize("tok_flaky_2", 10);
+        assert!(sim.call(&call).await.is_err());
+        assert!(sim.call(&call).await.is_err());
+        let first = sim.call(&call).await.ok();
+        assert!(matches!(first, Some(GatewayResult::Authorized(_))));
+        assert_eq!(
+            sim.call(&call).await.ok(),
+            first,
+            "same key, same authorization"
+        );
     }
 }

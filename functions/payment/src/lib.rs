@@ -39,8 +39,15 @@ impl<G: PaymentGateway> Service for Payment<G> {
         matches!(kind, EventKind::OrderPlaced | EventKind::StockUnavailable)
     }
 
-    async fn handle(&self, input: Input<'_, PaymentState>) -> Result<Decision<PaymentState>, RecordError> {
-        match decide::decide(&input.state, &input.message.meta.order_id, &input.message.event) {
+    async fn handle(
+        &self,
+        input: Input<'_, PaymentState>,
+    ) -> Result<Decision<PaymentState>, RecordError> {
+        match decide::decide(
+            &input.state,
+            &input.message.meta.order_id,
+            &input.message.event,
+        ) {
             Plan::Apply(decision) => Ok(decision),
             Plan::Call(call) => {
                 let result = self.gateway.call(&call).await?;

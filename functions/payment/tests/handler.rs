@@ -2,19 +2,33 @@
 //! real handler with in-memory ports.
 
 use orderflow_runtime::lambda::Response;
-use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler, read_sample};
+use orderflow_runtime::testing::{
+    Expect, MemoryHandler, check_samples, memory_handler, read_sample,
+};
 use payment::{Payment, Simulator};
 
 /// What each sample must do to a fresh function.
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["PaymentAuthorized"])),
-    ("order-placed-decline-token", Expect::Emits(&["PaymentDeclined"])),
-    ("order-placed-over-limit", Expect::Emits(&["PaymentDeclined"])),
+    (
+        "order-placed-decline-token",
+        Expect::Emits(&["PaymentDeclined"]),
+    ),
+    (
+        "order-placed-over-limit",
+        Expect::Emits(&["PaymentDeclined"]),
+    ),
     ("stock-unavailable", Expect::Emits(&[])),
     ("poison-malformed-json", Expect::DeadLetter("malformed")),
     ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    ("poison-unknown-version", Expect::DeadLetter("unknown_version")),
-    ("poison-wrong-detail-type", Expect::DeadLetter("unexpected_event")),
+    (
+        "poison-unknown-version",
+        Expect::DeadLetter("unknown_version"),
+    ),
+    (
+        "poison-wrong-detail-type",
+        Expect::DeadLetter("unexpected_event"),
+    ),
 ];
 
 fn handler() -> MemoryHandler<Payment<Simulator>> {
@@ -23,20 +37,33 @@ fn handler() -> MemoryHandler<Payment<Simulator>> {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("payment", handler, EXPECTED).await.unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("payment", handler, EXPECTED)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(checked >= 12, "only {checked} samples");
 }
 
 #[tokio::test]
 async fn both_shapes_decode_to_the_same_event_and_outcome() {
-    for case in ["order-placed", "order-placed-decline-token", "stock-unavailable"] {
+    for case in [
+        "order-placed",
+        "order-placed-decline-token",
+        "stock-unavailable",
+    ] {
         let mut outcomes = Vec::new();
         for shape in ["sqs", "eventbridge"] {
             let h = handler();
             let file = format!("payment/{case}.{shape}.json");
             let payload = read_sample(&file).unwrap_or_else(|e| panic!("{e}"));
-            h.invoke(&payload).await.unwrap_or_else(|e| panic!("{file}: {e}"));
-            outcomes.push(h.published().into_iter().map(|e| (e.event_id, e.detail_type)).collect::<Vec<_>>());
+            h.invoke(&payload)
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            outcomes.push(
+                h.published()
+                    .into_iter()
+                    .map(|e| (e.event_id, e.detail_type))
+                    .collect::<Vec<_>>(),
+            );
         }
         assert_eq!(outcomes[0], outcomes[1], "{case}");
     }
@@ -45,8 +72,13 @@ async fn both_shapes_decode_to_the_same_event_and_outcome() {
 #[tokio::test]
 async fn stock_unavailable_after_authorization_voids_the_payment() {
     let h = handler();
-    for file in ["payment/order-placed.sqs.json", "payment/stock-unavailable.sqs.json"] {
-        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| panic!("{e}"));
+    for file in [
+        "payment/order-placed.sqs.json",
+        "payment/stock-unavailable.sqs.json",
+    ] {
+        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let kinds: Vec<String> = h.published().into_iter().map(|e| e.detail_type).collect();
     assert_eq!(kinds, ["PaymentAuthorized", "PaymentVoided"]);
@@ -55,14 +87,22 @@ async fn stock_unavailable_after_authorization_voids_the_payment() {
 #[tokio::test]
 async fn stock_unavailable_before_the_order_means_it_is_never_charged() {
     let h = handler();
-    for file in ["payment/stock-unavailable.eventbridge.json", "payment/order-placed.eventbridge.json"] {
-        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| panic!("{e}"));
+    for file in [
+        "payment/stock-unavailable.eventbridge.json",
+        "payment/order-placed.eventbridge.json",
+    ] {
+        h.invoke(&read_sample(file).unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let messages = h.published_messages();
     assert_eq!(messages.len(), 1);
     match &messages[0].event {
         orderflow_contracts::Event::PaymentDeclined(d) => {
-            assert_eq!(d.reason, orderflow_contracts::DeclineReason::StockUnavailable)
+            assert_eq!(
+                d.reason,
+                orderflow_contracts::DeclineReason::StockUnavailable
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -88,7 +128,9 @@ async fn a_flaky_provider_is_retried_by_sqs_until_it_authorizes() {
         .replace("tok_visa_4242", "tok_flaky_2");
     for attempt in 1..=2 {
         match h.invoke(&payload).await {
-            Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1, "attempt {attempt}"),
+            Ok(Response::Batch(b)) => {
+                assert_eq!(b.batch_item_failures.len(), 1, "attempt {attempt}")
+            }
             other => panic!("attempt {attempt}: {other:?}"),
         }
     }
@@ -107,16 +149,26 @@ async fn a_direct_invocation_with_a_transient_failure_fails_the_invocation() {
     let payload = read_sample("payment/order-placed.eventbridge.json")
         .unwrap_or_else(|e| panic!("{e}"))
         .replace("tok_visa_4242", "tok_flaky_1");
-    let err = h.invoke(&payload).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = h
+        .invoke(&payload)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(!err.is_permanent());
-    assert!(matches!(h.invoke(&payload).await, Ok(Response::Direct { outcome: "processed" })));
+    assert!(matches!(
+        h.invoke(&payload).await,
+        Ok(Response::Direct {
+            outcome: "processed"
+        })
+    ));
 }
 
 #[tokio::test]
 async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
     let h = handler();
     h.dead_letters().fail_sends(true);
-    let payload = read_sample("payment/poison-unknown-version.sqs.json").unwrap_or_else(|e| panic!("{e}"));
+    let payload =
+        read_sample("payment/poison-unknown-version.sqs.json").unwrap_or_else(|e| panic!("{e}"));
     match h.invoke(&payload).await {
         Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1),
         other => panic!("{other:?}"),

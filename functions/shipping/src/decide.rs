@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
 use orderflow_contracts::{
-    Address, Event, LabelLocation, OrderId, PickupWindow, ShipmentScheduled,
-    StockReserved, TrackingNumber,
+    Address, Event, LabelLocation, OrderId, PickupWindow, ShipmentScheduled, StockReserved,
+    TrackingNumber,
 };
 use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
@@ -54,11 +54,16 @@ pub enum Plan {
     /// Apply this decision.
     Apply(Decision<ShippingState>),
     /// Store a label, then apply [`shipped`].
-    Ship(Box<ShipRequest>),
+    Ship(ShipRequest),
 }
 
 /// Decides what `event`, which happened at `at`, does to an order.
-pub fn decide(mut state: ShippingState, order_id: &OrderId, event: &Event, at: DateTime<Utc>) -> Plan {
+pub fn decide(
+    mut state: ShippingState,
+    order_id: &OrderId,
+    event: &Event,
+    at: DateTime<Utc>,
+) -> Plan {
     match event {
         Event::PaymentAuthorized(_) => state.payment_authorized = true,
         Event::StockReserved(reserved) => {
@@ -87,22 +92,22 @@ pub fn decide(mut state: ShippingState, order_id: &OrderId, event: &Event, at: D
             emit: Vec::new(),
         });
     }
-    Plan::Ship(Box::new(ShipRequest {
+    Plan::Ship(ShipRequest {
         tracking_number: TrackingNumber::derive(order_id.as_str()),
         pickup: pickup_window(at),
         label_key: format!("labels/{order_id}.pdf"),
         state,
-    }))
+    })
 }
 
 /// Records a shipment whose label is stored at `label`.
-pub fn shipped(request: Box<ShipRequest>, label: LabelLocation) -> Decision<ShippingState> {
+pub fn shipped(request: ShipRequest, label: LabelLocation) -> Decision<ShippingState> {
     let ShipRequest {
         mut state,
         tracking_number,
         pickup,
         ..
-    } = *request;
+    } = request;
     let shipment = ShipmentScheduled {
         tracking_number,
         label,
@@ -118,9 +123,16 @@ pub fn shipped(request: Box<ShipRequest>, label: LabelLocation) -> Decision<Ship
 
 /// The label document for a shipment.
 pub fn render(request: &ShipRequest, order_id: &OrderId) -> Vec<u8> {
-    let (to, units) = request.state.reserved.as_ref().map_or((Vec::new(), 0), |r| {
-        (address_lines(&r.ship_to), r.lines.iter().map(|l| l.quantity.get()).sum())
-    });
+    let (to, units) = request
+        .state
+        .reserved
+        .as_ref()
+        .map_or((Vec::new(), 0), |r| {
+            (
+                address_lines(&r.ship_to),
+                r.lines.iter().map(|l| l.quantity.get()).sum(),
+            )
+        });
     let to: Vec<&str> = to.iter().map(String::as_str).collect();
     let pickup = format!(
         "{} {}-{} UTC",
@@ -149,10 +161,144 @@ fn address_lines(address: &Address) -> Vec<String> {
 
 /// The pickup window: 09:00 to 12:00 UTC on the day after `at`.
 pub fn pickup_window(at: DateTime<Utc>) -> PickupWindow {
-    let day = at.date_naive().checked_add_days(Days::new(1)).unwrap_or(at.date_naive());
+    let day = at
+        .date_naive()
+        .checked_add_days(Days::new(1))
+        .unwrap_or(at.date_naive());
     let from = day.and_time(NaiveTime::MIN).and_utc() + Duration::hours(9);
     PickupWindow {
         from,
         to: from + Duration::hours(3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use orderflow_contracts::{
+        AuthorizationId, Currency, DeclineReason, MinorUnits, PaymentAuthorized, PaymentDeclined,
+    };
+    use orderflow_runtime::testing::fixtures::{order_id, stock_reserved};
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 22, 15, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn authorized() -> Event {
+        Event::PaymentAuthorized(PaymentAuthorized {
+            authorization_id: AuthorizationId::new("auth_1").unwrap_or_else(|e| panic!("{e}")),
+            amount_minor: MinorUnits(100),
+            currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+        })
+    }
+
+    fn reserved() -> Event {
+        stock_reserved(&[("SKU-A", 2)])
+    }
+
+    fn negatives() -> Vec<Event> {
+        use orderflow_contracts::{PaymentVoided, StockReleased, StockUnavailable};
+        let Event::StockReserved(r) = reserved() else {
+            unreachable!()
+        };
+        vec![
+            Event::PaymentDeclined(PaymentDeclined {
+                reason: DeclineReason::CardDeclined,
+            }),
+            Event::PaymentVoided(PaymentVoided {
+                authorization_id: AuthorizationId::new("auth_1").unwrap_or_else(|e| panic!("{e}")),
+                amount_minor: MinorUnits(100),
+                currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+            }),
+            Event::StockUnavailable(StockUnavailable { short: Vec::new() }),
+            Event::StockReleased(StockReleased { lines: r.lines }),
+        ]
+    }
+
+    fn run(events: &[Event]) -> (ShippingState, Vec<ShipRequest>) {
+        let mut state = ShippingState::default();
+        let mut ships = Vec::new();
+        for event in events {
+            state = match decide(state, &order_id(), event, at()) {
+                Plan::Apply(d) => d.state,
+                Plan::Ship(request) => {
+                    let location = LabelLocation {
+                        bucket: "b".into(),
+                        key: request.label_key.clone(),
+                        content_type: "application/pdf".into(),
+                    };
+                    ships.push(request.clone());
+                    shipped(request, location).state
+                }
+            };
+        }
+        (state, ships)
+    }
+
+    #[test]
+    fn both_positives_ship_in_either_order() {
+        for events in [[authorized(), reserved()], [reserved(), authorized()]] {
+            let (state, ships) = run(&events);
+            assert_eq!(ships.len(), 1);
+            assert!(state.shipment.is_some());
+            assert_eq!(ships[0].label_key, "labels/ord-1.pdf");
+        }
+    }
+
+    #[test]
+    fn one_positive_alone_waits() {
+        assert!(run(&[authorized()]).1.is_empty());
+        assert!(run(&[reserved()]).1.is_empty());
+    }
+
+    #[test]
+    fn duplicates_ship_once() {
+        let (_, ships) = run(&[authorized(), reserved(), reserved(), authorized()]);
+        assert_eq!(ships.len(), 1);
+    }
+
+    #[test]
+    fn any_negative_before_the_second_positive_stops_the_shipment() {
+        for negative in negatives() {
+            for events in [
+                vec![negative.clone(), authorized(), reserved()],
+                vec![authorized(), negative.clone(), reserved()],
+                vec![reserved(), negative.clone(), authorized()],
+            ] {
+                let (state, ships) = run(&events);
+                assert!(ships.is_empty(), "{events:?}");
+                assert_eq!(
+                    state.cancelled_by.as_deref(),
+                    Some(negative.kind().detail_type())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pickup_is_the_next_morning_utc_and_tracking_is_stable() {
+        let (_, ships) = run(&[authorized(), reserved()]);
+        let pickup = ships[0].pickup;
+        assert_eq!(
+            pickup.from,
+            Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+                .single()
+                .unwrap_or_default()
+        );
+        assert_eq!(pickup.to - pickup.from, Duration::hours(3));
+        assert_eq!(ships[0].tracking_number, TrackingNumber::derive("ord-1"));
+        assert_eq!(ships[0].tracking_number.as_str().len(), 12);
+    }
+
+    #[test]
+    fn the_label_is_a_pdf_naming_the_addressee() {
+        let (_, ships) = run(&[authorized(), reserved()]);
+        let pdf = render(&ships[0], &order_id());
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(String::from_utf8_lossy(&pdf).contains("Ada Lovelace"));
     }
 }

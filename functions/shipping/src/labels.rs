@@ -15,7 +15,11 @@ pub const CONTENT_TYPE: &str = "application/pdf";
 /// Stores label documents.
 pub trait LabelStore: Send + Sync {
     /// Stores `pdf` under `key`, replacing what is there.
-    fn put(&self, key: &str, pdf: Vec<u8>) -> impl Future<Output = Result<LabelLocation, Transient>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        pdf: Vec<u8>,
+    ) -> impl Future<Output = Result<LabelLocation, Transient>> + Send;
 }
 
 /// Labels in an S3 bucket.
@@ -63,12 +67,19 @@ pub struct MemoryLabels {
 impl MemoryLabels {
     /// The document stored under `key`.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.documents.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.documents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// How many documents are stored.
     pub fn len(&self) -> usize {
-        self.documents.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.documents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Whether none are.

@@ -59,9 +59,17 @@ impl<L: LabelStore> Service for Shipping<L> {
         )
     }
 
-    async fn handle(&self, input: Input<'_, ShippingState>) -> Result<Decision<ShippingState>, RecordError> {
+    async fn handle(
+        &self,
+        input: Input<'_, ShippingState>,
+    ) -> Result<Decision<ShippingState>, RecordError> {
         let message = input.message;
-        match decide::decide(input.state, &message.meta.order_id, &message.event, message.meta.occurred_at) {
+        match decide::decide(
+            input.state,
+            &message.meta.order_id,
+            &message.event,
+            message.meta.occurred_at,
+        ) {
             Plan::Apply(decision) => Ok(decision),
             Plan::Ship(request) => {
                 let pdf = decide::render(&request, &message.meta.order_id);

@@ -1,8 +1,8 @@
 //! The shipping function's Lambda binary (`bootstrap`).
 
 use orderflow_runtime::{Config, lambda, telemetry};
-use shipping::labels::{Labels, MemoryLabels, S3Labels};
 use shipping::Shipping;
+use shipping::labels::{Labels, MemoryLabels, S3Labels};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -3,7 +3,9 @@
 
 use orderflow_contracts::Event;
 use orderflow_runtime::lambda::Response;
-use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler, read_sample};
+use orderflow_runtime::testing::{
+    Expect, MemoryHandler, check_samples, memory_handler, read_sample,
+};
 use shipping::Shipping;
 use shipping::labels::MemoryLabels;
 
@@ -17,8 +19,14 @@ const EXPECTED: &[(&str, Expect)] = &[
     ("stock-released", Expect::Emits(&[])),
     ("poison-malformed-json", Expect::DeadLetter("malformed")),
     ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    ("poison-unknown-version", Expect::DeadLetter("unknown_version")),
-    ("poison-wrong-detail-type", Expect::DeadLetter("unexpected_event")),
+    (
+        "poison-unknown-version",
+        Expect::DeadLetter("unknown_version"),
+    ),
+    (
+        "poison-wrong-detail-type",
+        Expect::DeadLetter("unexpected_event"),
+    ),
 ];
 
 fn handler() -> MemoryHandler<Shipping<MemoryLabels>> {
@@ -38,15 +46,23 @@ async fn feed(h: &MemoryHandler<Shipping<MemoryLabels>>, files: &[&str]) {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("shipping", handler, EXPECTED).await.unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("shipping", handler, EXPECTED)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(checked >= 16, "only {checked} samples");
 }
 
 #[tokio::test]
 async fn both_positives_in_either_order_ship_once_with_a_printable_label() {
     for order in [
-        ["shipping/payment-authorized.sqs.json", "shipping/stock-reserved.sqs.json"],
-        ["shipping/stock-reserved.eventbridge.json", "shipping/payment-authorized.eventbridge.json"],
+        [
+            "shipping/payment-authorized.sqs.json",
+            "shipping/stock-reserved.sqs.json",
+        ],
+        [
+            "shipping/stock-reserved.eventbridge.json",
+            "shipping/payment-authorized.eventbridge.json",
+        ],
     ] {
         let h = handler();
         feed(&h, &order).await;
@@ -66,7 +82,10 @@ async fn both_positives_in_either_order_ship_once_with_a_printable_label() {
             .unwrap_or_else(|| panic!("label not stored"));
         assert!(pdf.starts_with(b"%PDF-"), "a PDF document");
         let text = String::from_utf8_lossy(&pdf);
-        assert!(text.contains(shipment.tracking_number.as_str()), "tracking number printed");
+        assert!(
+            text.contains(shipment.tracking_number.as_str()),
+            "tracking number printed"
+        );
         assert!(text.contains("Ada Lovelace"), "addressee printed");
     }
 }
@@ -75,12 +94,20 @@ async fn both_positives_in_either_order_ship_once_with_a_printable_label() {
 async fn the_tracking_number_is_the_same_on_every_delivery_order() {
     let mut numbers = Vec::new();
     for order in [
-        ["shipping/payment-authorized.sqs.json", "shipping/stock-reserved.sqs.json"],
-        ["shipping/stock-reserved.sqs.json", "shipping/payment-authorized.sqs.json"],
+        [
+            "shipping/payment-authorized.sqs.json",
+            "shipping/stock-reserved.sqs.json",
+        ],
+        [
+            "shipping/stock-reserved.sqs.json",
+            "shipping/payment-authorized.sqs.json",
+        ],
     ] {
         let h = handler();
         feed(&h, &order).await;
-        if let Some(Event::ShipmentScheduled(s)) = h.published_messages().first().map(|m| m.event.clone()) {
+        if let Some(Event::ShipmentScheduled(s)) =
+            h.published_messages().first().map(|m| m.event.clone())
+        {
             numbers.push(s.tracking_number);
         }
     }
@@ -90,12 +117,28 @@ async fn the_tracking_number_is_the_same_on_every_delivery_order() {
 
 #[tokio::test]
 async fn after_any_negative_event_the_order_never_ships() {
-    for negative in ["payment-declined", "payment-voided", "stock-unavailable", "stock-released"] {
+    for negative in [
+        "payment-declined",
+        "payment-voided",
+        "stock-unavailable",
+        "stock-released",
+    ] {
         let h = handler();
         let negative = format!("shipping/{negative}.sqs.json");
-        feed(&h, &[&negative, "shipping/payment-authorized.sqs.json", "shipping/stock-reserved.sqs.json"]).await;
+        feed(
+            &h,
+            &[
+                &negative,
+                "shipping/payment-authorized.sqs.json",
+                "shipping/stock-reserved.sqs.json",
+            ],
+        )
+        .await;
         assert!(h.published().is_empty(), "{negative}");
-        assert!(h.processor().service().labels().is_empty(), "{negative}: no label");
+        assert!(
+            h.processor().service().labels().is_empty(),
+            "{negative}: no label"
+        );
     }
 }
 
@@ -112,7 +155,8 @@ async fn duplicates_ship_once() {
         ],
     )
     .await;
-    let distinct: std::collections::HashSet<_> = h.published().into_iter().map(|e| e.event_id).collect();
+    let distinct: std::collections::HashSet<_> =
+        h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 1);
     assert_eq!(h.processor().service().labels().len(), 1);
 }

@@ -1,4 +1,4 @@
-"""EventBridge archive and replay. LocalStack 4.4.0's StartReplay fails with `str.replace() takes
+"""EventBridge archive and replay. LocalStack 4.4.0 to 4.13.1: StartReplay fails with `str.replace() takes
 no keyword arguments` (archive `_normalize_datetime` gets the archived event's time as a string);
 the extension's `patches` module fixes it. Without the fix this test fails: the replay never
 leaves STARTING."""

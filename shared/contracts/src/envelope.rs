@@ -219,13 +219,21 @@ fn parse<'a, T: Deserialize<'a>>(at: &str, json: &'a str) -> Result<T, ContractE
             .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
         {
-            let field = if field == "$" { name.to_owned() } else { format!("{field}.{name}") };
+            let field = if field == "$" {
+                name.to_owned()
+            } else {
+                format!("{field}.{name}")
+            };
             return ContractError::Missing { field };
         }
         ContractError::Malformed { field, reason }
     })?;
     de.end().map_err(|err| ContractError::Malformed {
-        field: if at.is_empty() { "$".to_owned() } else { at.to_owned() },
+        field: if at.is_empty() {
+            "$".to_owned()
+        } else {
+            at.to_owned()
+        },
         reason: err.to_string(),
     })?;
     Ok(value)

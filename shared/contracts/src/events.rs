@@ -162,7 +162,10 @@ impl Event {
 
 fn lines_not_empty<T>(lines: &[T], field: &str, name: &str) -> Result<(), ContractError> {
     if lines.is_empty() {
-        return Err(ContractError::invalid(format!("{field}.{name}"), "must not be empty"));
+        return Err(ContractError::invalid(
+            format!("{field}.{name}"),
+            "must not be empty",
+        ));
     }
     Ok(())
 }
@@ -214,10 +217,15 @@ impl Address {
         ];
         for (name, value) in required {
             if value.trim().is_empty() {
-                return Err(ContractError::invalid(format!("{field}.{name}"), "must not be empty"));
+                return Err(ContractError::invalid(
+                    format!("{field}.{name}"),
+                    "must not be empty",
+                ));
             }
         }
-        let all = required.into_iter().chain(self.line2.iter().map(|v| ("line2", v)));
+        let all = required
+            .into_iter()
+            .chain(self.line2.iter().map(|v| ("line2", v)));
         for (name, value) in all {
             if value.len() > 100 {
                 return Err(ContractError::invalid(
@@ -256,17 +264,26 @@ impl OrderPlaced {
     /// Checks the order's own rules; `field` is the path of the payload.
     pub fn validate(&self, field: &str) -> Result<(), ContractError> {
         if self.items.is_empty() {
-            return Err(ContractError::invalid(format!("{field}.items"), "must not be empty"));
+            return Err(ContractError::invalid(
+                format!("{field}.items"),
+                "must not be empty",
+            ));
         }
         if self.items.len() > MAX_LINES {
             return Err(ContractError::invalid(
                 format!("{field}.items"),
-                format!("has {} lines; at most {MAX_LINES} are allowed", self.items.len()),
+                format!(
+                    "has {} lines; at most {MAX_LINES} are allowed",
+                    self.items.len()
+                ),
             ));
         }
         let mut sum = MinorUnits(0);
         for (i, item) in self.items.iter().enumerate() {
-            if self.items[..i].iter().any(|earlier| earlier.sku == item.sku) {
+            if self.items[..i]
+                .iter()
+                .any(|earlier| earlier.sku == item.sku)
+            {
                 return Err(ContractError::invalid(
                     format!("{field}.items[{i}].sku"),
                     format!("sku {} appears on more than one line", item.sku),
@@ -283,10 +300,14 @@ impl OrderPlaced {
         if sum != self.total_minor {
             return Err(ContractError::invalid(
                 format!("{field}.total_minor"),
-                format!("is {} but the lines add up to {}", self.total_minor.0, sum.0),
+                format!(
+                    "is {} but the lines add up to {}",
+                    self.total_minor.0, sum.0
+                ),
             ));
         }
-        self.shipping_address.validate(&format!("{field}.shipping_address"))
+        self.shipping_address
+            .validate(&format!("{field}.shipping_address"))
     }
 }
 

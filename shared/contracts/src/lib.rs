@@ -16,7 +16,7 @@
 //! - [`events`]: the event payloads and [`EventKind`], which holds every
 //!   EventBridge `source` and `detail-type` in one place.
 //! - [`envelope`]: [`Metadata`], [`Message`], decoding and encoding.
-//! - [`error`]: [`ContractError`].
+//! - [`error`]: why an event could not be read ([`ContractError`]).
 //! - [`schema`]: the JSON Schema of each event's `detail`.
 
 pub mod envelope;

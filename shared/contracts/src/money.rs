@@ -43,7 +43,9 @@ impl Currency {
     pub fn new(code: &str) -> Result<Self, String> {
         match code.as_bytes() {
             [a, b, c] if [a, b, c].iter().all(|x| x.is_ascii_uppercase()) => Ok(Self([*a, *b, *c])),
-            _ => Err(format!("currency must be three upper-case letters (ISO 4217), not {code:?}")),
+            _ => Err(format!(
+                "currency must be three upper-case letters (ISO 4217), not {code:?}"
+            )),
         }
     }
 

@@ -51,7 +51,9 @@ fn a_valid_order_decodes_to_the_typed_event() {
     let message = decode(&order_placed()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(message.kind(), EventKind::OrderPlaced);
     assert_eq!(message.meta.order_id.as_str(), "ord-1");
-    let Event::OrderPlaced(order) = message.event else { panic!("wrong variant") };
+    let Event::OrderPlaced(order) = message.event else {
+        panic!("wrong variant")
+    };
     assert_eq!(order.total_minor.0, 1250);
 }
 
@@ -105,10 +107,14 @@ fn a_sku_may_appear_on_one_line_only() {
 #[test]
 fn missing_fields_are_named_by_path() {
     let mut value = order_placed();
-    value["detail"]["data"].as_object_mut().map(|o| o.remove("currency"));
+    value["detail"]["data"]
+        .as_object_mut()
+        .map(|o| o.remove("currency"));
     assert_eq!(invalid_field(&value), "detail.data.currency");
     let mut value = order_placed();
-    value["detail"].as_object_mut().map(|o| o.remove("order_id"));
+    value["detail"]
+        .as_object_mut()
+        .map(|o| o.remove("order_id"));
     assert_eq!(invalid_field(&value), "detail.order_id");
 }
 
@@ -127,7 +133,10 @@ fn unknown_version_is_its_own_error_checked_first() {
     value["detail"]["data"] = json!({"lines": "v2 shape"});
     assert_eq!(
         decode(&value),
-        Err(ContractError::UnknownVersion { found: 2, supported: 1 })
+        Err(ContractError::UnknownVersion {
+            found: 2,
+            supported: 1
+        })
     );
 }
 
@@ -135,7 +144,10 @@ fn unknown_version_is_its_own_error_checked_first() {
 fn unknown_detail_type_and_wrong_source_are_refused() {
     let mut value = order_placed();
     value["detail-type"] = json!("OrderCancelled");
-    assert_eq!(decode(&value).map_err(|e| e.kind()), Err("unknown_detail_type"));
+    assert_eq!(
+        decode(&value).map_err(|e| e.kind()),
+        Err("unknown_detail_type")
+    );
     let mut value = order_placed();
     value["source"] = json!("orderflow.payment");
     assert_eq!(decode(&value).map_err(|e| e.kind()), Err("wrong_source"));
@@ -147,13 +159,19 @@ fn malformed_json_is_malformed() {
         Message::from_bus_json("{\"detail-type\": ").map_err(|e| e.kind()),
         Err("malformed")
     );
-    assert_eq!(Message::from_bus_json("[]").map_err(|e| e.kind()), Err("malformed"));
+    assert_eq!(
+        Message::from_bus_json("[]").map_err(|e| e.kind()),
+        Err("malformed")
+    );
 }
 
 #[test]
 fn sources_are_valid_producers() {
     for kind in EventKind::ALL {
-        assert!(orderflow_contracts::Producer::new(kind.source()).is_ok(), "{kind}");
+        assert!(
+            orderflow_contracts::Producer::new(kind.source()).is_ok(),
+            "{kind}"
+        );
         assert_eq!(EventKind::from_detail_type(kind.detail_type()), Ok(kind));
     }
 }

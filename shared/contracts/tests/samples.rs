@@ -28,7 +28,11 @@ fn samples() -> Vec<PathBuf> {
         }
     }
     files.sort();
-    assert!(files.len() >= 30, "expected the sample set, found {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "expected the sample set, found {}",
+        files.len()
+    );
     files
 }
 
@@ -39,14 +43,24 @@ fn read(path: &Path) -> String {
 /// The bus envelopes inside a sample: the SQS bodies, or the sample itself.
 fn envelopes(path: &Path) -> Vec<String> {
     let text = read(path);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if name.ends_with(".sqs.json") {
         let event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let records = event["Records"].as_array().unwrap_or_else(|| panic!("{name}: no Records"));
+        let records = event["Records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no Records"));
         assert!(!records.is_empty(), "{name}: empty Records");
         records
             .iter()
-            .map(|r| r["body"].as_str().unwrap_or_else(|| panic!("{name}: body")).to_owned())
+            .map(|r| {
+                r["body"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: body"))
+                    .to_owned()
+            })
             .collect()
     } else {
         assert!(name.ends_with(".eventbridge.json"), "{name}: unknown shape");
@@ -63,7 +77,9 @@ fn expected_poison_kind(name: &str) -> Option<&'static str> {
         // A well-formed event of a kind the function does not consume: the
         // runtime, not the contract, refuses it (see the handler tests).
         "poison-wrong-detail-type" => None,
-        other if other.starts_with("poison-") => panic!("{name}: no expectation for this poison sample"),
+        other if other.starts_with("poison-") => {
+            panic!("{name}: no expectation for this poison sample")
+        }
         _ => None,
     }
 }
@@ -81,24 +97,34 @@ fn committed_schemas_match_the_code() {
         );
     }
     let files = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(files, EventKind::ALL.len(), "events/schemas holds a schema of no event kind");
+    assert_eq!(
+        files,
+        EventKind::ALL.len(),
+        "events/schemas holds a schema of no event kind"
+    );
 }
 
 #[test]
 fn every_sample_decodes_and_validates_against_its_schema() {
     let mut checked = 0;
     for path in samples() {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if name.starts_with("poison-") && name != "poison-wrong-detail-type.sqs.json" {
             continue;
         }
         for body in envelopes(&path) {
             let message = Message::from_bus_json(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let envelope: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let envelope: Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
             let schema_path = events_dir()
                 .join("schemas")
                 .join(format!("{}.json", message.kind().detail_type()));
-            let schema: Value = serde_json::from_str(&read(&schema_path)).unwrap_or_else(|e| panic!("{e}"));
+            let schema: Value =
+                serde_json::from_str(&read(&schema_path)).unwrap_or_else(|e| panic!("{e}"));
             let validator = jsonschema::options()
                 .should_validate_formats(true)
                 .build(&schema)
@@ -107,7 +133,10 @@ fn every_sample_decodes_and_validates_against_its_schema() {
                 .iter_errors(&envelope["detail"])
                 .map(|e| format!("{} at {}", e, e.instance_path()))
                 .collect();
-            assert!(errors.is_empty(), "{name} does not match its schema: {errors:?}");
+            assert!(
+                errors.is_empty(),
+                "{name} does not match its schema: {errors:?}"
+            );
             // Re-encoding gives a detail that decodes to the same message.
             let again = Message::from_detail(message.kind(), &message.detail_json())
                 .unwrap_or_else(|e| panic!("{name}: re-encoded detail: {e}"));
@@ -122,8 +151,14 @@ fn every_sample_decodes_and_validates_against_its_schema() {
 fn poison_samples_fail_with_the_expected_kind() {
     let mut checked = 0;
     for path in samples() {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        let Some(kind) = expected_poison_kind(&name) else { continue };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let Some(kind) = expected_poison_kind(&name) else {
+            continue;
+        };
         for body in envelopes(&path) {
             match Message::from_bus_json(&body) {
                 Ok(_) => panic!("{name} decoded, but it is poison"),
@@ -137,16 +172,22 @@ fn poison_samples_fail_with_the_expected_kind() {
 
 #[test]
 fn schemas_refuse_what_validation_refuses() {
-    let schema: Value =
-        serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced)).unwrap_or_else(|e| panic!("{e}"));
+    let schema: Value = serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced))
+        .unwrap_or_else(|e| panic!("{e}"));
     let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
     let body = envelopes(&events_dir().join("payment/order-placed.eventbridge.json")).remove(0);
     let envelope: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
     let mut detail = envelope["detail"].clone();
     assert!(validator.is_valid(&detail));
     detail["data"]["items"][0]["quantity"] = Value::from(-1);
-    assert!(!validator.is_valid(&detail), "a negative quantity must not validate");
+    assert!(
+        !validator.is_valid(&detail),
+        "a negative quantity must not validate"
+    );
     detail["data"]["items"][0]["quantity"] = Value::from(1);
     detail["schema_version"] = Value::from(2);
-    assert!(!validator.is_valid(&detail), "an unknown schema_version must not validate");
+    assert!(
+        !validator.is_valid(&detail),
+        "an unknown schema_version must not validate"
+    );
 }

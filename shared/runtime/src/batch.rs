@@ -126,11 +126,12 @@ where
         }
         outcomes
     } else {
-        let mut indexed: Vec<(usize, (String, Disposition))> = stream::iter(records.iter().enumerate())
-            .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+        let mut indexed: Vec<(usize, (String, Disposition))> =
+            stream::iter(records.iter().enumerate())
+                .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
+                .buffer_unordered(options.concurrency.max(1))
+                .collect()
+                .await;
         indexed.sort_by_key(|(i, _)| *i);
         indexed.into_iter().map(|(_, outcome)| outcome).collect()
     };
@@ -168,7 +169,11 @@ async fn dead_letter<D: DeadLetterSink>(
                 dlq_error = %chain(&send),
                 "DLQ send failed; reporting the record as failed instead"
             );
-            Disposition::Retry(format!("{}; and the DLQ send failed: {}", chain(err), chain(&send)))
+            Disposition::Retry(format!(
+                "{}; and the DLQ send failed: {}",
+                chain(err),
+                chain(&send)
+            ))
         }
     }
 }

@@ -164,7 +164,10 @@ mod tests {
         );
         assert!(matches!(
             err,
-            Err(ConfigError::Invalid { name: "ORDERFLOW_MAX_CONCURRENCY", .. })
+            Err(ConfigError::Invalid {
+                name: "ORDERFLOW_MAX_CONCURRENCY",
+                ..
+            })
         ));
     }
 

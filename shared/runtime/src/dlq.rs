@@ -32,9 +32,15 @@ impl DeadLetter {
     pub fn attributes(&self) -> [(&'static str, String); 5] {
         [
             ("orderflow.error_kind", self.error_kind.clone()),
-            ("orderflow.error_message", truncate(&self.error_message, 1024)),
+            (
+                "orderflow.error_message",
+                truncate(&self.error_message, 1024),
+            ),
             ("orderflow.function", self.function.clone()),
-            ("orderflow.original_message_id", self.original_message_id.clone()),
+            (
+                "orderflow.original_message_id",
+                self.original_message_id.clone(),
+            ),
             ("orderflow.receive_count", self.receive_count.to_string()),
         ]
     }
@@ -84,7 +90,11 @@ impl DeadLetterSink for SqsDeadLetters {
             .message_body(&letter.body);
         for (name, value) in letter.attributes() {
             let attribute = MessageAttributeValue::builder()
-                .data_type(if name.ends_with("receive_count") { "Number" } else { "String" })
+                .data_type(if name.ends_with("receive_count") {
+                    "Number"
+                } else {
+                    "String"
+                })
                 .string_value(value)
                 .build()
                 .map_err(|e| Transient::caused_by("building a DLQ message attribute", e))?;
@@ -113,7 +123,10 @@ impl MemoryDeadLetters {
 
     /// Everything sent so far.
     pub fn letters(&self) -> Vec<DeadLetter> {
-        self.letters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.letters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Makes every later send fail (to test that nothing is then dropped).

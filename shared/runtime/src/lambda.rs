@@ -39,9 +39,53 @@ pub enum Response {
     },
 }
 
+/// What an invocation carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// An SQS batch.
+    Sqs {
+        /// The records, in order.
+        records: Vec<Record>,
+        /// Whether they come from a FIFO queue.
+        fifo: bool,
+    },
+    /// A direct EventBridge invocation: the payload is the bus envelope.
+    Direct,
+}
+
+/// Tells the two delivery shapes apart and reads the SQS records.
+pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
+    let raw: RawInvocation<'_> = serde_json::from_str(payload).map_err(|e| {
+        RecordError::Contract(orderflow_contracts::ContractError::Malformed {
+            field: "$".into(),
+            reason: e.to_string(),
+        })
+    })?;
+    let Some(records) = raw.records else {
+        return Ok(Invocation::Direct);
+    };
+    let fifo = records
+        .first()
+        .and_then(|r| r.event_source_arn.as_deref())
+        .is_some_and(|arn| arn.ends_with(".fifo"));
+    let records = records
+        .into_iter()
+        .map(|r| Record {
+            message_id: r.message_id,
+            body: r.body.into_owned(),
+            receive_count: r
+                .attributes
+                .approximate_receive_count
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    Ok(Invocation::Sqs { records, fifo })
+}
+
 /// The parts of an invocation payload that tell the two shapes apart.
 #[derive(Deserialize)]
-struct Invocation<'a> {
+struct RawInvocation<'a> {
     #[serde(rename = "Records", borrow)]
     records: Option<Vec<SqsRecord<'a>>>,
 }
@@ -108,45 +152,26 @@ where
         deadline: Option<SystemTime>,
         request_id: &str,
     ) -> Result<Response, RecordError> {
-        let invocation: Invocation<'_> = serde_json::from_str(payload).map_err(|e| {
-            RecordError::Contract(orderflow_contracts::ContractError::Malformed {
-                field: "$".into(),
-                reason: e.to_string(),
-            })
-        })?;
-        match invocation.records {
-            Some(records) => Ok(Response::Batch(self.handle_batch(records, deadline).await)),
-            None => self.handle_direct(payload, deadline, request_id).await,
+        match read_invocation(payload)? {
+            Invocation::Sqs { records, fifo } => Ok(Response::Batch(
+                self.handle_batch(&records, fifo, deadline).await,
+            )),
+            Invocation::Direct => self.handle_direct(payload, deadline, request_id).await,
         }
     }
 
     async fn handle_batch(
         &self,
-        records: Vec<SqsRecord<'_>>,
+        records: &[Record],
+        fifo: bool,
         deadline: Option<SystemTime>,
     ) -> SqsBatchResponse {
-        let fifo = records
-            .first()
-            .and_then(|r| r.event_source_arn.as_deref())
-            .is_some_and(|arn| arn.ends_with(".fifo"));
-        let records: Vec<Record> = records
-            .into_iter()
-            .map(|r| Record {
-                message_id: r.message_id,
-                body: r.body.into_owned(),
-                receive_count: r
-                    .attributes
-                    .approximate_receive_count
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
-            })
-            .collect();
         let options = BatchOptions {
             function: S::FUNCTION,
             concurrency: self.concurrency,
             fifo,
         };
-        let report = batch::process(&records, options, &self.dead_letters, |record| {
+        let report = batch::process(records, options, &self.dead_letters, |record| {
             self.one(&record.body, &record.message_id, deadline)
         })
         .await;
@@ -194,15 +219,24 @@ where
             concurrency: 1,
             fifo: false,
         };
-        let report = batch::process(std::slice::from_ref(&record), options, &self.dead_letters, |r| {
-            self.one(&r.body, &r.message_id, deadline)
-        })
+        let report = batch::process(
+            std::slice::from_ref(&record),
+            options,
+            &self.dead_letters,
+            |r| self.one(&r.body, &r.message_id, deadline),
+        )
         .await;
         match report.outcomes.into_iter().next().map(|(_, d)| d) {
-            Some(Disposition::Ack) => Ok(Response::Direct { outcome: "processed" }),
-            Some(Disposition::DeadLettered) => Ok(Response::Direct { outcome: "dead_lettered" }),
+            Some(Disposition::Ack) => Ok(Response::Direct {
+                outcome: "processed",
+            }),
+            Some(Disposition::DeadLettered) => Ok(Response::Direct {
+                outcome: "dead_lettered",
+            }),
             Some(Disposition::Retry(why)) => Err(crate::error::Transient::new(why).into()),
-            None => Err(crate::error::Transient::new("direct invocation produced no outcome").into()),
+            None => {
+                Err(crate::error::Transient::new("direct invocation produced no outcome").into())
+            }
         }
     }
 }
@@ -234,10 +268,21 @@ pub async fn run<S: Service + 'static>(
             serve(Handler::new(processor, dlq, config.max_concurrency)).await
         }
         Adapters::Memory => {
-            tracing::info!("ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process");
-            let processor =
-                Processor::new(service(None), MemoryStore::new(), MemoryPublisher::new(), ttl);
-            serve(Handler::new(processor, MemoryDeadLetters::new(), config.max_concurrency)).await
+            tracing::info!(
+                "ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process"
+            );
+            let processor = Processor::new(
+                service(None),
+                MemoryStore::new(),
+                MemoryPublisher::new(),
+                ttl,
+            );
+            serve(Handler::new(
+                processor,
+                MemoryDeadLetters::new(),
+                config.max_concurrency,
+            ))
+            .await
         }
     }
 }
@@ -250,16 +295,18 @@ where
     D: DeadLetterSink,
 {
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        let deadline = Some(event.context.deadline());
-        // Boxed: the nested futures of batch, processor and adapters are
-        // deep enough to exceed the compiler's layout recursion limit.
-        Box::pin(handler.handle(event.payload.get(), deadline, &event.context.request_id))
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %chain(&err), "invocation failed");
-                Error::from(chain(&err))
-            })
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let deadline = Some(event.context.deadline());
+            // Boxed: the nested futures of batch, processor and adapters are
+            // deep enough to exceed the compiler's layout recursion limit.
+            Box::pin(handler.handle(event.payload.get(), deadline, &event.context.request_id))
+                .await
+                .map_err(|err| {
+                    tracing::error!(error = %chain(&err), "invocation failed");
+                    Error::from(chain(&err))
+                })
+        },
+    ))
     .await
 }

@@ -16,9 +16,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 use chrono::Utc;
-use orderflow_contracts::{
-    Event, EventId, EventKind, Message, Metadata, SCHEMA_VERSION,
-};
+use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, SCHEMA_VERSION};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -149,10 +147,17 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let expires_at = now + self.ttl_secs;
         let event_id = message.meta.event_id;
 
-        match self.store.claim(event_id, lease_until, now, expires_at).await? {
+        match self
+            .store
+            .claim(event_id, lease_until, now, expires_at)
+            .await?
+        {
             Claim::Completed(outbox) => {
                 self.publisher.publish(&outbox).await?;
-                tracing::info!(republished = outbox.len(), "duplicate delivery; stored outcome re-published");
+                tracing::info!(
+                    republished = outbox.len(),
+                    "duplicate delivery; stored outcome re-published"
+                );
                 return Ok(Processed::Duplicate {
                     republished: outbox.len(),
                 });
@@ -195,7 +200,13 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let (state, version) = match &snapshot.state {
             Some((json, version)) => (
                 serde_json::from_str(json).map_err(|e| {
-                    Transient::caused_by(format!("stored state of order {} is unreadable", message.meta.order_id), e)
+                    Transient::caused_by(
+                        format!(
+                            "stored state of order {} is unreadable",
+                            message.meta.order_id
+                        ),
+                        e,
+                    )
                 })?,
                 *version,
             ),

@@ -49,7 +49,10 @@ pub fn chunks(entries: &[OutboxEntry]) -> Vec<&[OutboxEntry]> {
 pub trait EventPublisher: Send + Sync {
     /// Publishes every entry, or fails with nothing known about which went
     /// out. Consumers are idempotent by event id, so re-publishing is safe.
-    fn publish(&self, entries: &[OutboxEntry]) -> impl Future<Output = Result<(), Transient>> + Send;
+    fn publish(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Result<(), Transient>> + Send;
 }
 
 /// Publishes to an EventBridge bus with PutEvents.
@@ -130,7 +133,11 @@ impl EventBridgePublisher {
             if pending.is_empty() {
                 return Ok(());
             }
-            tracing::warn!(attempt, failed = pending.len(), "PutEvents entries failed; retrying only those");
+            tracing::warn!(
+                attempt,
+                failed = pending.len(),
+                "PutEvents entries failed; retrying only those"
+            );
             if attempt < self.attempts {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
@@ -168,12 +175,18 @@ impl MemoryPublisher {
 
     /// Everything published so far, in order.
     pub fn published(&self) -> Vec<OutboxEntry> {
-        self.published.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Forgets what was published.
     pub fn clear(&self) {
-        self.published.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -219,7 +232,10 @@ mod tests {
     fn chunks_stay_under_256_kb() {
         let entries: Vec<_> = (0..5).map(|_| entry(100 * 1024)).collect();
         let all = chunks(&entries);
-        assert_eq!(all.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            all.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
         for chunk in all {
             assert!(chunk.iter().map(entry_size).sum::<usize>() <= MAX_BYTES_PER_CALL);
         }

@@ -115,7 +115,11 @@ pub async fn check_samples<S: Service>(
             Ok(Response::Direct { .. }) => {}
             other => return Err(format!("{file}: {other:?}")),
         }
-        let published: Vec<String> = handler.published().into_iter().map(|e| e.detail_type).collect();
+        let published: Vec<String> = handler
+            .published()
+            .into_iter()
+            .map(|e| e.detail_type)
+            .collect();
         let letters = handler.letters();
         match expect {
             Expect::Emits(kinds) => {
@@ -149,4 +153,100 @@ fn body_of(payload: &str) -> String {
     value["Records"][0]["body"]
         .as_str()
         .map_or_else(|| payload.to_owned(), str::to_owned)
+}
+
+/// Small event builders for unit tests of `decide`.
+pub mod fixtures {
+    use orderflow_contracts::{
+        Address, Currency, Event, LineItem, MinorUnits, OrderId, OrderPlaced, PaymentToken,
+        Quantity, ReservedLine, Sku, StockReserved,
+    };
+
+    fn ok<T>(r: Result<T, String>) -> T {
+        r.unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    /// `ord-1`.
+    pub fn order_id() -> OrderId {
+        ok(OrderId::new("ord-1"))
+    }
+
+    /// A sku.
+    pub fn sku(s: &str) -> Sku {
+        ok(Sku::new(s))
+    }
+
+    /// A quantity.
+    pub fn qty(n: u32) -> Quantity {
+        ok(Quantity::new(n))
+    }
+
+    /// A valid address.
+    pub fn address() -> Address {
+        Address {
+            name: "Ada Lovelace".into(),
+            line1: "12 St James's Square".into(),
+            line2: None,
+            city: "London".into(),
+            postal_code: "SW1Y 4JH".into(),
+            country: "GB".into(),
+        }
+    }
+
+    /// An order of `(sku, quantity, unit price)` lines paid with `token`.
+    pub fn order_placed(lines: &[(&str, u32, u64)], token: &str) -> Event {
+        let items: Vec<LineItem> = lines
+            .iter()
+            .map(|(s, q, p)| LineItem {
+                sku: sku(s),
+                quantity: qty(*q),
+                unit_price_minor: MinorUnits(*p),
+            })
+            .collect();
+        let total = lines.iter().map(|(_, q, p)| u64::from(*q) * p).sum();
+        Event::OrderPlaced(OrderPlaced {
+            items,
+            total_minor: MinorUnits(total),
+            currency: ok(Currency::new("EUR")),
+            payment_token: ok(PaymentToken::new(token)),
+            shipping_address: address(),
+        })
+    }
+
+    /// A reservation of `(sku, quantity)` lines.
+    pub fn stock_reserved(lines: &[(&str, u32)]) -> Event {
+        Event::StockReserved(StockReserved {
+            lines: lines
+                .iter()
+                .map(|(s, q)| ReservedLine {
+                    sku: sku(s),
+                    quantity: qty(*q),
+                })
+                .collect(),
+            ship_to: address(),
+        })
+    }
+}
+
+/// The CPU work of one SQS invocation, without I/O: read the payload,
+/// decode and validate each body, decide with `decide`, and encode what a
+/// commit writes (the state JSON and the outbox). For the benches.
+pub fn cpu_path<S: serde::Serialize>(
+    payload: &str,
+    decide: impl Fn(&Message) -> crate::processor::Decision<S>,
+) -> Result<Vec<OutboxEntry>, RecordError> {
+    let crate::lambda::Invocation::Sqs { records, .. } = crate::lambda::read_invocation(payload)?
+    else {
+        return Err(RecordError::Rejected("not an SQS payload".into()));
+    };
+    let mut outbox = Vec::new();
+    for record in &records {
+        let message = Message::from_bus_json(&record.body)?;
+        let decision = decide(&message);
+        let state = serde_json::to_string(&decision.state)
+            .map_err(|e| RecordError::Rejected(e.to_string()))?;
+        std::hint::black_box(state);
+        outbox.extend(crate::processor::outbox_for(&message, decision.emit));
+    }
+    Ok(outbox)
 }

@@ -59,9 +59,15 @@ async fn put_events_retries_only_the_failed_entries() {
         .match_requests(|req| {
             req.entries().len() == 1 && req.entries()[0].detail() == Some("{\"n\":2}")
         })
-        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok_entry()).build());
+        .then_output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(0)
+                .entries(ok_entry())
+                .build()
+        });
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, &[&first, &retry]);
-    let publisher = EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
+    let publisher =
+        EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
 
     publisher
         .publish(&[entry(1), entry(2), entry(3)])
@@ -73,11 +79,20 @@ async fn put_events_retries_only_the_failed_entries() {
 
 #[tokio::test]
 async fn put_events_that_keep_failing_are_a_transient_error() {
-    let failing = mock!(aws_sdk_eventbridge::Client::put_events)
-        .then_output(|| PutEventsOutput::builder().failed_entry_count(1).entries(failed_entry()).build());
+    let failing = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
+        PutEventsOutput::builder()
+            .failed_entry_count(1)
+            .entries(failed_entry())
+            .build()
+    });
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&failing]);
-    let publisher = EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
-    let err = publisher.publish(&[entry(1)]).await.err().unwrap_or_else(|| panic!("must fail"));
+    let publisher =
+        EventBridgePublisher::new(client, "orderflow").with_retries(3, Duration::from_millis(1));
+    let err = publisher
+        .publish(&[entry(1)])
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(err.to_string().contains("InternalFailure"), "{err}");
     assert_eq!(failing.num_calls(), 3);
 }
@@ -96,7 +111,10 @@ async fn put_events_goes_out_in_chunks_of_ten() {
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&chunk]);
     let publisher = EventBridgePublisher::new(client, "orderflow");
     let entries: Vec<_> = (0..25).map(entry).collect();
-    publisher.publish(&entries).await.unwrap_or_else(|e| panic!("{e}"));
+    publisher
+        .publish(&entries)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(chunk.num_calls(), 3);
 }
 
@@ -107,7 +125,12 @@ async fn throttled_put_events_is_retried_by_the_sdk_then_succeeds() {
     let throttled_then_ok = mock!(aws_sdk_eventbridge::Client::put_events)
         .sequence()
         .http_status(400, Some(THROTTLED.to_owned()))
-        .output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok_entry()).build())
+        .output(|| {
+            PutEventsOutput::builder()
+                .failed_entry_count(0)
+                .entries(ok_entry())
+                .build()
+        })
         .build();
     let client = mock_client!(
         aws_sdk_eventbridge,
@@ -120,7 +143,10 @@ async fn throttled_put_events_is_retried_by_the_sdk_then_succeeds() {
         )
     );
     let publisher = EventBridgePublisher::new(client, "orderflow");
-    publisher.publish(&[entry(1)]).await.unwrap_or_else(|e| panic!("{e}"));
+    publisher
+        .publish(&[entry(1)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(throttled_then_ok.num_calls(), 2);
 }
 
@@ -138,7 +164,11 @@ async fn throttling_that_outlasts_the_retries_is_a_transient_error() {
         |c| c.retry_config(RetryConfig::disabled())
     );
     let publisher = EventBridgePublisher::new(client, "orderflow");
-    let err = publisher.publish(&[entry(1)]).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = publisher
+        .publish(&[entry(1)])
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     let chain = orderflow_runtime::error::chain(&err);
     assert!(chain.contains("PutEvents"), "{chain}");
 }
@@ -149,7 +179,10 @@ fn event() -> EventId {
 
 fn completed_item(outbox: &[OutboxEntry]) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("EVENT#{}", event()))),
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("EVENT#{}", event())),
+        ),
         ("status".to_owned(), AttributeValue::S("COMPLETED".into())),
         (
             "outbox".to_owned(),
@@ -163,7 +196,10 @@ async fn a_conditional_check_failure_on_claim_means_duplicate() {
     let outbox = vec![entry(1), entry(2)];
     let stored = completed_item(&outbox);
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|req| req.condition_expression().is_some_and(|c| c.contains("attribute_not_exists")))
+        .match_requests(|req| {
+            req.condition_expression()
+                .is_some_and(|c| c.contains("attribute_not_exists"))
+        })
         .then_error(move || {
             PutItemError::ConditionalCheckFailedException(
                 ConditionalCheckFailedException::builder()
@@ -174,7 +210,10 @@ async fn a_conditional_check_failure_on_claim_means_duplicate() {
         });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    let result = store.claim(event(), 100, 50, 1000).await.unwrap_or_else(|e| panic!("{e}"));
+    let result = store
+        .claim(event(), 100, 50, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(result, Claim::Completed(outbox));
 }
 
@@ -192,34 +231,52 @@ async fn a_claim_on_a_record_in_progress_is_busy() {
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    assert_eq!(store.claim(event(), 100, 50, 1000).await.ok(), Some(Claim::Busy));
+    assert_eq!(
+        store.claim(event(), 100, 50, 1000).await.ok(),
+        Some(Claim::Busy)
+    );
 }
 
 #[tokio::test]
 async fn a_fresh_claim_is_acquired() {
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
         .match_requests(|req| {
-            req.item().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok()).map(String::as_str)
+            req.item()
+                .and_then(|i| i.get("status"))
+                .and_then(|s| s.as_s().ok())
+                .map(String::as_str)
                 == Some("IN_PROGRESS")
         })
         .then_output(|| PutItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    assert_eq!(store.claim(event(), 100, 50, 1000).await.ok(), Some(Claim::Acquired));
+    assert_eq!(
+        store.claim(event(), 100, 50, 1000).await.ok(),
+        Some(Claim::Acquired)
+    );
 }
 
 #[tokio::test]
 async fn throttled_dynamodb_is_a_transient_error() {
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
         PutItemError::ProvisionedThroughputExceededException(
-            ProvisionedThroughputExceededException::builder().message("slow down").build(),
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .build(),
         )
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim], |c| c
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
     let store = DynamoStore::new(client, "payment");
-    let err = store.claim(event(), 100, 50, 1000).await.err().unwrap_or_else(|| panic!("must fail"));
-    assert!(orderflow_runtime::error::chain(&err).contains("claim"), "{err}");
+    let err = store
+        .claim(event(), 100, 50, 1000)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
+    assert!(
+        orderflow_runtime::error::chain(&err).contains("claim"),
+        "{err}"
+    );
 }
 
 fn commit() -> Commit {
@@ -229,8 +286,14 @@ fn commit() -> Commit {
         expected_version: 3,
         state: "{}".into(),
         counters: vec![
-            CounterChange { key: "STOCK#A".into(), delta: -2 },
-            CounterChange { key: "STOCK#B".into(), delta: -1 },
+            CounterChange {
+                key: "STOCK#A".into(),
+                delta: -2,
+            },
+            CounterChange {
+                key: "STOCK#B".into(),
+                delta: -1,
+            },
         ],
         outbox: vec![entry(1)],
         expires_at: 1000,
@@ -240,7 +303,11 @@ fn commit() -> Commit {
 fn cancelled(codes: &'static [&'static str]) -> TransactWriteItemsError {
     let mut e = TransactionCanceledException::builder().message("Transaction cancelled");
     for code in codes {
-        e = e.cancellation_reasons(aws_sdk_dynamodb::types::CancellationReason::builder().code(*code).build());
+        e = e.cancellation_reasons(
+            aws_sdk_dynamodb::types::CancellationReason::builder()
+                .code(*code)
+                .build(),
+        );
     }
     TransactWriteItemsError::TransactionCanceledException(e.build())
 }
@@ -251,7 +318,11 @@ async fn commit_against(codes: &'static [&'static str]) -> CommitError {
         .then_error(move || cancelled(codes));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&tx]);
     let store = DynamoStore::new(client, "inventory");
-    store.commit(&commit()).await.err().unwrap_or_else(|| panic!("must fail"))
+    store
+        .commit(&commit())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"))
 }
 
 #[tokio::test]

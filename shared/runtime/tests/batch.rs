@@ -22,7 +22,11 @@ async fn scripted(record: &Record) -> Result<(), RecordError> {
     match record.body.as_str() {
         "ok" => Ok(()),
         "transient" => Err(Transient::new("throttled").into()),
-        "permanent" => Err(ContractError::UnknownVersion { found: 9, supported: 1 }.into()),
+        "permanent" => Err(ContractError::UnknownVersion {
+            found: 9,
+            supported: 1,
+        }
+        .into()),
         "panic" => panic!("boom in {}", record.message_id),
         other => panic!("unscripted body {other}"),
     }
@@ -149,7 +153,12 @@ async fn concurrency_is_bounded() {
 }
 
 fn body() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("ok"), Just("transient"), Just("permanent"), Just("panic")]
+    prop_oneof![
+        Just("ok"),
+        Just("transient"),
+        Just("permanent"),
+        Just("panic")
+    ]
 }
 
 proptest! {
@@ -199,10 +208,9 @@ proptest! {
                 + failed.iter().filter(|f| f == id).count();
             prop_assert_eq!(ends, 1, "record {} ended {} times", id, ends);
         }
-        if fifo {
-            if let Some(first) = report.outcomes.iter().position(|(_, d)| matches!(d, Disposition::Retry(_))) {
-                prop_assert!(report.outcomes[first..].iter().all(|(_, d)| matches!(d, Disposition::Retry(_))));
-            }
+        let first_failure = report.outcomes.iter().position(|(_, d)| matches!(d, Disposition::Retry(_)));
+        if let (true, Some(first)) = (fifo, first_failure) {
+            prop_assert!(report.outcomes[first..].iter().all(|(_, d)| matches!(d, Disposition::Retry(_))));
         }
     }
 }

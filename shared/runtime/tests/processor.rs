@@ -73,7 +73,10 @@ impl EventPublisher for Flaky {
 }
 
 fn order() -> Message {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/payment/order-placed.eventbridge.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/payment/order-placed.eventbridge.json"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
     Message::from_bus_json(&text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -96,16 +99,29 @@ fn deadline() -> Option<SystemTime> {
 async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
     let p = processor(0);
     let message = order();
-    let first = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first, Processed::Applied { published: 1 });
     for _ in 0..2 {
-        let again = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+        let again = p
+            .process(&message, deadline())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again, Processed::Duplicate { republished: 1 });
     }
-    assert_eq!(p.store().counter("STOCK#X"), Some(4), "the effect applied once");
+    assert_eq!(
+        p.store().counter("STOCK#X"),
+        Some(4),
+        "the effect applied once"
+    );
     let published = p.publisher().inner.published();
     assert_eq!(published.len(), 3);
-    assert!(published.iter().all(|e| *e == published[0]), "byte-identical re-publishes");
+    assert!(
+        published.iter().all(|e| *e == published[0]),
+        "byte-identical re-publishes"
+    );
     let state = p.store().state(&message.meta.order_id).unwrap_or_default();
     assert_eq!(state, r#"{"orders":1}"#);
 }
@@ -114,10 +130,17 @@ async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
 async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
     let p = processor(1);
     let message = order();
-    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = p
+        .process(&message, deadline())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(!err.is_permanent(), "a publish failure is retried: {err}");
     assert!(p.publisher().inner.published().is_empty());
-    let again = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, Processed::Duplicate { republished: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(4));
     assert_eq!(p.publisher().inner.published().len(), 1);
@@ -128,9 +151,16 @@ async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
     let p = processor(0);
     let message = order();
     let now = chrono::Utc::now().timestamp();
-    let claim = p.store().claim(message.meta.event_id, now + 30, now, now + 3600).await;
+    let claim = p
+        .store()
+        .claim(message.meta.event_id, now + 30, now, now + 3600)
+        .await;
     assert_eq!(claim.ok(), Some(Claim::Acquired));
-    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = p
+        .process(&message, deadline())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(err.to_string().contains("another invocation"), "{err}");
     assert!(!err.is_permanent());
     assert_eq!(p.store().counter("STOCK#X"), Some(5));
@@ -141,8 +171,14 @@ async fn an_expired_lease_is_taken_over() {
     let p = processor(0);
     let message = order();
     let now = chrono::Utc::now().timestamp();
-    let _ = p.store().claim(message.meta.event_id, now - 1, now - 100, now + 3600).await;
-    let done = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    let _ = p
+        .store()
+        .claim(message.meta.event_id, now - 1, now - 100, now + 3600)
+        .await;
+    let done = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(done, Processed::Applied { published: 1 });
 }
 
@@ -152,10 +188,17 @@ async fn a_failed_decision_releases_the_claim_for_the_retry() {
     p.store().set_counter("STOCK#X", 0);
     let message = order();
     // The commit's counter condition fails: a conflict, retried.
-    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = p
+        .process(&message, deadline())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(err.to_string().contains("conflict"), "{err}");
     p.store().set_counter("STOCK#X", 1);
-    let done = p.process(&message, deadline()).await.unwrap_or_else(|e| panic!("{e}"));
+    let done = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(done, Processed::Applied { published: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(0));
 }
@@ -169,7 +212,11 @@ async fn an_event_the_function_does_not_consume_is_permanent() {
         amount_minor: MinorUnits(1),
         currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
     });
-    let err = p.process(&message, deadline()).await.err().unwrap_or_else(|| panic!("must fail"));
+    let err = p
+        .process(&message, deadline())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
     assert!(err.is_permanent());
     assert_eq!(err.kind(), "unexpected_event");
 }
@@ -194,4 +241,3 @@ fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
     assert_eq!(decoded.meta.event_id, a[0].event_id);
     assert_eq!(a[0].source, "orderflow.payment");
 }
-

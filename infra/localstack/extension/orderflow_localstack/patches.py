@@ -25,7 +25,7 @@ def _as_utc(value) -> datetime:
 
 
 def normalize_datetime(_self, value) -> datetime:
-    """Replacement for `ArchiveService._normalize_datetime` (LocalStack 4.4.0).
+    """Replacement for `ArchiveService._normalize_datetime` (broken in LocalStack 4.4.0 to 4.13.1).
 
     The original calls `value.replace(second=0, microsecond=0)` on the archived event's `time`,
     which is a string, so every StartReplay fails with `str.replace() takes no keyword
@@ -34,7 +34,7 @@ def normalize_datetime(_self, value) -> datetime:
 
 
 def _time_tolerant(get_event_time):
-    """Wraps `events.utils.get_event_time` (LocalStack 4.4.0): a replayed event is re-put with
+    """Wraps `events.utils.get_event_time` (same versions): a replayed event is re-put with
     its archived `Time`, a string, and `str.replace(tzinfo=…)` then fails the same way."""
 
     def wrapper(event):

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use orderflow_contracts::{EventId, OrderId};
 
@@ -72,7 +72,9 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &Item, name: &str) -> Option<i64> {
@@ -135,9 +137,15 @@ impl StateStore for DynamoStore {
                         )),
                     }
                 }
-                other => Err(Transient::caused_by("DynamoDB PutItem (claim) failed", other)),
+                other => Err(Transient::caused_by(
+                    "DynamoDB PutItem (claim) failed",
+                    other,
+                )),
             },
-            Err(other) => Err(Transient::caused_by("DynamoDB PutItem (claim) failed", other)),
+            Err(other) => Err(Transient::caused_by(
+                "DynamoDB PutItem (claim) failed",
+                other,
+            )),
         }
     }
 
@@ -154,10 +162,16 @@ impl StateStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Ok(())
             }
-            Err(e) => Err(Transient::caused_by("DynamoDB DeleteItem (release) failed", e)),
+            Err(e) => Err(Transient::caused_by(
+                "DynamoDB DeleteItem (release) failed",
+                e,
+            )),
         }
     }
 
@@ -182,7 +196,9 @@ impl StateStore for DynamoStore {
         // BatchGetItem may leave keys unprocessed under load; retrying the
         // record is simpler and safer than reading half a snapshot.
         if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
-            return Err(Transient::new("DynamoDB BatchGetItem left keys unprocessed"));
+            return Err(Transient::new(
+                "DynamoDB BatchGetItem left keys unprocessed",
+            ));
         }
         let items = out
             .responses
@@ -204,7 +220,11 @@ impl StateStore for DynamoStore {
         };
         let counters = counters
             .iter()
-            .map(|k| by_key.get(k.as_str()).and_then(|i| get_n(i, COUNTER_ATTRIBUTE)))
+            .map(|k| {
+                by_key
+                    .get(k.as_str())
+                    .and_then(|i| get_n(i, COUNTER_ATTRIBUTE))
+            })
             .collect();
         Ok(Snapshot { state, counters })
     }
@@ -227,7 +247,11 @@ impl StateStore for DynamoStore {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", n(commit.expected_version))
         };
-        items.push(TransactWriteItem::builder().put(order.build().map_err(build)?).build());
+        items.push(
+            TransactWriteItem::builder()
+                .put(order.build().map_err(build)?)
+                .build(),
+        );
 
         for change in &commit.counters {
             let mut update = Update::builder()
@@ -242,7 +266,11 @@ impl StateStore for DynamoStore {
                     .condition_expression("#v >= :need")
                     .expression_attribute_values(":need", n(-change.delta));
             }
-            items.push(TransactWriteItem::builder().update(update.build().map_err(build)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(build)?)
+                    .build(),
+            );
         }
 
         let outbox = serde_json::to_string(&commit.outbox).unwrap_or_else(|_| "[]".to_owned());
@@ -268,12 +296,12 @@ impl StateStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    Err(explain_cancellation(commit, cancelled.cancellation_reasons()))
-                }
-                TransactWriteItemsError::TransactionInProgressException(e) => {
-                    Err(CommitError::Conflict(format!("transaction in progress: {e}")))
-                }
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => Err(
+                    explain_cancellation(commit, cancelled.cancellation_reasons()),
+                ),
+                TransactWriteItemsError::TransactionInProgressException(e) => Err(
+                    CommitError::Conflict(format!("transaction in progress: {e}")),
+                ),
                 other => Err(CommitError::Transient(Transient::caused_by(
                     "DynamoDB TransactWriteItems failed",
                     other,

@@ -89,7 +89,10 @@ impl StateStore for MemoryStore {
         let t = self.lock();
         Ok(Snapshot {
             state: t.orders.get(&super::order_key(order)).cloned(),
-            counters: counters.iter().map(|k| t.counters.get(k).copied()).collect(),
+            counters: counters
+                .iter()
+                .map(|k| t.counters.get(k).copied())
+                .collect(),
         })
     }
 
@@ -103,7 +106,10 @@ impl StateStore for MemoryStore {
                 commit.order_id, commit.expected_version
             )));
         }
-        if !matches!(t.events.get(&commit.event_id), Some(Record::InProgress { .. })) {
+        if !matches!(
+            t.events.get(&commit.event_id),
+            Some(Record::InProgress { .. })
+        ) {
             return Err(CommitError::Conflict(format!(
                 "event {} is no longer in progress",
                 commit.event_id
