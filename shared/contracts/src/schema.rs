@@ -4,6 +4,7 @@
 //! a test fails when the committed files differ from what the code makes.
 
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
+use serde_json::Value;
 
 use crate::envelope::Detail;
 use crate::events::{
@@ -25,11 +26,29 @@ pub fn detail_schema(kind: EventKind) -> Schema {
     }
 }
 
-/// The schema file's text: pretty JSON with a trailing newline.
+/// The schema file's text: pretty JSON with sorted keys and a trailing
+/// newline.
+///
+/// Keys are sorted explicitly: whether `serde_json` keeps insertion order
+/// depends on which crates a build unifies features with, and the file must
+/// not depend on that.
 pub fn detail_schema_text(kind: EventKind) -> String {
-    let mut text = serde_json::to_string_pretty(&detail_schema(kind)).unwrap_or_default();
+    let value = sorted(detail_schema(kind).to_value());
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 fn schema_of<T: JsonSchema>(kind: EventKind) -> Schema {
