@@ -9,6 +9,7 @@
 
 mod cloud;
 mod schemas;
+mod test;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test                 run every check and test (what CI runs)
+  test [--quick]       run every check and test (what CI runs); --quick
+                       stops after the cargo tests
+  invoke-samples       invoke every function on every sample in events/ with
+                       cargo lambda watch (in-memory adapters)
+  setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts
   cloud up|down|status|logs
                        the embedded local cloud (LocalStack in host mode)
@@ -48,6 +53,9 @@ fn run(args: &[String]) -> Result<()> {
     match command {
         "cloud" => cloud::main(rest),
         "schemas" => schemas::main(),
+        "test" => test::main(rest),
+        "invoke-samples" => test::local_invoke(&project_root()),
+        "setup" => venv::ensure("tools", "infra/tools.lock").map(|_| ()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

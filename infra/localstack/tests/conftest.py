@@ -93,9 +93,8 @@ def make_function(aws):
             Role=ROLE,
             Code={"ZipFile": zip_bytes},
             Timeout=timeout,
-            MemorySize=128,
             Environment={"Variables": env or {}},
-            **kwargs,
+            **{"MemorySize": 128, **kwargs},
         )
         created.append(name)
         wait_active(aws("lambda"), name)
@@ -125,3 +124,22 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+_drained: dict[str, list] = {}
+
+
+def drain(sqs, url: str) -> list:
+    """Every message received so far from `url`, accumulated across calls and deleted as read.
+
+    The test functions' audit records (bodies with `receive_count`) come back decoded, other
+    messages as they are."""
+    got = _drained.setdefault(url, [])
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return got
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            got.append(body if "receive_count" in body else message)

@@ -1,7 +1,9 @@
-"""EventBridge archive and replay. LocalStack 4.4.0 to 4.13.1: StartReplay fails with `str.replace() takes
-no keyword arguments` (archive `_normalize_datetime` gets the archived event's time as a string);
-the extension's `patches` module fixes it. Without the fix this test fails: the replay never
-leaves STARTING."""
+"""EventBridge archive and replay.
+
+In LocalStack 4.4.0 to 4.13.1, StartReplay fails with `str.replace() takes no keyword arguments`:
+the archived event's `time` is a string where a datetime is expected. The extension's `patches`
+module fixes it; with `ORDERFLOW_SKIP_EVENTS_REPLAY_FIX=1 cargo xtask cloud up` (fix off) this
+test fails with that InternalError."""
 
 import json
 import time

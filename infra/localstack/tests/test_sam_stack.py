@@ -3,8 +3,7 @@ executor), its queue and the SQS event-source mapping."""
 
 import json
 
-from conftest import python_function_zip, unique, wait_for
-from test_sqs_esm import drain
+from conftest import drain, python_function_zip, unique, wait_for
 
 
 def test_sam_function_with_sqs_event_processes_messages(aws):
@@ -60,7 +59,7 @@ def test_sam_function_with_sqs_event_processes_messages(aws):
         for i in range(3):
             sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": i}))
         records = wait_for(
-            lambda: (lambda got: got if len(got) >= 3 else None)(drain(sqs, audit, [])),
+            lambda: (lambda got: got if len(got) >= 3 else None)(drain(sqs, audit)),
             60,
             1,
             "the SAM function to process the messages",

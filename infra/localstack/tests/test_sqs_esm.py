@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import python_function_zip, unique, wait_for
+from conftest import drain, python_function_zip, unique, wait_for
 
 MAX_RECEIVE = 2
 
@@ -35,12 +35,12 @@ def test_report_batch_item_failures_retries_then_dead_letters(aws, make_function
     )["UUID"]
     try:
         dead = wait_for(
-            lambda: (lambda got: got if len(got) >= len(failing) else None)(drain(sqs, dlq, [])),
+            lambda: (lambda got: got if len(got) >= len(failing) else None)(drain(sqs, dlq)),
             60,
             1,
             "the failing records in the DLQ",
         )
-        audit_records = drain(sqs, audit, [])
+        audit_records = drain(sqs, audit)
     finally:
         aws("lambda").delete_event_source_mapping(UUID=mapping)
 
@@ -56,20 +56,3 @@ def test_report_batch_item_failures_retries_then_dead_letters(aws, make_function
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == "0"
     assert attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
-
-
-_drained: dict[str, list] = {}
-
-
-def drain(sqs, url: str, _unused) -> list:
-    """Every message received so far from `url` (accumulated across calls), deleted as read."""
-    got = _drained.setdefault(url, [])
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            body = json.loads(message["Body"])
-            got.append(body if "receive_count" in body else message)
-    return got

@@ -1,0 +1,227 @@
+//! `cargo xtask test`: every check and test, in the order that fails
+//! fastest. This is what CI runs.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{project_root, run_cmd, venv};
+
+/// The functions, by binary name.
+pub const FUNCTIONS: [&str; 3] = ["payment", "inventory", "shipping"];
+
+/// Runs everything.
+pub fn main(args: &[String]) -> Result<()> {
+    let root = project_root();
+    let cargo = || {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(&root);
+        cmd
+    };
+    step("format");
+    run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    step("clippy");
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("unit, handler, adapter and property tests");
+    run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    if args.iter().any(|a| a == "--quick") {
+        return Ok(());
+    }
+    step("local invoke: every sample through cargo lambda watch");
+    local_invoke(&root)?;
+    step("all tests passed");
+    Ok(())
+}
+
+fn step(name: &str) {
+    eprintln!("\n==> {name}");
+}
+
+/// Starts `cargo lambda watch` with in-memory adapters and invokes every
+/// function on every one of its samples, as a user would with
+/// `cargo lambda invoke <fn> --data-file events/...`.
+pub fn local_invoke(root: &Path) -> Result<()> {
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    let cargo_lambda = tools.bin("cargo-lambda");
+    // `watch` runs each function with `cargo run --bin <fn>`; build them
+    // first, the same way, so no invoke waits on a compile.
+    for function in FUNCTIONS {
+        run_cmd(
+            Command::new(env!("CARGO"))
+                .current_dir(root)
+                .args(["build", "--quiet", "--bin", function]),
+        )?;
+    }
+    let port = free_port()?;
+    let log = root.join("target/cargo-lambda-watch.log");
+    let watch = Watch::start(&cargo_lambda, root, port, &log)?;
+    let mut invoked = 0;
+    for function in FUNCTIONS {
+        let mut samples: Vec<_> = std::fs::read_dir(root.join("events").join(function))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        samples.sort();
+        for sample in samples {
+            let name = sample
+                .strip_prefix(root)
+                .unwrap_or(&sample)
+                .display()
+                .to_string();
+            let dead_before = watch.dead_letters();
+            let response = invoke(&cargo_lambda, function, port, &sample, &watch)
+                .with_context(|| format!("cargo lambda invoke {function} --data-file {name}"))?;
+            check_response(&name, &response)?;
+            // A poison record is acknowledged because it went to the DLQ:
+            // the function's log must say so.
+            let poison = name.contains("/poison-");
+            let dead_lettered = watch.wait_for_dead_letters(dead_before + 1);
+            if poison != dead_lettered {
+                bail!(
+                    "{name}: dead-lettered = {dead_lettered}, expected {poison}\n{}",
+                    watch.log_tail()
+                );
+            }
+            println!("ok  {function:<9} {name}  {response}");
+            invoked += 1;
+        }
+    }
+    drop(watch);
+    println!("local invoke: {invoked} passed, 0 failed");
+    Ok(())
+}
+
+fn invoke(
+    cargo_lambda: &Path,
+    function: &str,
+    port: u16,
+    sample: &Path,
+    watch: &Watch,
+) -> Result<Value> {
+    let started = Instant::now();
+    loop {
+        let out = Command::new(cargo_lambda)
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+                "--output-format",
+                "json",
+            ])
+            .arg("--data-file")
+            .arg(sample)
+            .output()?;
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).context("the response is not JSON");
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The server may still be starting: retry connection errors briefly.
+        if started.elapsed() < Duration::from_secs(120) && stderr.contains("onnect") {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        bail!("invoke failed: {stderr}\nwatch log: {}", watch.log_tail());
+    }
+}
+
+/// An SQS batch must come back with no failed record (poison records are
+/// dead-lettered, not failed); a direct invocation must be processed.
+fn check_response(name: &str, response: &Value) -> Result<()> {
+    if let Some(failures) = response.get("batchItemFailures") {
+        if failures.as_array().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        bail!("{name}: records failed: {response}");
+    }
+    match response.get("outcome").and_then(Value::as_str) {
+        Some("processed") => Ok(()),
+        _ => bail!("{name}: unexpected response {response}"),
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A `cargo lambda watch` process, stopped with its children on drop.
+struct Watch {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Watch {
+    fn start(cargo_lambda: &Path, root: &Path, port: u16, log: &Path) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(cargo_lambda)
+            .current_dir(root)
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+            ])
+            .args(["--invoke-port", &port.to_string()])
+            .args(["--env-var", "ORDERFLOW_ADAPTERS=memory"])
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out))
+            // Its own process group, so the functions it spawns stop with it.
+            .process_group(0)
+            .spawn()
+            .context("starting cargo lambda watch")?;
+        Ok(Self {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// How many records the functions have logged as sent to the DLQ.
+    fn dead_letters(&self) -> usize {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.matches("record sent to the DLQ").count()
+    }
+
+    /// Whether the DLQ count reaches `count` within half a second (the log is
+    /// written by another process).
+    fn wait_for_dead_letters(&self, count: usize) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(500) {
+            if self.dead_letters() >= count {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
