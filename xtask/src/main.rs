@@ -7,6 +7,7 @@
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
 
+mod bench;
 mod cloud;
 mod schemas;
 mod test;
@@ -27,6 +28,8 @@ commands:
                        cargo lambda watch (in-memory adapters)
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts
+  bench init           cold init, size and max RSS of each function against a
+                       bare lambda_runtime binary
   cloud up|down|status|logs
                        the embedded local cloud (LocalStack in host mode)
 ";
@@ -52,6 +55,7 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command {
         "cloud" => cloud::main(rest),
+        "bench" => bench::main(rest),
         "schemas" => schemas::main(),
         "test" => test::main(rest),
         "invoke-samples" => test::local_invoke(&project_root()),

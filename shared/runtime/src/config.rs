@@ -72,13 +72,7 @@ impl Config {
                 });
             }
         };
-        let required = |name: &'static str| -> Result<String, ConfigError> {
-            match lookup(name) {
-                Some(value) if !value.trim().is_empty() => Ok(value),
-                _ if adapters == Adapters::Memory => Ok(format!("memory:{name}")),
-                _ => Err(ConfigError::Missing(name)),
-            }
-        };
+        let required = |name: &'static str| required(adapters, name, lookup(name));
         Ok(Self {
             function,
             adapters,
@@ -101,11 +95,21 @@ impl Config {
     /// A further variable the function requires, read like the others: in
     /// memory mode a missing one gets a placeholder value.
     pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
-        match env::var(name) {
-            Ok(value) if !value.trim().is_empty() => Ok(value),
-            _ if self.adapters == Adapters::Memory => Ok(format!("memory:{name}")),
-            _ => Err(ConfigError::Missing(name)),
-        }
+        required(self.adapters, name, env::var(name).ok())
+    }
+}
+
+/// A required variable's value. In memory mode nothing names a cloud
+/// resource, so a missing one gets a placeholder.
+fn required(
+    adapters: Adapters,
+    name: &'static str,
+    value: Option<String>,
+) -> Result<String, ConfigError> {
+    match value {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ if adapters == Adapters::Memory => Ok(format!("memory:{name}")),
+        _ => Err(ConfigError::Missing(name)),
     }
 }
 

@@ -1,0 +1,149 @@
+//! `cargo xtask bench init`: cold init of each function against a bare
+//! `lambda_runtime` binary, plus bootstrap size and max RSS.
+//!
+//! Cold init is the time from starting the process to its first
+//! `GET /runtime/invocation/next`: everything a cold start costs before the
+//! first event. A tiny Runtime API on loopback takes that request; the
+//! process is then killed. Figures are medians over many starts, and are
+//! reported as ratios to the baseline measured in the same command, because
+//! these machines are noisy.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::test::FUNCTIONS;
+use crate::{project_root, run_cmd};
+
+const RUNS: usize = 30;
+
+/// Entry point of `cargo xtask bench …`.
+pub fn main(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("init") => init(),
+        _ => bail!("usage: cargo xtask bench init"),
+    }
+}
+
+fn init() -> Result<()> {
+    let root = project_root();
+    eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
+    let mut build = Command::new(env!("CARGO"));
+    build.current_dir(&root).args(["build", "--release", "--quiet", "--example", "hello", "-p", "orderflow-runtime"]);
+    for function in FUNCTIONS {
+        build.args(["--bin", function, "-p", function]);
+    }
+    run_cmd(&mut build)?;
+    let release = root.join("target/release");
+    let hello = release.join("examples/hello");
+    let baseline = measure(&hello)?;
+    println!("{:<10} {:>10} {:>8} {:>10} {:>10}", "binary", "init p50", "ratio", "size", "max RSS");
+    print_row("hello", &hello, &baseline, baseline.p50)?;
+    for function in FUNCTIONS {
+        let binary = release.join(function);
+        let m = measure(&binary)?;
+        print_row(function, &binary, &m, baseline.p50)?;
+    }
+    println!("(init = process start to first GET /next, median of {RUNS}; ratio = init / hello's init)");
+    Ok(())
+}
+
+struct Measurement {
+    p50: Duration,
+    max_rss_kb: u64,
+}
+
+fn print_row(name: &str, binary: &Path, m: &Measurement, baseline: Duration) -> Result<()> {
+    let size = std::fs::metadata(binary)?.len();
+    println!(
+        "{name:<10} {:>8.2}ms {:>7.2}x {:>8.1}MB {:>8.1}MB",
+        m.p50.as_secs_f64() * 1e3,
+        m.p50.as_secs_f64() / baseline.as_secs_f64(),
+        size as f64 / 1e6,
+        m.max_rss_kb as f64 / 1024.0,
+    );
+    Ok(())
+}
+
+fn measure(binary: &Path) -> Result<Measurement> {
+    let mut times = Vec::with_capacity(RUNS);
+    let mut max_rss_kb = 0;
+    for _ in 0..RUNS {
+        let (elapsed, rss) = one_cold_start(binary)?;
+        times.push(elapsed);
+        max_rss_kb = max_rss_kb.max(rss);
+    }
+    times.sort();
+    Ok(Measurement {
+        p50: times[RUNS / 2],
+        max_rss_kb,
+    })
+}
+
+/// Starts `binary` against a loopback Runtime API and times its first
+/// `/next` request.
+fn one_cold_start(binary: &Path) -> Result<(Duration, u64)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let api = listener.local_addr()?.to_string();
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(lambda_env(&api))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| binary.display().to_string())?;
+    listener.set_nonblocking(false)?;
+    let (mut stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf)?;
+    let elapsed = started.elapsed();
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let rss = peak_rss_kb(child.id());
+    let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    if !request.contains("/runtime/invocation/next") {
+        bail!("{}: first request was not /next: {request}", binary.display());
+    }
+    Ok((elapsed, rss))
+}
+
+/// What Lambda puts in a function's environment, with the project's own
+/// variables and static credentials (as Lambda provides them).
+fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
+    let path: PathBuf = std::env::var_os("PATH").map(PathBuf::from).unwrap_or_default();
+    vec![
+        ("PATH", path.display().to_string()),
+        ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "bench".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDBENCH".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+        ("AWS_SESSION_TOKEN", "bench".into()),
+        ("ORDERFLOW_TABLE", "bench".into()),
+        ("ORDERFLOW_BUS", "orderflow".into()),
+        ("ORDERFLOW_DLQ_URL", "http://127.0.0.1:9/queue/dlq".into()),
+        ("ORDERFLOW_LABEL_BUCKET", "labels".into()),
+    ]
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
