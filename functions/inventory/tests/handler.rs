@@ -2,10 +2,7 @@
 //! the real handler with in-memory ports.
 
 use inventory::Inventory;
-use orderflow_runtime::lambda::Response;
-use orderflow_runtime::testing::{
-    Expect, MemoryHandler, check_samples, memory_handler, read_sample,
-};
+use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler};
 
 /// What each sample must do to a fresh function with seeded stock.
 const EXPECTED: &[(&str, Expect)] = &[
@@ -37,21 +34,6 @@ fn handler() -> MemoryHandler<Inventory> {
     h
 }
 
-async fn feed(h: &MemoryHandler<Inventory>, files: &[&str]) {
-    for file in files {
-        let payload = read_sample(file).unwrap_or_else(|e| panic!("{file}: {e}"));
-        match h.invoke(&payload).await {
-            Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty(), "{file}: {b:?}"),
-            Ok(Response::Direct { .. }) => {}
-            Err(e) => panic!("{file}: {e}"),
-        }
-    }
-}
-
-fn kinds(h: &MemoryHandler<Inventory>) -> Vec<String> {
-    h.published().into_iter().map(|e| e.detail_type).collect()
-}
-
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
     let checked = check_samples("inventory", handler, EXPECTED)
@@ -63,8 +45,10 @@ async fn every_sample_has_its_expected_outcome() {
 #[tokio::test]
 async fn a_reservation_takes_every_line() {
     let h = handler();
-    feed(&h, &["inventory/order-placed.sqs.json"]).await;
-    assert_eq!(kinds(&h), ["StockReserved"]);
+    h.feed(&["inventory/order-placed.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.published_kinds(), ["StockReserved"]);
     assert_eq!(h.store().counter(MUG), Some(8));
     assert_eq!(h.store().counter(TEA), Some(4));
 }
@@ -73,7 +57,9 @@ async fn a_reservation_takes_every_line() {
 async fn a_short_line_reserves_nothing_and_names_the_sku() {
     let h = handler();
     h.store().set_counter(TEA, 0);
-    feed(&h, &["inventory/order-placed.eventbridge.json"]).await;
+    h.feed(&["inventory/order-placed.eventbridge.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.store().counter(MUG), Some(10), "all or nothing");
     let messages = h.published_messages();
     match &messages[0].event {
@@ -88,15 +74,13 @@ async fn a_short_line_reserves_nothing_and_names_the_sku() {
 #[tokio::test]
 async fn declined_payment_releases_reserved_stock() {
     let h = handler();
-    feed(
-        &h,
-        &[
-            "inventory/order-placed.sqs.json",
-            "inventory/payment-declined.sqs.json",
-        ],
-    )
-    .await;
-    assert_eq!(kinds(&h), ["StockReserved", "StockReleased"]);
+    h.feed(&[
+        "inventory/order-placed.sqs.json",
+        "inventory/payment-declined.sqs.json",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.published_kinds(), ["StockReserved", "StockReleased"]);
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
 }
@@ -104,15 +88,13 @@ async fn declined_payment_releases_reserved_stock() {
 #[tokio::test]
 async fn payment_declined_before_the_order_means_it_is_never_reserved() {
     let h = handler();
-    feed(
-        &h,
-        &[
-            "inventory/payment-declined.eventbridge.json",
-            "inventory/order-placed.eventbridge.json",
-        ],
-    )
-    .await;
-    assert!(kinds(&h).is_empty());
+    h.feed(&[
+        "inventory/payment-declined.eventbridge.json",
+        "inventory/order-placed.eventbridge.json",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.published_kinds().is_empty());
     assert_eq!(h.store().counter(MUG), Some(10));
 }
 
@@ -127,7 +109,7 @@ async fn duplicates_never_move_stock_twice() {
         "inventory/payment-declined.sqs.json",
         "inventory/payment-declined.eventbridge.json",
     ];
-    feed(&h, &files).await;
+    h.feed(&files).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
     let distinct: std::collections::HashSet<_> =

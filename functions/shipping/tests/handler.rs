@@ -2,10 +2,7 @@
 //! real handler with in-memory ports.
 
 use orderflow_contracts::Event;
-use orderflow_runtime::lambda::Response;
-use orderflow_runtime::testing::{
-    Expect, MemoryHandler, check_samples, memory_handler, read_sample,
-};
+use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler};
 use shipping::Shipping;
 use shipping::labels::MemoryLabels;
 
@@ -33,17 +30,6 @@ fn handler() -> MemoryHandler<Shipping<MemoryLabels>> {
     memory_handler(Shipping::new(MemoryLabels::default()))
 }
 
-async fn feed(h: &MemoryHandler<Shipping<MemoryLabels>>, files: &[&str]) {
-    for file in files {
-        let payload = read_sample(file).unwrap_or_else(|e| panic!("{file}: {e}"));
-        match h.invoke(&payload).await {
-            Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty(), "{file}: {b:?}"),
-            Ok(Response::Direct { .. }) => {}
-            Err(e) => panic!("{file}: {e}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
     let checked = check_samples("shipping", handler, EXPECTED)
@@ -65,7 +51,7 @@ async fn both_positives_in_either_order_ship_once_with_a_printable_label() {
         ],
     ] {
         let h = handler();
-        feed(&h, &order).await;
+        h.feed(&order).await.unwrap_or_else(|e| panic!("{e}"));
         let messages = h.published_messages();
         assert_eq!(messages.len(), 1, "{order:?}");
         let Event::ShipmentScheduled(shipment) = &messages[0].event else {
@@ -104,7 +90,7 @@ async fn the_tracking_number_is_the_same_on_every_delivery_order() {
         ],
     ] {
         let h = handler();
-        feed(&h, &order).await;
+        h.feed(&order).await.unwrap_or_else(|e| panic!("{e}"));
         if let Some(Event::ShipmentScheduled(s)) =
             h.published_messages().first().map(|m| m.event.clone())
         {
@@ -125,15 +111,13 @@ async fn after_any_negative_event_the_order_never_ships() {
     ] {
         let h = handler();
         let negative = format!("shipping/{negative}.sqs.json");
-        feed(
-            &h,
-            &[
-                &negative,
-                "shipping/payment-authorized.sqs.json",
-                "shipping/stock-reserved.sqs.json",
-            ],
-        )
-        .await;
+        h.feed(&[
+            &negative,
+            "shipping/payment-authorized.sqs.json",
+            "shipping/stock-reserved.sqs.json",
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(h.published().is_empty(), "{negative}");
         assert!(
             h.processor().service().labels().is_empty(),
@@ -145,16 +129,14 @@ async fn after_any_negative_event_the_order_never_ships() {
 #[tokio::test]
 async fn duplicates_ship_once() {
     let h = handler();
-    feed(
-        &h,
-        &[
-            "shipping/payment-authorized.sqs.json",
-            "shipping/stock-reserved.sqs.json",
-            "shipping/stock-reserved.sqs.json",
-            "shipping/payment-authorized.eventbridge.json",
-        ],
-    )
-    .await;
+    h.feed(&[
+        "shipping/payment-authorized.sqs.json",
+        "shipping/stock-reserved.sqs.json",
+        "shipping/stock-reserved.sqs.json",
+        "shipping/payment-authorized.eventbridge.json",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let distinct: std::collections::HashSet<_> =
         h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 1);

@@ -51,6 +51,30 @@ impl<S: Service> MemoryHandler<S> {
         self.handle(payload, Some(deadline), "test-request").await
     }
 
+    /// Invokes the handler on each sample file in turn, failing on an
+    /// invocation error or a failed record.
+    pub async fn feed(&self, files: &[&str]) -> Result<(), String> {
+        for file in files {
+            let payload = read_sample(file).map_err(|e| format!("{file}: {e}"))?;
+            match self.invoke(&payload).await {
+                Ok(Response::Batch(b)) if !b.batch_item_failures.is_empty() => {
+                    return Err(format!("{file}: records failed: {b:?}"));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("{file}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The detail-types published so far, in order.
+    pub fn published_kinds(&self) -> Vec<String> {
+        self.published()
+            .into_iter()
+            .map(|e| e.detail_type)
+            .collect()
+    }
+
     /// Everything published so far.
     pub fn published(&self) -> Vec<OutboxEntry> {
         self.processor().publisher().published()
