@@ -57,6 +57,19 @@ pub struct Detail<T> {
     pub data: T,
 }
 
+/// [`Detail`] by reference, without `flatten` (which serializes through a
+/// slower path): what [`Message::detail_json`] writes.
+#[derive(Serialize)]
+struct DetailOut<'a> {
+    event_id: &'a EventId,
+    order_id: &'a OrderId,
+    causation_id: &'a Option<EventId>,
+    occurred_at: &'a DateTime<Utc>,
+    schema_version: u32,
+    producer: &'a Producer,
+    data: &'a Event,
+}
+
 /// A decoded, validated event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -165,8 +178,14 @@ impl Message {
 
     /// The `detail` JSON to put on the bus.
     pub fn detail_json(&self) -> String {
-        let detail = Detail {
-            meta: self.meta.clone(),
+        let meta = &self.meta;
+        let detail = DetailOut {
+            event_id: &meta.event_id,
+            order_id: &meta.order_id,
+            causation_id: &meta.causation_id,
+            occurred_at: &meta.occurred_at,
+            schema_version: meta.schema_version,
+            producer: &meta.producer,
             data: &self.event,
         };
         // Serializing these types cannot fail: every map key is a string.
@@ -202,39 +221,56 @@ fn required<T: DeserializeOwned>(field: &str, raw: Option<&RawValue>) -> Result<
 }
 
 /// Parses `json` as `T`, naming the failing field by its path under `at`.
+///
+/// The fast path is plain `serde_json`; only a failure is parsed again with
+/// path tracking, to name the field. Valid events, the common case, pay
+/// nothing for the error reporting.
 fn parse<'a, T: Deserialize<'a>>(at: &str, json: &'a str) -> Result<T, ContractError> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let field = match (at, path.as_str()) {
-            ("", ".") => "$".to_owned(),
-            (at, ".") => at.to_owned(),
-            ("", path) => path.to_owned(),
-            (at, path) => format!("{at}.{path}"),
-        };
-        let inner = err.into_inner();
-        let reason = inner.to_string();
-        // serde reports a missing field as `missing field `x``; name it by path.
-        if let Some(name) = reason
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            let field = if field == "$" {
-                name.to_owned()
-            } else {
-                format!("{field}.{name}")
-            };
-            return ContractError::Missing { field };
-        }
-        ContractError::Malformed { field, reason }
-    })?;
-    de.end().map_err(|err| ContractError::Malformed {
-        field: if at.is_empty() {
+    serde_json::from_str(json).map_err(|err| explain::<T>(at, json, err))
+}
+
+/// Re-parses a failed document with path tracking, to say where it failed.
+fn explain<'a, T: Deserialize<'a>>(
+    at: &str,
+    json: &'a str,
+    first: serde_json::Error,
+) -> ContractError {
+    let whole = || {
+        if at.is_empty() {
             "$".to_owned()
         } else {
             at.to_owned()
-        },
-        reason: err.to_string(),
-    })?;
-    Ok(value)
+        }
+    };
+    let mut de = serde_json::Deserializer::from_str(json);
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(err) => err,
+        // Only trailing characters can fail after a successful value.
+        Ok(_) => {
+            return ContractError::Malformed {
+                field: whole(),
+                reason: first.to_string(),
+            };
+        }
+    };
+    let path = err.path().to_string();
+    let field = match (at, path.as_str()) {
+        (_, ".") => whole(),
+        ("", path) => path.to_owned(),
+        (at, path) => format!("{at}.{path}"),
+    };
+    let reason = err.into_inner().to_string();
+    // serde reports a missing field as `missing field `x``; name it by path.
+    if let Some(name) = reason
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let field = if field == "$" {
+            name.to_owned()
+        } else {
+            format!("{field}.{name}")
+        };
+        return ContractError::Missing { field };
+    }
+    ContractError::Malformed { field, reason }
 }
