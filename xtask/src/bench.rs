@@ -33,7 +33,15 @@ fn init() -> Result<()> {
     let root = project_root();
     eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
     let mut build = Command::new(env!("CARGO"));
-    build.current_dir(&root).args(["build", "--release", "--quiet", "--example", "hello", "-p", "orderflow-runtime"]);
+    build.current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--example",
+        "hello",
+        "-p",
+        "orderflow-runtime",
+    ]);
     for function in FUNCTIONS {
         build.args(["--bin", function, "-p", function]);
     }
@@ -41,14 +49,19 @@ fn init() -> Result<()> {
     let release = root.join("target/release");
     let hello = release.join("examples/hello");
     let baseline = measure(&hello)?;
-    println!("{:<10} {:>10} {:>8} {:>10} {:>10}", "binary", "init p50", "ratio", "size", "max RSS");
+    println!(
+        "{:<10} {:>10} {:>8} {:>10} {:>10}",
+        "binary", "init p50", "ratio", "size", "max RSS"
+    );
     print_row("hello", &hello, &baseline, baseline.p50)?;
     for function in FUNCTIONS {
         let binary = release.join(function);
         let m = measure(&binary)?;
         print_row(function, &binary, &m, baseline.p50)?;
     }
-    println!("(init = process start to first GET /next, median of {RUNS}; ratio = init / hello's init)");
+    println!(
+        "(init = process start to first GET /next, median of {RUNS}; ratio = init / hello's init)"
+    );
     Ok(())
 }
 
@@ -109,7 +122,10 @@ fn one_cold_start(binary: &Path) -> Result<(Duration, u64)> {
     let _ = child.kill();
     let _ = child.wait();
     if !request.contains("/runtime/invocation/next") {
-        bail!("{}: first request was not /next: {request}", binary.display());
+        bail!(
+            "{}: first request was not /next: {request}",
+            binary.display()
+        );
     }
     Ok((elapsed, rss))
 }
@@ -117,7 +133,9 @@ fn one_cold_start(binary: &Path) -> Result<(Duration, u64)> {
 /// What Lambda puts in a function's environment, with the project's own
 /// variables and static credentials (as Lambda provides them).
 fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
-    let path: PathBuf = std::env::var_os("PATH").map(PathBuf::from).unwrap_or_default();
+    let path: PathBuf = std::env::var_os("PATH")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     vec![
         ("PATH", path.display().to_string()),
         ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
