@@ -62,22 +62,28 @@ def sqs_hops(n_single: int, n_batched: int) -> None:
             sqs.send_message_batch(QueueUrl=url, Entries=entries)
             got = []
             while len(got) < 10:
-                got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10 - len(got)).get("Messages", [])
+                got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10 - len(got)).get(
+                    "Messages", []
+                )
             sqs.delete_message_batch(
                 QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+                ],
             )
             moved += len(got)
         batched = moved / (time.perf_counter() - started)
     finally:
         sqs.delete_queue(QueueUrl=url)
-    print(f"sqs hop (send -> receive -> delete), 1 message per call: {single:8.1f} msgs/s  (n={n_single})")
-    print(f"sqs hop (send -> receive -> delete), batches of 10:      {batched:8.1f} msgs/s  (n={n_batched})")
+    hop = "sqs hop (send -> receive -> delete)"
+    print(f"{hop}, 1 message per call: {single:8.1f} msgs/s  (n={n_single})")
+    print(f"{hop}, batches of 10:      {batched:8.1f} msgs/s  (n={n_batched})")
 
 
 def function_zip() -> tuple[bytes, str]:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
+
         def add(name, content):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o100755 << 16
@@ -108,7 +114,9 @@ def create(lam, code: bytes) -> str:
         # An orderflow function then needs no table, bus or queue: this measures the path.
         Environment={"Variables": {"ORDERFLOW_ADAPTERS": "memory"}},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
     return name
 
 
@@ -152,7 +160,9 @@ def invokes(n_warm: int, n_cold: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sqs", type=int, default=300, help="single-message hops")
-    parser.add_argument("--sqs-batched", type=int, default=1000, help="messages moved in batches of 10")
+    parser.add_argument(
+        "--sqs-batched", type=int, default=1000, help="messages moved in batches of 10"
+    )
     parser.add_argument("--warm", type=int, default=300, help="warm invokes")
     parser.add_argument("--cold", type=int, default=20, help="cold invokes (one new function each)")
     args = parser.parse_args()

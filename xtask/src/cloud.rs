@@ -54,8 +54,8 @@ pub fn main(args: &[String]) -> Result<()> {
         Some("down") => down(),
         Some("status") => status(),
         Some("logs") => logs(&args[1..]),
-        Some("test") if args.len() == 1 => test(),
-        Some("test") => test_with(&args[1..]),
+        Some("test") if args.len() == 1 => test(None),
+        Some("test") => run_tests(None, &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -99,32 +99,14 @@ impl State {
 /// its endpoint URL.
 pub fn ensure_up() -> Result<String> {
     let state = State::new();
-    if let Some(health) = health() {
-        match state.running_pid() {
-            Some(pid) => {
-                wait_ready(&state, pid, None)?;
-                eprintln!("xtask: local cloud already up on {ENDPOINT} (pid {pid})");
-            }
-            None => {
-                let version = health
-                    .get("version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?");
-                eprintln!(
-                    "xtask: using the LocalStack {version} already listening on {ENDPOINT} \
-                     (not started by xtask, so `cloud down` leaves it alone)"
-                );
-                if !version.starts_with(LOCALSTACK_VERSION) {
-                    eprintln!("xtask: note: this project pins LocalStack {LOCALSTACK_VERSION}");
-                }
-            }
-        }
-        return Ok(ENDPOINT.to_string());
+    if let Some(endpoint) = already_up(&state)? {
+        return Ok(endpoint);
     }
-    if let Some(pid) = state.running_pid() {
-        // Ours, still starting (or wedged): wait for it rather than start a second one.
-        wait_ready(&state, pid, None)?;
-        return Ok(ENDPOINT.to_string());
+    fs::create_dir_all(&state.dir)?;
+    // Two commands bringing the cloud up at once would race on the install and the port.
+    let _lock = StartLock::acquire(&state)?;
+    if let Some(endpoint) = already_up(&state)? {
+        return Ok(endpoint);
     }
     if port_in_use() {
         bail!(
@@ -136,7 +118,6 @@ pub fn ensure_up() -> Result<String> {
     let _ = fs::remove_file(state.pid_file());
 
     let python = install()?;
-    fs::create_dir_all(&state.dir)?;
     fs::create_dir_all(state.lambda_pids())?;
     let log = fs::File::create(state.log_file())
         .with_context(|| format!("creating {}", state.log_file().display()))?;
@@ -165,6 +146,101 @@ pub fn ensure_up() -> Result<String> {
         started.elapsed().as_secs_f64()
     );
     Ok(ENDPOINT.to_string())
+}
+
+/// The endpoint, if a LocalStack already answers there (ours or not) or ours is starting.
+fn already_up(state: &State) -> Result<Option<String>> {
+    if let Some(health) = health() {
+        match state.running_pid() {
+            Some(pid) => {
+                wait_ready(state, pid, None)?;
+                eprintln!("xtask: local cloud already up on {ENDPOINT} (pid {pid})");
+            }
+            None => {
+                let version = health
+                    .get("version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?");
+                eprintln!(
+                    "xtask: using the LocalStack {version} already listening on {ENDPOINT} \
+                     (not started by xtask, so `cloud down` leaves it alone)"
+                );
+                if !version.starts_with(LOCALSTACK_VERSION) {
+                    eprintln!("xtask: note: this project pins LocalStack {LOCALSTACK_VERSION}");
+                }
+            }
+        }
+        return Ok(Some(ENDPOINT.to_string()));
+    }
+    if let Some(pid) = state.running_pid() {
+        // Ours, still starting (or wedged): wait for it rather than start a second one.
+        wait_ready(state, pid, None)?;
+        return Ok(Some(ENDPOINT.to_string()));
+    }
+    Ok(None)
+}
+
+/// Held while `up` installs and starts LocalStack: `.localstack/starting` names the holder's
+/// pid, and is removed when the holder is done (or found dead).
+struct StartLock(PathBuf);
+
+impl StartLock {
+    fn acquire(state: &State) -> Result<Self> {
+        let path = state.dir.join("starting");
+        let waiting = Instant::now();
+        let mut said = false;
+        loop {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    writeln!(file, "{}", std::process::id())?;
+                    return Ok(StartLock(path));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder: Option<u32> = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|text| text.trim().parse().ok());
+                    let alive =
+                        holder.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    // An empty file is a holder that has not written its pid yet, unless old.
+                    let young = fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age < Duration::from_secs(5));
+                    if !alive && (holder.is_some() || !young) {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    if !said {
+                        eprintln!("xtask: another command is bringing the local cloud up; waiting");
+                        said = true;
+                    }
+                    if waiting.elapsed() > START_TIMEOUT * 5 {
+                        bail!(
+                            "waited {} s for {} to go away; delete it if no `cargo xtask cloud up` \
+                             is running",
+                            waiting.elapsed().as_secs(),
+                            path.display()
+                        );
+                    }
+                    sleep(Duration::from_millis(200));
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| format!("creating {}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StartLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// LocalStack's configuration: host mode, our plugins, every file under `.localstack/`.
@@ -198,6 +274,14 @@ fn install() -> Result<PathBuf> {
     let root = project_root();
     let venv = venv::ensure("localstack", LOCK)?;
     let python = venv.bin("python");
+    if !python.exists() {
+        // For example a venv whose base interpreter was removed or upgraded.
+        bail!(
+            "broken install: {} does not run; delete .venv/localstack and run \
+             `cargo xtask cloud up` again",
+            python.display()
+        );
+    }
     let extension = root.join(EXTENSION);
     let pyproject = fs::read_to_string(extension.join("pyproject.toml"))
         .with_context(|| format!("reading {EXTENSION}/pyproject.toml"))?;
@@ -364,13 +448,44 @@ fn signal_group(pgid: u32, sig: &str) {
 /// Whether `pid` is alive (not a zombie) and runs LocalStack: guards against a reused pid.
 fn is_localstack_process(pid: u32) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state field follows the parenthesised command name.
-    let zombie = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        .unwrap_or(true);
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    !zombie && String::from_utf8_lossy(&cmdline).contains("localstack.runtime.main")
+    looks_like_localstack(&stat, &cmdline)
+}
+
+/// Whether a process, by its `/proc/<pid>/stat` and `cmdline`, is a live LocalStack.
+fn looks_like_localstack(stat: &str, cmdline: &[u8]) -> bool {
+    // The state field follows the parenthesised command name; no stat means no process.
+    let live = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+    // Right after `spawn` returns, the kernel may not have set the new program's arguments yet
+    // (the exec has released the parent, but /proc/<pid>/cmdline is not filled in): an empty
+    // cmdline of a live process is one still starting.
+    live && (cmdline.is_empty()
+        || String::from_utf8_lossy(cmdline).contains("localstack.runtime.main"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_localstack;
+
+    const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
+
+    #[test]
+    fn a_process_still_in_exec_counts_as_starting() {
+        assert!(looks_like_localstack(RUNNING, b""));
+    }
+
+    #[test]
+    fn localstack_is_recognised_and_others_are_not() {
+        assert!(looks_like_localstack(
+            RUNNING,
+            b"python\0-m\0localstack.runtime.main\0"
+        ));
+        assert!(!looks_like_localstack(RUNNING, b"sleep\0forever\0"));
+        assert!(!looks_like_localstack("4242 (python) Z 1 4242", b""));
+        assert!(!looks_like_localstack("", b""));
+    }
 }
 
 fn status() -> Result<()> {
@@ -423,25 +538,43 @@ fn logs(args: &[String]) -> Result<()> {
     }
 }
 
-/// Starts the cloud and runs the plugin tests (`infra/localstack/tests`) with pytest.
-pub fn test() -> Result<()> {
-    test_with(&[])
+/// Starts the cloud and runs the plugin tests (`infra/localstack/tests`): ruff, then pytest.
+///
+/// `bootstrap` is a built orderflow function binary for the tests that run real code; without
+/// it, ORDERFLOW_BOOTSTRAP from the environment is used, and those tests fail if neither is set.
+pub fn test(bootstrap: Option<&Path>) -> Result<()> {
+    run_tests(bootstrap, &[])
 }
 
-fn test_with(extra: &[String]) -> Result<()> {
+fn run_tests(bootstrap: Option<&Path>, extra: &[String]) -> Result<()> {
     let endpoint = ensure_up()?;
     let venv = venv::ensure("localstack", LOCK)?;
     let root = project_root();
+    // The extension, tests and bench follow infra/localstack/ruff.toml.
+    let python_dir = root.join("infra/localstack");
     run_cmd(
-        Command::new(venv.bin("python"))
-            .args(["-m", "pytest", "-q"])
-            .arg(root.join(TESTS))
-            .args(extra)
-            .current_dir(&root)
-            .envs(aws_env(&endpoint))
-            .env("ORDERFLOW_LOCALSTACK_STATE", root.join(".localstack")),
+        Command::new(venv.bin("ruff"))
+            .args(["check", "--no-cache"])
+            .arg(&python_dir),
     )
-    .context("the LocalStack plugin tests failed")
+    .context("infra/localstack: `ruff check --fix` fixes most of these")?;
+    run_cmd(
+        Command::new(venv.bin("ruff"))
+            .args(["format", "--check", "--no-cache"])
+            .arg(&python_dir),
+    )
+    .context("infra/localstack: run `.venv/localstack/bin/ruff format infra/localstack`")?;
+    let mut pytest = Command::new(venv.bin("python"));
+    pytest
+        .args(["-m", "pytest", "-q"])
+        .arg(root.join(TESTS))
+        .args(extra)
+        .current_dir(&root)
+        .envs(aws_env(&endpoint));
+    if let Some(bootstrap) = bootstrap {
+        pytest.env("ORDERFLOW_BOOTSTRAP", root.join(bootstrap));
+    }
+    run_cmd(&mut pytest).context("the LocalStack plugin tests failed")
 }
 
 /// Local-cloud test credentials and region, for any command that talks to [`ENDPOINT`].

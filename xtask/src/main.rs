@@ -8,6 +8,7 @@
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
 
 mod bench;
+mod bench_cloud;
 mod cloud;
 mod schemas;
 mod test;
@@ -30,7 +31,9 @@ commands:
   schemas              regenerate events/schemas/ from the contracts
   bench init           cold init, size and max RSS of each function against a
                        bare lambda_runtime binary
-  cloud up|down|status|logs
+  bench cloud          local-cloud baselines: SQS hop rate, invoke p50/p99
+                       warm and cold
+  cloud up|down|status|logs|test
                        the embedded local cloud (LocalStack in host mode)
 ";
 
@@ -55,7 +58,10 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command {
         "cloud" => cloud::main(rest),
-        "bench" => bench::main(rest),
+        "bench" => match rest.split_first() {
+            Some((what, args)) if what == "cloud" => bench_cloud::main(args),
+            _ => bench::main(rest),
+        },
         "schemas" => schemas::main(),
         "test" => test::main(rest),
         "invoke-samples" => test::local_invoke(&project_root()),

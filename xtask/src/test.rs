@@ -40,6 +40,8 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     step("local invoke: every sample through cargo lambda watch");
     local_invoke(&root)?;
+    step("local cloud: LocalStack plugin tests (a real function included)");
+    crate::cloud::test(Some(&root.join("target/debug/payment")))?;
     step("all tests passed");
     Ok(())
 }

@@ -5,7 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use orderflow_contracts::AuthorizationId;
+use orderflow_contracts::{AuthorizationId, Message};
+use orderflow_runtime::lambda::{Invocation, read_invocation};
+use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::testing::{cpu_path, read_sample};
 use payment::PaymentState;
 use payment::decide::{Plan, decide, settle};
@@ -34,6 +36,31 @@ fn record(c: &mut Criterion) {
             })
         })
     });
+    // Where the time goes, stage by stage.
+    group.bench_function("stage: read the SQS invocation", |b| {
+        b.iter(|| read_invocation(black_box(&payload)))
+    });
+    let body = match read_invocation(&payload) {
+        Ok(Invocation::Sqs { records, .. }) => records.into_iter().next().map(|r| r.body),
+        _ => None,
+    }
+    .unwrap_or_default();
+    group.bench_function("stage: decode and validate the body", |b| {
+        b.iter(|| Message::from_bus_json(black_box(&body)))
+    });
+    if let Ok(message) = Message::from_bus_json(&body) {
+        let decision = match decide(&state, &message.meta.order_id, &message.event) {
+            Plan::Apply(d) => d,
+            Plan::Call(call) => settle(
+                state.clone(),
+                &call,
+                GatewayResult::Authorized(auth.clone()),
+            ),
+        };
+        group.bench_function("stage: encode the outbox", |b| {
+            b.iter(|| outbox_for(black_box(&message), decision.emit.clone()))
+        });
+    }
     group.finish();
 }
 

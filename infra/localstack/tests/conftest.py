@@ -26,7 +26,9 @@ ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 @pytest.fixture(scope="session")
 def aws():
     """A factory of boto3 clients for the local cloud."""
-    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    session = boto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+    )
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=120)
     cache = {}
 
@@ -75,7 +77,9 @@ def wait_active(lambda_client, name: str, timeout: float = 60) -> dict:
         if config["State"] == "Active":
             return config
         if config["State"] == "Failed" or time.time() > deadline:
-            raise AssertionError(f"function {name} is {config['State']}: {config.get('StateReason')}")
+            raise AssertionError(
+                f"function {name} is {config['State']}: {config.get('StateReason')}"
+            )
         time.sleep(0.2)
 
 

@@ -55,7 +55,8 @@ def tables(aws):
     status = wait_for(done, 60, what="the stack")
     assert status == "CREATE_COMPLETE", status
     outputs = {
-        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+        o["OutputKey"]: o["OutputValue"]
+        for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
     }
     yield outputs["LedgerName"], outputs["StockName"]
     cfn.delete_stack(StackName=stack)

@@ -7,7 +7,7 @@ test fails with that InternalError."""
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from conftest import unique, wait_for
 
@@ -17,7 +17,9 @@ def test_archived_events_replay_to_the_bus(aws):
     bus = unique("orders-bus")
     bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
     queue = sqs.create_queue(QueueName=unique("replayed"))["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     events.put_rule(
         Name="to-queue",
         EventBusName=bus,
@@ -26,7 +28,7 @@ def test_archived_events_replay_to_the_bus(aws):
     events.put_targets(Rule="to-queue", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
     archive = unique("archive")
     archive_arn = events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)["ArchiveArn"]
-    start = datetime.now(timezone.utc) - timedelta(minutes=2)
+    start = datetime.now(UTC) - timedelta(minutes=2)
     result = events.put_events(
         Entries=[
             {
@@ -40,7 +42,9 @@ def test_archived_events_replay_to_the_bus(aws):
     assert result["FailedEntryCount"] == 0
 
     def received():
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
         for m in messages:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
         return [json.loads(m["Body"]) for m in messages]
@@ -54,7 +58,7 @@ def test_archived_events_replay_to_the_bus(aws):
         ReplayName=replay,
         EventSourceArn=archive_arn,
         EventStartTime=start,
-        EventEndTime=datetime.now(timezone.utc),
+        EventEndTime=datetime.now(UTC),
         Destination={"Arn": bus_arn},
     )
     state = wait_for(

@@ -65,7 +65,9 @@ def test_timeout_kills_the_runtime_and_reports_it(aws, make_function):
     assert "Task timed out after 1.00 seconds" in body["errorMessage"]
     assert elapsed < 3.5, f"timeout took {elapsed:.1f} s"
     # The runtime was killed (whole process group) and a new one serves the next invoke.
-    assert wait_for(lambda: not os.path.exists(f"/proc/{warm['pid']}"), 5, 0.1, "the old runtime to die")
+    assert wait_for(
+        lambda: not os.path.exists(f"/proc/{warm['pid']}"), 5, 0.1, "the old runtime to die"
+    )
     response, body = invoke(aws("lambda"), name, {"action": "echo"})
     assert "FunctionError" not in response
     assert body["pid"] != warm["pid"]
@@ -115,7 +117,8 @@ while true; do
   body=$(head -c "$len" <&3)
   echo "shell got $body"
   reply="{\"shell\":$body}"
-  printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s' "$id" "${#reply}" "$reply" >&3
+  post="POST /2018-06-01/runtime/invocation/$id/response HTTP/1.1"
+  printf '%s\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s' "$post" "${#reply}" "$reply" >&3
   while IFS= read -r line <&3; do line="${line%$'\r'}"; [[ -z "$line" ]] && break; done
   head -c 15 <&3 >/dev/null  # {"status":"OK"}
 done
@@ -154,7 +157,9 @@ def test_concurrent_invokes_run_in_separate_environments(aws, make_function):
     started = time.time()
     with ThreadPoolExecutor(4) as pool:
         results = list(
-            pool.map(lambda _: invoke(aws("lambda"), name, {"action": "sleep", "seconds": 2}), range(4))
+            pool.map(
+                lambda _: invoke(aws("lambda"), name, {"action": "sleep", "seconds": 2}), range(4)
+            )
         )
     elapsed = time.time() - started
     assert all("FunctionError" not in response for response, _ in results)

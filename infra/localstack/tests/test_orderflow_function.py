@@ -108,8 +108,12 @@ def test_real_rust_function_driven_by_an_sqs_event_source_mapping(aws, real_func
     nothing is left in the source queue."""
     name, function, table, dlq = real_function
     sqs = aws("sqs")
-    queue = sqs.create_queue(QueueName=unique("orderflow-in"), Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName=unique("orderflow-in"), Attributes={"VisibilityTimeout": "5"}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     good = json.loads((ROOT / "events" / function / "order-placed.sqs.json").read_text())
     poison = json.loads((ROOT / "events" / function / "poison-malformed-json.sqs.json").read_text())
     sqs.send_message(QueueUrl=queue, MessageBody=good["Records"][0]["body"])
@@ -135,7 +139,10 @@ def test_real_rust_function_driven_by_an_sqs_event_source_mapping(aws, real_func
 
         def source_empty():
             attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-            return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+            return (
+                attrs["ApproximateNumberOfMessages"] == "0"
+                and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+            )
 
         wait_for(source_empty, 30, what="the source queue to be empty")
         assert aws("dynamodb").scan(TableName=table)["Items"]

@@ -24,7 +24,13 @@ def url(api, path):
 
 
 def pending(request_id="req-1"):
-    return PendingInvoke(request_id, b'{"x":1}', 1_900_000_000_000, "arn:aws:lambda:us-east-1:0:function:f", "Root=1-a-b")
+    return PendingInvoke(
+        request_id,
+        b'{"x":1}',
+        1_900_000_000_000,
+        "arn:aws:lambda:us-east-1:0:function:f",
+        "Root=1-a-b",
+    )
 
 
 def next_in_thread(api):
@@ -33,7 +39,11 @@ def next_in_thread(api):
     def run():
         try:
             with urllib.request.urlopen(url(api, "/invocation/next"), timeout=10) as response:
-                box["status"], box["headers"], box["body"] = response.status, response.headers, response.read()
+                box["status"], box["headers"], box["body"] = (
+                    response.status,
+                    response.headers,
+                    response.read(),
+                )
         except urllib.error.HTTPError as err:
             box["status"] = err.code
 
@@ -50,7 +60,9 @@ def wait_ready(api, generation):
 
 
 def post(api, path, body, headers=None):
-    request = urllib.request.Request(url(api, path), data=body, method="POST", headers=headers or {})
+    request = urllib.request.Request(
+        url(api, path), data=body, method="POST", headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status
@@ -81,7 +93,12 @@ def test_error_without_json_body_is_wrapped_with_its_type(api):
     wait_ready(api, generation)
     api.submit(pending())
     thread.join(5)
-    status = post(api, "/invocation/req-1/error", b"plain text", {"Lambda-Runtime-Function-Error-Type": "Oops"})
+    status = post(
+        api,
+        "/invocation/req-1/error",
+        b"plain text",
+        {"Lambda-Runtime-Function-Error-Type": "Oops"},
+    )
     assert status == 202
     assert api.outcome.is_error
     assert json.loads(api.outcome.payload) == {"errorMessage": "plain text", "errorType": "Oops"}

@@ -54,7 +54,9 @@ def test_sam_function_with_sqs_event_processes_messages(aws):
             90,
             what="the SAM stack",
         )
-        assert status == "CREATE_COMPLETE", cfn.describe_stack_events(StackName=stack)["StackEvents"][:3]
+        assert status == "CREATE_COMPLETE", cfn.describe_stack_events(StackName=stack)[
+            "StackEvents"
+        ][:3]
         queue = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"][0]["OutputValue"]
         for i in range(3):
             sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": i}))

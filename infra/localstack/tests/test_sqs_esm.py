@@ -10,15 +10,21 @@ MAX_RECEIVE = 2
 def test_report_batch_item_failures_retries_then_dead_letters(aws, make_function):
     sqs = aws("sqs")
     dlq = sqs.create_queue(QueueName=unique("orders-dlq"))["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue = sqs.create_queue(
         QueueName=unique("orders"),
         Attributes={
             "VisibilityTimeout": "2",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE}
+            ),
         },
     )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     audit = sqs.create_queue(QueueName=unique("audit"))["QueueUrl"]
 
     name = make_function(python_function_zip("sqs_batch.py"), env={"AUDIT_QUEUE_URL": audit})

@@ -1,4 +1,4 @@
-"""orderflow's LocalStack extension: what LocalStack in host mode (no Docker) needs to run orderflow.
+"""orderflow's LocalStack extension: what LocalStack in host mode (no Docker) needs for orderflow.
 
 Layout:
 - `dynamodb`: DynamoDB served by moto (`PROVIDER_OVERRIDE_DYNAMODB=moto`), instead of

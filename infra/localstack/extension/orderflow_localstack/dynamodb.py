@@ -20,4 +20,6 @@ class MotoDynamoDBProvider(DynamodbApi, ServiceLifecycleHook):
 def dynamodb_moto() -> Service:
     from localstack.services.moto import MotoFallbackDispatcher
 
-    return Service.for_provider(MotoDynamoDBProvider(), dispatch_table_factory=MotoFallbackDispatcher)
+    return Service.for_provider(
+        MotoDynamoDBProvider(), dispatch_table_factory=MotoFallbackDispatcher
+    )

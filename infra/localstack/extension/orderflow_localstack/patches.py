@@ -6,7 +6,7 @@ the bug upstream makes the fix a no-op instead of a conflict.
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from localstack.runtime import hooks
 
@@ -20,8 +20,8 @@ def _as_utc(value) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def normalize_datetime(_self, value) -> datetime:

@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from localstack import config
@@ -57,7 +57,7 @@ LOG = logging.getLogger(__name__)
 MAX_BUFFERED_OUTPUT = 1 << 20
 
 # Every live executor, so that LocalStack's exit kills what its shutdown hooks missed.
-_LIVE: set["ProcessRuntimeExecutor"] = set()
+_LIVE: set[ProcessRuntimeExecutor] = set()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -87,7 +87,9 @@ class OutputCapture:
         self._buf = bytearray()
         self._base = 0  # absolute offset of _buf[0]
         self._eof = False
-        self._thread = threading.Thread(target=self._run, name="orderflow-lambda-output", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="orderflow-lambda-output", daemon=True
+        )
         self._thread.start()
 
     def _read_available(self) -> None:
@@ -147,7 +149,7 @@ def _error_payload(error_type: str, message: str) -> bytes:
 
 
 def _ts() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class ProcessRuntimeExecutor(RuntimeExecutor):
@@ -361,7 +363,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     # ---- invocations
 
-    def _logs(self, request_id: str, started: float, extra: str = "", cold_ms: float | None = None) -> str:
+    def _logs(
+        self, request_id: str, started: float, extra: str = "", cold_ms: float | None = None
+    ) -> str:
         output = ""
         if self.output is not None:
             output, self.log_offset = self.output.take(self.log_offset)
@@ -391,7 +395,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             try:
                 self._spawn_and_wait_ready(config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT)
             except StatusErrorException as err:
-                return InvocationResult(request_id, err.payload, True, self._logs(request_id, started))
+                return InvocationResult(
+                    request_id, err.payload, True, self._logs(request_id, started)
+                )
             cold_ms = (time.perf_counter() - started) * 1000
 
         api = self.api
@@ -402,7 +408,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 request_id=request_id,
                 payload=payload.get("payload", "").encode(),
                 deadline_ms=int(time.time() * 1000) + timeout_s * 1000,
-                function_arn=payload.get("invoked-function-arn", self.function_version.qualified_arn),
+                function_arn=payload.get(
+                    "invoked-function-arn", self.function_version.qualified_arn
+                ),
                 trace_id=payload.get("trace-id", ""),
             )
         )
@@ -432,15 +440,22 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             return InvocationResult(request_id, body, True, logs)
         if outcome == "exited":
             self._kill()
-            message = f"RequestId: {request_id} Error: Runtime exited with error: {self._exit_text()}"
+            message = (
+                f"RequestId: {request_id} Error: Runtime exited with error: {self._exit_text()}"
+            )
             logs = self._logs(request_id, started, f"{message}\nRuntime.ExitError\n", cold_ms)
-            return InvocationResult(request_id, _error_payload("Runtime.ExitError", message), True, logs)
+            return InvocationResult(
+                request_id, _error_payload("Runtime.ExitError", message), True, logs
+            )
         if outcome == "stopped":
             logs = self._logs(request_id, started, "", cold_ms)
             body = _error_payload("Sandbox.Stopped", "the execution environment was stopped")
             return InvocationResult(request_id, body, True, logs)
         return InvocationResult(
-            request_id, outcome.payload, outcome.is_error, self._logs(request_id, started, "", cold_ms)
+            request_id,
+            outcome.payload,
+            outcome.is_error,
+            self._logs(request_id, started, "", cold_ms),
         )
 
     def get_logs(self) -> str:

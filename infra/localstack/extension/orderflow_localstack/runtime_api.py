@@ -150,9 +150,7 @@ def _handler_for(api: RuntimeApi):
                 generation = api.generation
                 api.ready_generation = generation
                 api.cond.notify_all()
-                while (
-                    not api.shutdown and generation == api.generation and api.pending is None
-                ):
+                while not api.shutdown and generation == api.generation and api.pending is None:
                     api.cond.wait()
                 if api.shutdown or generation != api.generation:
                     invoke = None

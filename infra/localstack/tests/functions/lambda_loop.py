@@ -28,8 +28,11 @@ def _post(path, body, headers=None):
 
 
 def init_error(error_type, message):
-    _post("/init/error", {"errorType": error_type, "errorMessage": message},
-          {"Lambda-Runtime-Function-Error-Type": error_type})
+    _post(
+        "/init/error",
+        {"errorType": error_type, "errorMessage": message},
+        {"Lambda-Runtime-Function-Error-Type": error_type},
+    )
 
 
 def serve(handler):
@@ -41,9 +44,11 @@ def serve(handler):
             result = handler(event, context)
         except Exception as err:  # noqa: BLE001 - reported to the caller, as AWS does
             error_type = type(err).__name__
-            _post(f"/invocation/{context.request_id}/error",
-                  {"errorType": error_type, "errorMessage": str(err)},
-                  {"Lambda-Runtime-Function-Error-Type": error_type})
+            _post(
+                f"/invocation/{context.request_id}/error",
+                {"errorType": error_type, "errorMessage": str(err)},
+                {"Lambda-Runtime-Function-Error-Type": error_type},
+            )
             continue
         finally:
             sys.stdout.flush()
