@@ -465,29 +465,6 @@ fn looks_like_localstack(stat: &str, cmdline: &[u8]) -> bool {
         || String::from_utf8_lossy(cmdline).contains("localstack.runtime.main"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::looks_like_localstack;
-
-    const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
-
-    #[test]
-    fn a_process_still_in_exec_counts_as_starting() {
-        assert!(looks_like_localstack(RUNNING, b""));
-    }
-
-    #[test]
-    fn localstack_is_recognised_and_others_are_not() {
-        assert!(looks_like_localstack(
-            RUNNING,
-            b"python\0-m\0localstack.runtime.main\0"
-        ));
-        assert!(!looks_like_localstack(RUNNING, b"sleep\0forever\0"));
-        assert!(!looks_like_localstack("4242 (python) Z 1 4242", b""));
-        assert!(!looks_like_localstack("", b""));
-    }
-}
-
 fn status() -> Result<()> {
     let state = State::new();
     let ours = state.running_pid();
@@ -613,4 +590,27 @@ fn health() -> Option<serde_json::Value> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     value.get("services")?;
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_localstack;
+
+    const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
+
+    #[test]
+    fn a_process_still_in_exec_counts_as_starting() {
+        assert!(looks_like_localstack(RUNNING, b""));
+    }
+
+    #[test]
+    fn localstack_is_recognised_and_others_are_not() {
+        assert!(looks_like_localstack(
+            RUNNING,
+            b"python\0-m\0localstack.runtime.main\0"
+        ));
+        assert!(!looks_like_localstack(RUNNING, b"sleep\0forever\0"));
+        assert!(!looks_like_localstack("4242 (python) Z 1 4242", b""));
+        assert!(!looks_like_localstack("", b""));
+    }
 }
