@@ -171,8 +171,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             Claim::Acquired => {}
         }
 
-        let outcome = self.decide_and_commit(message, expires_at).await;
-        let outbox = match outcome {
+        let outbox = match self.decide_and_commit_retrying(message, expires_at).await {
             Ok(outbox) => outbox,
             Err(err) => {
                 // Give the claim up so the retry need not wait for the lease.
@@ -190,11 +189,40 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         })
     }
 
-    async fn decide_and_commit(
+    /// Decides and commits, deciding again on a write conflict: two records
+    /// of one order in one batch (shipping's two positives, say) conflict on
+    /// the order's version, and re-reading settles it at once instead of a
+    /// visibility timeout later. Conflicts that persist become transient
+    /// errors, retried by SQS.
+    async fn decide_and_commit_retrying(
         &self,
         message: &Message,
         expires_at: i64,
     ) -> Result<Vec<OutboxEntry>, RecordError> {
+        let mut attempt = 1;
+        loop {
+            match self.decide_and_commit(message, expires_at).await {
+                Ok(outbox) => return Ok(outbox),
+                Err(Attempt::Conflict(what)) if attempt < CONFLICT_ATTEMPTS => {
+                    tracing::info!(attempt, conflict = %what, "write conflict; deciding again");
+                    attempt += 1;
+                }
+                Err(Attempt::Conflict(what)) => {
+                    return Err(Transient::new(format!(
+                        "write conflict after {attempt} attempts, will retry: {what}"
+                    ))
+                    .into());
+                }
+                Err(Attempt::Failed(err)) => return Err(err),
+            }
+        }
+    }
+
+    async fn decide_and_commit(
+        &self,
+        message: &Message,
+        expires_at: i64,
+    ) -> Result<Vec<OutboxEntry>, Attempt> {
         let counters = self.service.counters(message);
         let snapshot = self.store.load(&message.meta.order_id, &counters).await?;
         let (state, version) = match &snapshot.state {
@@ -226,7 +254,8 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
                 "outgoing {} is {} bytes; EventBridge takes at most {MAX_BYTES_PER_CALL}",
                 big.detail_type,
                 entry_size(big)
-            )));
+            ))
+            .into());
         }
         let state = serde_json::to_string(&decision.state)
             .map_err(|e| RecordError::Rejected(format!("state does not serialize: {e}")))?;
@@ -241,11 +270,26 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         };
         match self.store.commit(&commit).await {
             Ok(()) => Ok(commit.outbox),
-            Err(CommitError::Conflict(what)) => {
-                Err(Transient::new(format!("write conflict, will retry: {what}")).into())
-            }
-            Err(CommitError::Transient(t)) => Err(t.into()),
+            Err(CommitError::Conflict(what)) => Err(Attempt::Conflict(what)),
+            Err(CommitError::Transient(t)) => Err(Attempt::Failed(t.into())),
         }
+    }
+}
+
+/// How many times one delivery decides before a conflict goes back to SQS.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Why one decide-and-commit attempt did not commit.
+enum Attempt {
+    /// Something changed since the snapshot: worth deciding again.
+    Conflict(String),
+    /// Anything else.
+    Failed(RecordError),
+}
+
+impl<E: Into<RecordError>> From<E> for Attempt {
+    fn from(err: E) -> Self {
+        Self::Failed(err.into())
     }
 }
 

@@ -241,3 +241,89 @@ fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
     assert_eq!(decoded.meta.event_id, a[0].event_id);
     assert_eq!(a[0].source, "orderflow.payment");
 }
+
+/// A store whose first `n` commits meet a conflict.
+struct Conflicting {
+    inner: MemoryStore,
+    conflicts_left: AtomicU32,
+}
+
+impl StateStore for Conflicting {
+    async fn claim(
+        &self,
+        event: orderflow_contracts::EventId,
+        lease_until: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Claim, Transient> {
+        self.inner.claim(event, lease_until, now, expires_at).await
+    }
+
+    async fn release(&self, event: orderflow_contracts::EventId) -> Result<(), Transient> {
+        self.inner.release(event).await
+    }
+
+    async fn load(
+        &self,
+        order: &orderflow_contracts::OrderId,
+        counters: &[String],
+    ) -> Result<orderflow_runtime::store::Snapshot, Transient> {
+        self.inner.load(order, counters).await
+    }
+
+    async fn commit(
+        &self,
+        commit: &orderflow_runtime::store::Commit,
+    ) -> Result<(), orderflow_runtime::store::CommitError> {
+        if self
+            .conflicts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(orderflow_runtime::store::CommitError::Conflict(
+                "order changed (test)".into(),
+            ));
+        }
+        self.inner.commit(commit).await
+    }
+}
+
+fn conflicting(conflicts: u32) -> Processor<Counting, Conflicting, MemoryPublisher> {
+    let inner = MemoryStore::new();
+    inner.set_counter("STOCK#X", 5);
+    let store = Conflicting {
+        inner,
+        conflicts_left: AtomicU32::new(conflicts),
+    };
+    Processor::new(Counting, store, MemoryPublisher::new(), 3600)
+}
+
+#[tokio::test]
+async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
+    let p = conflicting(2);
+    let done = p
+        .process(&order(), deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, Processed::Applied { published: 1 });
+    assert_eq!(p.store().inner.counter("STOCK#X"), Some(4));
+}
+
+#[tokio::test]
+async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
+    let p = conflicting(3);
+    let message = order();
+    let err = p
+        .process(&message, deadline())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
+    assert!(!err.is_permanent());
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    // The claim was released: the redelivery goes through at once.
+    let done = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done, Processed::Applied { published: 1 });
+}
