@@ -4,7 +4,8 @@
 use inventory::Inventory;
 use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler};
 
-/// What each sample must do to a fresh function with seeded stock.
+/// What each sample must do to a fresh function (besides the shared
+/// `POISON` expectations) with seeded stock.
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["StockReserved"])),
     (
@@ -12,16 +13,6 @@ const EXPECTED: &[(&str, Expect)] = &[
         Expect::Emits(&["StockUnavailable"]),
     ),
     ("payment-declined", Expect::Emits(&[])),
-    ("poison-malformed-json", Expect::DeadLetter("malformed")),
-    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    (
-        "poison-unknown-version",
-        Expect::DeadLetter("unknown_version"),
-    ),
-    (
-        "poison-wrong-detail-type",
-        Expect::DeadLetter("unexpected_event"),
-    ),
 ];
 
 const MUG: &str = "STOCK#SKU-RED-MUG";

@@ -7,7 +7,8 @@ use orderflow_runtime::testing::{
 };
 use payment::{Payment, Simulator};
 
-/// What each sample must do to a fresh function.
+/// What each sample must do to a fresh function (besides the shared
+/// `POISON` expectations).
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["PaymentAuthorized"])),
     (
@@ -19,16 +20,6 @@ const EXPECTED: &[(&str, Expect)] = &[
         Expect::Emits(&["PaymentDeclined"]),
     ),
     ("stock-unavailable", Expect::Emits(&[])),
-    ("poison-malformed-json", Expect::DeadLetter("malformed")),
-    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    (
-        "poison-unknown-version",
-        Expect::DeadLetter("unknown_version"),
-    ),
-    (
-        "poison-wrong-detail-type",
-        Expect::DeadLetter("unexpected_event"),
-    ),
 ];
 
 fn handler() -> MemoryHandler<Payment<Simulator>> {

@@ -6,7 +6,8 @@ use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_ha
 use shipping::Shipping;
 use shipping::labels::MemoryLabels;
 
-/// What each sample must do to a fresh function.
+/// What each sample must do to a fresh function (besides the shared
+/// `POISON` expectations).
 const EXPECTED: &[(&str, Expect)] = &[
     ("payment-authorized", Expect::Emits(&[])),
     ("stock-reserved", Expect::Emits(&[])),
@@ -14,16 +15,6 @@ const EXPECTED: &[(&str, Expect)] = &[
     ("payment-voided", Expect::Emits(&[])),
     ("stock-unavailable", Expect::Emits(&[])),
     ("stock-released", Expect::Emits(&[])),
-    ("poison-malformed-json", Expect::DeadLetter("malformed")),
-    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
-    (
-        "poison-unknown-version",
-        Expect::DeadLetter("unknown_version"),
-    ),
-    (
-        "poison-wrong-detail-type",
-        Expect::DeadLetter("unexpected_event"),
-    ),
 ];
 
 fn handler() -> MemoryHandler<Shipping<MemoryLabels>> {

@@ -112,9 +112,24 @@ pub enum Expect {
     DeadLetter(&'static str),
 }
 
+/// What the poison samples every function has must do: go to the DLQ with
+/// these kinds.
+pub const POISON: [(&str, Expect); 4] = [
+    ("poison-malformed-json", Expect::DeadLetter("malformed")),
+    ("poison-negative-quantity", Expect::DeadLetter("malformed")),
+    (
+        "poison-unknown-version",
+        Expect::DeadLetter("unknown_version"),
+    ),
+    (
+        "poison-wrong-detail-type",
+        Expect::DeadLetter("unexpected_event"),
+    ),
+];
+
 /// Feeds every sample of `function` to a fresh handler from `make` and
-/// checks it against `expected`, keyed by case (the file name before the
-/// shape). A sample with no expectation fails the check.
+/// checks it against `expected` and [`POISON`], keyed by case (the file
+/// name before the shape). A sample with no expectation fails the check.
 pub async fn check_samples<S: Service>(
     function: &str,
     make: impl Fn() -> MemoryHandler<S>,
@@ -129,6 +144,7 @@ pub async fn check_samples<S: Service>(
             .unwrap_or_default();
         let expect = expected
             .iter()
+            .chain(POISON.iter())
             .find(|(name, _)| *name == case)
             .map(|(_, e)| *e)
             .ok_or_else(|| format!("{file}: no expected outcome for case `{case}`"))?;

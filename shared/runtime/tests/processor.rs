@@ -91,6 +91,17 @@ fn processor(failures: u32) -> Processor<Counting, MemoryStore, Flaky> {
     Processor::new(Counting, store, publisher, 3600)
 }
 
+/// Processes `message`, which must fail.
+async fn fails<S: Service, St: StateStore, P: EventPublisher>(
+    p: &Processor<S, St, P>,
+    message: &Message,
+) -> RecordError {
+    match p.process(message, deadline()).await {
+        Ok(done) => panic!("must fail, but {done:?}"),
+        Err(err) => err,
+    }
+}
+
 fn deadline() -> Option<SystemTime> {
     Some(SystemTime::now() + Duration::from_secs(30))
 }
@@ -130,11 +141,7 @@ async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
 async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
     let p = processor(1);
     let message = order();
-    let err = p
-        .process(&message, deadline())
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("must fail"));
+    let err = fails(&p, &message).await;
     assert!(!err.is_permanent(), "a publish failure is retried: {err}");
     assert!(p.publisher().inner.published().is_empty());
     let again = p
@@ -156,11 +163,7 @@ async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
         .claim(message.meta.event_id, now + 30, now, now + 3600)
         .await;
     assert_eq!(claim.ok(), Some(Claim::Acquired));
-    let err = p
-        .process(&message, deadline())
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("must fail"));
+    let err = fails(&p, &message).await;
     assert!(err.to_string().contains("another invocation"), "{err}");
     assert!(!err.is_permanent());
     assert_eq!(p.store().counter("STOCK#X"), Some(5));
@@ -188,11 +191,7 @@ async fn a_failed_decision_releases_the_claim_for_the_retry() {
     p.store().set_counter("STOCK#X", 0);
     let message = order();
     // The commit's counter condition fails: a conflict, retried.
-    let err = p
-        .process(&message, deadline())
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("must fail"));
+    let err = fails(&p, &message).await;
     assert!(err.to_string().contains("conflict"), "{err}");
     p.store().set_counter("STOCK#X", 1);
     let done = p
@@ -212,11 +211,7 @@ async fn an_event_the_function_does_not_consume_is_permanent() {
         amount_minor: MinorUnits(1),
         currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
     });
-    let err = p
-        .process(&message, deadline())
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("must fail"));
+    let err = fails(&p, &message).await;
     assert!(err.is_permanent());
     assert_eq!(err.kind(), "unexpected_event");
 }
@@ -313,11 +308,7 @@ async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
 async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
     let p = conflicting(3);
     let message = order();
-    let err = p
-        .process(&message, deadline())
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("must fail"));
+    let err = fails(&p, &message).await;
     assert!(!err.is_permanent());
     assert!(err.to_string().contains("after 3 attempts"), "{err}");
     // The claim was released: the redelivery goes through at once.
