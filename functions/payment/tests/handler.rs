@@ -159,3 +159,30 @@ async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
+    let cases = [
+        ("[1, 2]", "malformed"),
+        ("\"text\"", "malformed"),
+        (
+            "{\"Records\": [{\"body\": \"no message id\"}]}",
+            "missing_field",
+        ),
+    ];
+    for (payload, kind) in cases {
+        let h = handler();
+        match h.invoke(payload).await {
+            Ok(Response::Direct { outcome }) => assert_eq!(outcome, "dead_lettered", "{payload}"),
+            other => panic!("{payload}: {other:?}"),
+        }
+        let letters = h.letters();
+        assert_eq!(letters.len(), 1, "{payload}");
+        assert_eq!(letters[0].body, payload);
+        assert_eq!(
+            letters[0].error_kind, kind,
+            "{payload}: {}",
+            letters[0].error_message
+        );
+    }
+}

@@ -152,11 +152,16 @@ where
         deadline: Option<SystemTime>,
         request_id: &str,
     ) -> Result<Response, RecordError> {
-        match read_invocation(payload)? {
-            Invocation::Sqs { records, fifo } => Ok(Response::Batch(
+        match read_invocation(payload) {
+            Ok(Invocation::Sqs { records, fifo }) => Ok(Response::Batch(
                 self.handle_batch(&records, fifo, deadline).await,
             )),
-            Invocation::Direct => self.handle_direct(payload, deadline, request_id).await,
+            // A payload that is no SQS batch is read as a bus envelope; one
+            // that is neither is dead-lettered whole, with its reason,
+            // rather than failed forever.
+            Ok(Invocation::Direct) | Err(_) => {
+                self.handle_direct(payload, deadline, request_id).await
+            }
         }
     }
 
