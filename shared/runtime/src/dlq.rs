@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -112,7 +113,7 @@ impl DeadLetterSink for SqsDeadLetters {
 #[derive(Debug, Default)]
 pub struct MemoryDeadLetters {
     letters: Mutex<Vec<DeadLetter>>,
-    fail: Mutex<bool>,
+    fail: AtomicBool,
 }
 
 impl MemoryDeadLetters {
@@ -131,13 +132,13 @@ impl MemoryDeadLetters {
 
     /// Makes every later send fail (to test that nothing is then dropped).
     pub fn fail_sends(&self, fail: bool) {
-        *self.fail.lock().unwrap_or_else(|p| p.into_inner()) = fail;
+        self.fail.store(fail, Ordering::SeqCst);
     }
 }
 
 impl DeadLetterSink for MemoryDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), Transient> {
-        if *self.fail.lock().unwrap_or_else(|p| p.into_inner()) {
+        if self.fail.load(Ordering::SeqCst) {
             return Err(Transient::new("dead-letter queue unavailable (test)"));
         }
         tracing::warn!(
