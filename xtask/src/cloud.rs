@@ -292,14 +292,7 @@ fn install() -> Result<PathBuf> {
     if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         eprintln!("xtask: installing the orderflow LocalStack extension into .venv/localstack");
         run_cmd(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
+            venv.pip_install()
                 .args(["--no-deps", "--no-build-isolation", "-e"])
                 .arg(&extension),
         )

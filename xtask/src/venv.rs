@@ -24,6 +24,19 @@ impl Venv {
     pub fn bin(&self, name: &str) -> PathBuf {
         self.dir.join("bin").join(name)
     }
+
+    /// `pip install`, quietly, in this venv; add what to install.
+    pub fn pip_install(&self) -> Command {
+        let mut cmd = Command::new(self.bin("python"));
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]);
+        cmd
+    }
 }
 
 /// Makes sure `.venv/<name>` exists and holds exactly what `lock` (a path
@@ -46,20 +59,8 @@ pub fn ensure(name: &str, lock: &str) -> Result<Venv> {
         )?;
     }
     let venv = Venv { dir };
-    run_cmd(
-        Command::new(venv.bin("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "-r",
-            ])
-            .arg(&lock_path),
-    )
-    .with_context(|| format!("installing {lock}; delete .venv/{name} to start over"))?;
+    run_cmd(venv.pip_install().args(["--no-deps", "-r"]).arg(&lock_path))
+        .with_context(|| format!("installing {lock}; delete .venv/{name} to start over"))?;
     fs::write(&stamp, &wanted)?;
     Ok(venv)
 }
