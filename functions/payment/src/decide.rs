@@ -223,6 +223,14 @@ mod tests {
         }
     }
 
+    /// The provider call a fresh order asks for.
+    fn authorize_call() -> GatewayCall {
+        match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
+            Plan::Call(call) => call,
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn applied(plan: Plan) -> Decision<PaymentState> {
         match plan {
             Plan::Apply(d) => d,
@@ -251,10 +259,7 @@ mod tests {
 
     #[test]
     fn an_authorization_emits_payment_authorized() {
-        let call = match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
-            Plan::Call(call) => call,
-            other => panic!("{other:?}"),
-        };
+        let call = authorize_call();
         let d = settle(
             PaymentState::default(),
             &call,
@@ -266,10 +271,7 @@ mod tests {
 
     #[test]
     fn a_decline_emits_payment_declined_with_the_reason() {
-        let call = match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
-            Plan::Call(call) => call,
-            other => panic!("{other:?}"),
-        };
+        let call = authorize_call();
         let d = settle(
             PaymentState::default(),
             &call,

@@ -36,6 +36,13 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -43,10 +50,7 @@ fn read(path: &Path) -> String {
 /// The bus envelopes inside a sample: the SQS bodies, or the sample itself.
 fn envelopes(path: &Path) -> Vec<String> {
     let text = read(path);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = file_name(path);
     if name.ends_with(".sqs.json") {
         let event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let records = event["Records"]
@@ -108,11 +112,7 @@ fn committed_schemas_match_the_code() {
 fn every_sample_decodes_and_validates_against_its_schema() {
     let mut checked = 0;
     for path in samples() {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = file_name(&path);
         if name.starts_with("poison-") && name != "poison-wrong-detail-type.sqs.json" {
             continue;
         }
@@ -151,11 +151,7 @@ fn every_sample_decodes_and_validates_against_its_schema() {
 fn poison_samples_fail_with_the_expected_kind() {
     let mut checked = 0;
     for path in samples() {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = file_name(&path);
         let Some(kind) = expected_poison_kind(&name) else {
             continue;
         };
