@@ -6,11 +6,17 @@
 //! - `cloud.rs`: the embedded local cloud (LocalStack in host mode).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
+//! - `demo.rs`: the demo, `place-order` and `seed`.
+//! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
 
 mod bench;
 mod bench_cloud;
 mod cloud;
+mod demo;
+mod deploy;
 mod schemas;
+mod target;
 mod test;
 mod venv;
 
@@ -23,8 +29,21 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo                 bring up the local cloud, build and deploy the stack,
+                       seed stock, place a few orders and watch them settle
   test [--quick]       run every check and test (what CI runs); --quick
                        stops after the cargo tests
+  deploy [--local]     sam build + sam deploy: to AWS (--profile, --region,
+                       --stack-name, --guided) or to the local cloud
+  seed                 set the stock in events/stock.json
+  place-order [--file events/...] [--as-is]
+                       place one order (fresh ids unless --as-is) and follow
+                       it until it settles
+  flow                 only the whole-flow tests, against the deployed stack
+  check-template       cfn-lint and checkov on infra/template.yaml
+
+  seed, place-order and flow point at the local cloud unless given --aws
+  (with --profile, --region); all take --stack-name (default orderflow).
   invoke-samples       invoke every function on every sample in events/ with
                        cargo lambda watch (in-memory adapters)
   setup                install the project's Python tools into .venv/
@@ -63,6 +82,12 @@ fn run(args: &[String]) -> Result<()> {
             _ => bench::main(rest),
         },
         "schemas" => schemas::main(),
+        "demo" => demo::demo(rest),
+        "deploy" => deploy::main(rest),
+        "seed" => demo::seed(rest),
+        "place-order" => demo::place_order(rest),
+        "flow" => test::flow(rest),
+        "check-template" => test::check_template(),
         "test" => test::main(rest),
         "invoke-samples" => test::local_invoke(&project_root()),
         "setup" => venv::ensure("tools", "infra/tools.lock").map(|_| ()),

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{project_root, run_cmd, venv};
+use orderflow_flow::DEFAULT_STACK;
+
+use crate::target::Target;
+use crate::{deploy, project_root, run_cmd, venv};
 
 /// The functions, by binary name.
 pub const FUNCTIONS: [&str; 3] = ["payment", "inventory", "shipping"];
@@ -38,12 +41,71 @@ pub fn main(args: &[String]) -> Result<()> {
     if args.iter().any(|a| a == "--quick") {
         return Ok(());
     }
+    step("template: cfn-lint and checkov");
+    check_template()?;
     step("local invoke: every sample through cargo lambda watch");
     local_invoke(&root)?;
     step("local cloud: LocalStack plugin tests (a real function included)");
     crate::cloud::test(Some(&root.join("target/debug/payment")))?;
+    step("deploy the stack to the local cloud (sam build + samlocal deploy)");
+    deploy::deploy_local(DEFAULT_STACK)?;
+    step("whole-flow tests against the deployed stack");
+    flow(&[])?;
     step("all tests passed");
     Ok(())
+}
+
+/// `cfn-lint` and `checkov` on the template: both must be clean (checkov
+/// suppressions carry their reason in the template).
+pub fn check_template() -> Result<()> {
+    let root = project_root();
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    run_cmd(
+        Command::new(tools.bin("cfn-lint"))
+            .current_dir(&root)
+            .arg(deploy::TEMPLATE),
+    )
+    .context("cfn-lint found problems in the template")?;
+    run_cmd(
+        Command::new(tools.bin("checkov"))
+            .current_dir(&root)
+            .args([
+                "--quiet",
+                "--compact",
+                "--framework",
+                "cloudformation",
+                "-f",
+            ])
+            .arg(deploy::TEMPLATE),
+    )
+    .context("checkov found problems in the template")
+}
+
+/// The whole-flow tests (`tests/tests/flow.rs`) against a deployed stack:
+/// the local cloud's unless `--aws`.
+pub fn flow(args: &[String]) -> Result<()> {
+    let (target, rest) = Target::parse(args)?;
+    if let Some(unknown) = rest.first() {
+        bail!(
+            "unknown argument `{unknown}` (usage: cargo xtask flow [--aws ...] [--stack-name NAME])"
+        );
+    }
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(project_root())
+        .args(["test", "-p", "orderflow-flow", "--test", "flow", "--"])
+        .args(["--ignored", "--nocapture", "--test-threads", "16"])
+        .env("ORDERFLOW_STACK", &target.stack);
+    if target.aws {
+        if let Some(profile) = &target.profile {
+            cmd.env("AWS_PROFILE", profile);
+        }
+        if let Some(region) = &target.region {
+            cmd.env("AWS_REGION", region);
+        }
+    } else {
+        cmd.envs(crate::cloud::aws_env(&crate::cloud::ensure_up()?));
+    }
+    run_cmd(&mut cmd).context("the whole-flow tests failed")
 }
 
 fn step(name: &str) {

@@ -20,7 +20,7 @@ use crate::error::Transient;
 mod dynamo;
 mod memory;
 
-pub use dynamo::DynamoStore;
+pub use dynamo::{COUNTER_ATTRIBUTE, DynamoStore, PK, STATE_ATTRIBUTE};
 pub use memory::MemoryStore;
 
 /// One event to publish, as stored in the outbox.
@@ -131,6 +131,7 @@ pub(crate) fn event_key(event: EventId) -> String {
     format!("EVENT#{event}")
 }
 
-pub(crate) fn order_key(order: &OrderId) -> String {
+/// The key of a function's state for one order.
+pub fn order_key(order: &OrderId) -> String {
     format!("ORDER#{order}")
 }

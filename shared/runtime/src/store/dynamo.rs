@@ -30,6 +30,8 @@ pub const PK: &str = "pk";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// The attribute that holds a counter's value.
 pub const COUNTER_ATTRIBUTE: &str = "value";
+/// The attribute that holds a function's state for one order (JSON).
+pub const STATE_ATTRIBUTE: &str = "state";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -210,7 +212,7 @@ impl StateStore for DynamoStore {
             .collect();
         let state = match by_key.get(order_pk.as_str()) {
             Some(item) => {
-                let json = get_s(item, "state")
+                let json = get_s(item, STATE_ATTRIBUTE)
                     .ok_or_else(|| Transient::new("order item has no state attribute"))?;
                 let version = get_n(item, "version")
                     .ok_or_else(|| Transient::new("order item has no version attribute"))?;
@@ -238,7 +240,7 @@ impl StateStore for DynamoStore {
         let mut order = Put::builder()
             .table_name(&self.table)
             .item(PK, s(order_key(&commit.order_id)))
-            .item("state", s(commit.state.clone()))
+            .item(STATE_ATTRIBUTE, s(commit.state.clone()))
             .item("version", n(commit.expected_version + 1));
         order = if commit.expected_version == 0 {
             order.condition_expression("attribute_not_exists(pk)")

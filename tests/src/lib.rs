@@ -1,0 +1,374 @@
+//! Whole-flow tooling: find a deployed orderflow stack, seed stock, place
+//! orders on its bus, and watch them settle through the audit queue, the
+//! tables and the label bucket. The whole-flow tests (`tests/flow.rs`) and
+//! `cargo xtask demo | place-order | seed` are built on it.
+//!
+//! Nothing here calls a handler: orders go in through EventBridge (or, to
+//! force an order of arrival, straight into a function's queue), and
+//! everything is observed from the outside.
+
+pub mod audit;
+pub mod order;
+pub mod outcome;
+pub mod stack;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use orderflow_contracts::{Message, OrderId, Sku};
+use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, order_key};
+
+pub use audit::{Audit, Seen};
+pub use order::OrderSpec;
+pub use outcome::Outcome;
+pub use stack::{DEFAULT_STACK, ServiceResources, Stack};
+
+/// A deployed stack and the clients to reach it.
+#[derive(Clone)]
+pub struct Flow {
+    /// The stack's resources.
+    pub stack: Stack,
+    audit: Arc<OnceLock<Audit>>,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    events: aws_sdk_eventbridge::Client,
+}
+
+/// A message found in a dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The SQS message id.
+    pub message_id: String,
+    /// The body (the original event, unchanged).
+    pub body: String,
+    /// The message attributes (`orderflow.error_kind`, …) as strings.
+    pub attributes: HashMap<String, String>,
+}
+
+impl DeadLetter {
+    /// `detail.order_id` of the body, when it has one.
+    pub fn order_id(&self) -> Option<String> {
+        let body: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        body["detail"]["order_id"].as_str().map(str::to_owned)
+    }
+
+    /// The attribute `name`, or "".
+    pub fn attribute(&self, name: &str) -> &str {
+        self.attributes.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl Flow {
+    /// Connects to stack `stack_name` with the default AWS configuration
+    /// (`AWS_ENDPOINT_URL` points it at the local cloud).
+    pub async fn connect(stack_name: &str) -> Result<Self> {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::connect_with(&config, stack_name).await
+    }
+
+    /// [`Flow::connect`] with a given SDK configuration.
+    pub async fn connect_with(config: &SdkConfig, stack_name: &str) -> Result<Self> {
+        let cfn = aws_sdk_cloudformation::Client::new(config);
+        let stack = Stack::describe(&cfn, stack_name).await?;
+        Ok(Self {
+            stack,
+            audit: Arc::default(),
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+        })
+    }
+
+    /// Every orderflow event, as the audit queue delivers it. The first call
+    /// starts draining the audit queue on the current runtime.
+    pub fn audit(&self) -> &Audit {
+        self.audit
+            .get_or_init(|| Audit::start(self.sqs.clone(), self.stack.audit_queue_url.clone()))
+    }
+
+    /// Puts `message` on the bus, as the orders service would.
+    pub async fn place(&self, message: &Message) -> Result<()> {
+        self.place_all(std::slice::from_ref(message)).await
+    }
+
+    /// Puts `messages` on the bus, ten to a PutEvents call.
+    pub async fn place_all(&self, messages: &[Message]) -> Result<()> {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|m| {
+                    let kind = m.kind();
+                    self.entry(kind.source(), kind.detail_type(), &m.detail_json())
+                })
+                .collect();
+            self.put_entries(entries).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts any detail on the bus, valid or not.
+    pub async fn put_raw(&self, source: &str, detail_type: &str, detail: &str) -> Result<()> {
+        self.put_entries(vec![self.entry(source, detail_type, detail)])
+            .await
+    }
+
+    fn entry(&self, source: &str, detail_type: &str, detail: &str) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.stack.bus)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(detail)
+            .build()
+    }
+
+    async fn put_entries(&self, entries: Vec<PutEventsRequestEntry>) -> Result<()> {
+        let out = self
+            .events
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .context("PutEvents failed")?;
+        if out.failed_entry_count() > 0 {
+            let failed = out.entries().iter().find(|e| e.error_code().is_some());
+            bail!(
+                "PutEvents refused {} event(s): {} {}",
+                out.failed_entry_count(),
+                failed.and_then(|e| e.error_code()).unwrap_or("?"),
+                failed.and_then(|e| e.error_message()).unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends `message` straight into one function's queue, in the shape the
+    /// bus would deliver it. Tests use it to choose which function sees an
+    /// event first.
+    pub async fn send_to_queue(&self, service: &ServiceResources, message: &Message) -> Result<()> {
+        let kind = message.kind();
+        let envelope = serde_json::json!({
+            "version": "0",
+            "id": order::new_event_id().to_string(),
+            "detail-type": kind.detail_type(),
+            "source": kind.source(),
+            "account": "000000000000",
+            "time": message.meta.occurred_at.to_rfc3339(),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": serde_json::from_str::<serde_json::Value>(&message.detail_json())?,
+        });
+        self.sqs
+            .send_message()
+            .queue_url(&service.queue_url)
+            .message_body(envelope.to_string())
+            .send()
+            .await
+            .with_context(|| format!("SendMessage to the {} queue failed", service.name))?;
+        Ok(())
+    }
+
+    /// Sets the stock of `sku` to `quantity` (what `cargo xtask seed` does).
+    pub async fn set_stock(&self, sku: &Sku, quantity: u64) -> Result<()> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.stack.inventory.table)
+            .item(PK, AttributeValue::S(inventory::stock_key(sku)))
+            .item(COUNTER_ATTRIBUTE, AttributeValue::N(quantity.to_string()))
+            .send()
+            .await
+            .with_context(|| format!("could not seed stock of {sku}"))?;
+        Ok(())
+    }
+
+    /// The stock of `sku`, if it was ever seeded.
+    pub async fn stock(&self, sku: &Sku) -> Result<Option<i64>> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.stack.inventory.table)
+            .key(PK, AttributeValue::S(inventory::stock_key(sku)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("could not read stock of {sku}"))?;
+        match item.item().and_then(|i| i.get(COUNTER_ATTRIBUTE)) {
+            Some(AttributeValue::N(n)) => Ok(Some(n.parse()?)),
+            Some(other) => bail!("stock of {sku} is not a number: {other:?}"),
+            None => Ok(None),
+        }
+    }
+
+    /// One function's state for `order` (its JSON), if it has any.
+    pub async fn state(
+        &self,
+        service: &ServiceResources,
+        order: &OrderId,
+    ) -> Result<Option<serde_json::Value>> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&service.table)
+            .key(PK, AttributeValue::S(order_key(order)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("could not read {}'s state of {order}", service.name))?;
+        match item.item().and_then(|i| i.get(STATE_ATTRIBUTE)) {
+            Some(AttributeValue::S(json)) => Ok(Some(serde_json::from_str(json)?)),
+            Some(other) => bail!(
+                "{}'s state of {order} is not a string: {other:?}",
+                service.name
+            ),
+            None => Ok(None),
+        }
+    }
+
+    /// The label at `key` in the label bucket, if it exists.
+    pub async fn label(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let got = self
+            .s3
+            .get_object()
+            .bucket(&self.stack.label_bucket)
+            .key(key)
+            .send()
+            .await;
+        match got {
+            Ok(object) => Ok(Some(object.body.collect().await?.into_bytes().to_vec())),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(e).context("GetObject (label) failed"),
+        }
+    }
+
+    /// Every message now in `service`'s dead-letter queue, left in place.
+    pub async fn dead_letters(&self, service: &ServiceResources) -> Result<Vec<DeadLetter>> {
+        let mut found: HashMap<String, DeadLetter> = HashMap::new();
+        // Receives with a zero visibility timeout leave messages visible, so
+        // a few rounds with nothing new mean everything was seen.
+        let mut quiet = 0;
+        while quiet < 3 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&service.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .with_context(|| format!("could not read the {} DLQ", service.name))?;
+            let before = found.len();
+            for m in out.messages() {
+                let id = m.message_id().unwrap_or_default().to_owned();
+                let attributes = m
+                    .message_attributes()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.entry(id.clone()).or_insert(DeadLetter {
+                    message_id: id,
+                    body: m.body().unwrap_or_default().to_owned(),
+                    attributes,
+                });
+            }
+            quiet = if found.len() == before { quiet + 1 } else { 0 };
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// Waits until `service`'s DLQ holds a message about `order`.
+    pub async fn wait_dead_letter(
+        &self,
+        service: &ServiceResources,
+        order: &str,
+        timeout: Duration,
+    ) -> Result<DeadLetter> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let letters = self.dead_letters(service).await?;
+            if let Some(letter) = letters
+                .into_iter()
+                .find(|l| l.order_id().as_deref() == Some(order))
+            {
+                return Ok(letter);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "no dead letter about {order} in the {} DLQ within {timeout:?}",
+                    service.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// How `order` has ended so far, from its events and, where no event
+    /// tells, inventory's state.
+    pub async fn outcome(&self, order: &OrderId) -> Result<Outcome> {
+        let seen = self.audit().of(order);
+        match Outcome::of(&seen) {
+            Outcome::Pending if outcome::declined_without_stock_event(&seen) => {
+                // Inventory emits nothing when the decline reached it
+                // before the order: its state says so.
+                let state = self.state(&self.stack.inventory, order).await?;
+                let not_reserved = state
+                    .as_ref()
+                    .is_some_and(|s| s["status"]["status"] == "not_reserved");
+                Ok(if not_reserved {
+                    Outcome::Declined
+                } else {
+                    Outcome::Pending
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Waits until `order` settles, or fails after `timeout`.
+    pub async fn settle(&self, order: &OrderId, timeout: Duration) -> Result<Outcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.audit().since(0).len();
+            let outcome = self.outcome(order).await?;
+            if outcome != Outcome::Pending {
+                return Ok(outcome);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let kinds: Vec<String> = self
+                    .audit()
+                    .of(order)
+                    .into_iter()
+                    .map(|s| s.detail_type)
+                    .collect();
+                bail!("order {order} did not settle within {timeout:?}; its events: {kinds:?}");
+            }
+            self.audit()
+                .changed(count, (deadline - now).min(Duration::from_secs(1)))
+                .await;
+        }
+    }
+}
+
+/// The SDK configuration for the local cloud at `endpoint`, with its test
+/// credentials.
+pub async fn local_config(endpoint: &str) -> SdkConfig {
+    let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "local");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}

@@ -1,0 +1,108 @@
+//! A deployed stack, found by name through its CloudFormation outputs.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+
+/// The default stack name (`cargo xtask deploy --stack-name` changes it).
+pub const DEFAULT_STACK: &str = "orderflow";
+
+/// The resources of one function.
+#[derive(Debug, Clone)]
+pub struct ServiceResources {
+    /// `payment`, `inventory` or `shipping`.
+    pub name: &'static str,
+    /// The queue its rule feeds.
+    pub queue_url: String,
+    /// The queue's dead-letter queue.
+    pub dlq_url: String,
+    /// Its DynamoDB table.
+    pub table: String,
+    /// Its Lambda function.
+    pub function: String,
+}
+
+/// What `infra/template.yaml` creates, by output.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The stack name.
+    pub name: String,
+    /// The EventBridge bus.
+    pub bus: String,
+    /// The bus archive.
+    pub archive: String,
+    /// The queue that receives every orderflow event.
+    pub audit_queue_url: String,
+    /// The bucket that holds shipping labels.
+    pub label_bucket: String,
+    /// payment.
+    pub payment: ServiceResources,
+    /// inventory.
+    pub inventory: ServiceResources,
+    /// shipping.
+    pub shipping: ServiceResources,
+}
+
+impl Stack {
+    /// Reads the outputs of stack `name`.
+    pub async fn describe(cfn: &aws_sdk_cloudformation::Client, name: &str) -> Result<Self> {
+        let described = cfn
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .with_context(|| {
+                format!("stack `{name}` not found: deploy it first (cargo xtask deploy --local)")
+            })?;
+        let Some(stack) = described.stacks().first() else {
+            bail!("stack `{name}` not found: deploy it first (cargo xtask deploy --local)");
+        };
+        let status = stack
+            .stack_status()
+            .map(|s| s.as_str())
+            .unwrap_or("UNKNOWN");
+        if !matches!(status, "CREATE_COMPLETE" | "UPDATE_COMPLETE") {
+            bail!("stack `{name}` is {status}, not CREATE_COMPLETE or UPDATE_COMPLETE");
+        }
+        let outputs: HashMap<&str, &str> = stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?, o.output_value()?)))
+            .collect();
+        Self::from_outputs(name, &outputs)
+    }
+
+    /// Builds the stack from its output map.
+    pub fn from_outputs(name: &str, outputs: &HashMap<&str, &str>) -> Result<Self> {
+        let get = |key: &str| -> Result<String> {
+            outputs
+                .get(key)
+                .map(|v| (*v).to_owned())
+                .with_context(|| format!("stack `{name}` has no output `{key}`"))
+        };
+        let service = |name: &'static str, prefix: &str| -> Result<ServiceResources> {
+            Ok(ServiceResources {
+                name,
+                queue_url: get(&format!("{prefix}QueueUrl"))?,
+                dlq_url: get(&format!("{prefix}DeadLetterQueueUrl"))?,
+                table: get(&format!("{prefix}TableName"))?,
+                function: get(&format!("{prefix}FunctionName"))?,
+            })
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            bus: get("BusName")?,
+            archive: get("ArchiveName")?,
+            audit_queue_url: get("AuditQueueUrl")?,
+            label_bucket: get("LabelBucketName")?,
+            payment: service("payment", "Payment")?,
+            inventory: service("inventory", "Inventory")?,
+            shipping: service("shipping", "Shipping")?,
+        })
+    }
+
+    /// The three functions' resources.
+    pub fn services(&self) -> [&ServiceResources; 3] {
+        [&self.payment, &self.inventory, &self.shipping]
+    }
+}

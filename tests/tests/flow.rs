@@ -1,0 +1,522 @@
+//! Whole-flow tests: real orders through a deployed stack (EventBridge, SQS,
+//! the three Lambda functions, DynamoDB, S3), observed from the outside
+//! through the audit queue, the tables and the label bucket.
+//!
+//! They need a deployed stack, so they are `#[ignore]`d in a plain
+//! `cargo test`; `cargo xtask test` deploys the stack to the local cloud
+//! and runs them with `--ignored` (`cargo xtask flow` runs only them). The
+//! stack is `ORDERFLOW_STACK` (default `orderflow`), reached through the
+//! default AWS configuration (`AWS_ENDPOINT_URL` for the local cloud).
+//!
+//! Every test uses its own order ids and skus, so they run in parallel and
+//! against a stack that has seen earlier runs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use orderflow_contracts::{Event, EventKind, Message, Sku};
+use orderflow_flow::order::{new_order_id, new_sku};
+use orderflow_flow::{DEFAULT_STACK, Flow, OrderSpec, Outcome, Seen};
+use tokio::runtime::Runtime;
+
+/// How long one order may take to settle.
+const SETTLE: Duration = Duration::from_secs(60);
+/// A transient failure is retried when the message becomes visible again.
+const SETTLE_AFTER_RETRIES: Duration = Duration::from_secs(240);
+/// How long the 200-order batch may take, from the first put.
+const BATCH_SETTLE: Duration = Duration::from_secs(300);
+/// After an order settles, how long to keep watching for anything extra.
+const GRACE: Duration = Duration::from_secs(3);
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("no Tokio runtime: {e}"))
+});
+static FLOW: OnceLock<Result<Flow, String>> = OnceLock::new();
+
+/// Runs one test body on the shared runtime, against the shared stack.
+fn run<F: Future<Output = Result<()>>>(test: impl FnOnce(&'static Flow) -> F) -> Result<()> {
+    let flow = FLOW.get_or_init(|| {
+        let stack = std::env::var("ORDERFLOW_STACK").unwrap_or_else(|_| DEFAULT_STACK.to_owned());
+        RUNTIME
+            .block_on(Flow::connect(&stack))
+            .map_err(|e| format!("{e:#}"))
+    });
+    let flow = flow.as_ref().map_err(|e| anyhow!("{e}"))?;
+    RUNTIME.block_on(test(flow))
+}
+
+fn kinds(events: &[Seen]) -> Vec<String> {
+    events.iter().map(|s| s.detail_type.clone()).collect()
+}
+
+/// Distinct event ids of `kind` among `events`.
+fn distinct(events: &[Seen], kind: EventKind) -> usize {
+    events
+        .iter()
+        .filter(|s| s.kind() == Some(kind))
+        .filter_map(|s| s.event_id.clone())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+fn first(events: &[Seen], kind: EventKind) -> Option<&Message> {
+    events
+        .iter()
+        .filter_map(|s| s.message.as_ref())
+        .find(|m| m.kind() == kind)
+}
+
+async fn seeded(flow: &Flow, label: &str, quantity: u64) -> Result<Sku> {
+    let sku = new_sku(label)?;
+    flow.set_stock(&sku, quantity).await?;
+    Ok(sku)
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn happy_path_ships_with_a_label_and_takes_exactly_the_ordered_stock() -> Result<()> {
+    run(|flow| async move {
+        let mug = seeded(flow, "MUG", 10).await?;
+        let tea = seeded(flow, "TEA", 5).await?;
+        let order = OrderSpec::new(new_order_id("happy")?, "tok_visa_4242")
+            .line(&mug, 2, 1250)
+            .line(&tea, 1, 899);
+        let placed = order.message()?;
+        flow.place(&placed).await?;
+
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Shipped, "outcome {outcome}");
+        tokio::time::sleep(GRACE).await;
+        let events = flow.audit().of(order.order_id());
+        for kind in [
+            EventKind::OrderPlaced,
+            EventKind::PaymentAuthorized,
+            EventKind::StockReserved,
+            EventKind::ShipmentScheduled,
+        ] {
+            ensure!(distinct(&events, kind) == 1, "{kind}: {:?}", kinds(&events));
+        }
+        ensure!(events.len() == 4, "unexpected events: {:?}", kinds(&events));
+
+        // The causation chain: each outcome names the event that caused it.
+        let authorized =
+            first(&events, EventKind::PaymentAuthorized).ok_or_else(|| anyhow!("no auth"))?;
+        ensure!(authorized.meta.causation_id == Some(placed.meta.event_id));
+        let shipped =
+            first(&events, EventKind::ShipmentScheduled).ok_or_else(|| anyhow!("no ship"))?;
+        let Event::ShipmentScheduled(shipment) = &shipped.event else {
+            unreachable!("first() filters by kind")
+        };
+        ensure!(shipment.label.bucket == flow.stack.label_bucket);
+        let label = flow
+            .label(&shipment.label.key)
+            .await?
+            .ok_or_else(|| anyhow!("no label at {}", shipment.label.key))?;
+        ensure!(label.starts_with(b"%PDF-"), "the label is not a PDF");
+
+        ensure!(flow.stock(&mug).await? == Some(8), "mug stock");
+        ensure!(flow.stock(&tea).await? == Some(4), "tea stock");
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn declined_payment_releases_the_stock_and_never_ships() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "DECLINE", 7).await?;
+        let order =
+            OrderSpec::new(new_order_id("decline")?, "tok_decline_insufficient").line(&sku, 3, 500);
+        flow.place(&order.message()?).await?;
+
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Declined, "outcome {outcome}");
+        tokio::time::sleep(GRACE).await;
+        let events = flow.audit().of(order.order_id());
+        ensure!(
+            distinct(&events, EventKind::PaymentDeclined) == 1,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::PaymentAuthorized) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::ShipmentScheduled) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        if distinct(&events, EventKind::StockReserved) == 1 {
+            ensure!(
+                distinct(&events, EventKind::StockReleased) == 1,
+                "{:?}",
+                kinds(&events)
+            );
+        }
+        ensure!(
+            flow.stock(&sku).await? == Some(7),
+            "stock is back where it was"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn out_of_stock_voids_the_payment_and_never_ships() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "SHORT", 1).await?;
+        let order = OrderSpec::new(new_order_id("short")?, "tok_visa_4242").line(&sku, 3, 500);
+        flow.place(&order.message()?).await?;
+
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::OutOfStock, "outcome {outcome}");
+        // The void follows the authorization; give it time when the
+        // shortage settled the order first.
+        let events = flow
+            .audit()
+            .wait_for(order.order_id(), SETTLE, |e| {
+                distinct(e, EventKind::PaymentAuthorized) == distinct(e, EventKind::PaymentVoided)
+            })
+            .await?;
+        tokio::time::sleep(GRACE).await;
+        let events = [events, flow.audit().of(order.order_id())].concat();
+        ensure!(
+            distinct(&events, EventKind::StockUnavailable) == 1,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::StockReserved) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::ShipmentScheduled) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        if let Some(authorized) = first(&events, EventKind::PaymentAuthorized) {
+            let voided =
+                first(&events, EventKind::PaymentVoided).ok_or_else(|| anyhow!("no void"))?;
+            let (Event::PaymentAuthorized(a), Event::PaymentVoided(v)) =
+                (&authorized.event, &voided.event)
+            else {
+                unreachable!("first() filters by kind")
+            };
+            ensure!(
+                a.authorization_id == v.authorization_id,
+                "voided another authorization"
+            );
+        }
+        ensure!(flow.stock(&sku).await? == Some(1), "stock untouched");
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn poison_events_land_in_each_consumers_dlq_with_the_reason() -> Result<()> {
+    run(|flow| async move {
+        let malformed = new_order_id("poison-shape")?;
+        let detail = serde_json::json!({
+            "event_id": orderflow_flow::order::new_event_id().to_string(),
+            "order_id": malformed.as_str(),
+            "causation_id": null,
+            "occurred_at": "2026-11-24T09:30:00Z",
+            "schema_version": 1,
+            "producer": "orderflow.orders",
+            "data": { "items": "two mugs please" },
+        });
+        flow.put_raw("orderflow.orders", "OrderPlaced", &detail.to_string())
+            .await?;
+
+        let future = new_order_id("poison-version")?;
+        let sku = seeded(flow, "BESIDE", 5).await?;
+        let mut versioned: serde_json::Value = serde_json::from_str(
+            &OrderSpec::new(future.clone(), "tok_visa_4242")
+                .line(&sku, 1, 100)
+                .message()?
+                .detail_json(),
+        )?;
+        versioned["schema_version"] = 99.into();
+        flow.put_raw("orderflow.orders", "OrderPlaced", &versioned.to_string())
+            .await?;
+
+        // An order beside them completes normally.
+        let beside = OrderSpec::new(new_order_id("beside")?, "tok_visa_4242").line(&sku, 1, 100);
+        flow.place(&beside.message()?).await?;
+
+        for service in [&flow.stack.payment, &flow.stack.inventory] {
+            let letter = flow
+                .wait_dead_letter(service, malformed.as_str(), SETTLE)
+                .await?;
+            ensure!(
+                letter.attribute("orderflow.error_kind") == "invalid_field",
+                "{letter:?}"
+            );
+            ensure!(
+                letter
+                    .attribute("orderflow.error_message")
+                    .contains("detail.data.items"),
+                "{letter:?}"
+            );
+            ensure!(
+                letter.attribute("orderflow.function") == service.name,
+                "{letter:?}"
+            );
+            ensure!(
+                !letter.attribute("orderflow.original_message_id").is_empty(),
+                "{letter:?}"
+            );
+
+            let letter = flow
+                .wait_dead_letter(service, future.as_str(), SETTLE)
+                .await?;
+            ensure!(
+                letter.attribute("orderflow.error_kind") == "unknown_version",
+                "{letter:?}"
+            );
+            ensure!(
+                letter.attribute("orderflow.error_message").contains("99"),
+                "{letter:?}"
+            );
+            ensure!(
+                letter.attribute("orderflow.function") == service.name,
+                "{letter:?}"
+            );
+        }
+        let outcome = flow.settle(beside.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Shipped, "the order beside: {outcome}");
+        ensure!(
+            flow.stock(&sku).await? == Some(4),
+            "only the good order took stock"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn the_same_order_put_three_times_charges_reserves_and_ships_once() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "DUP", 10).await?;
+        let order = OrderSpec::new(new_order_id("dup")?, "tok_visa_4242").line(&sku, 2, 700);
+        let placed = order.message()?;
+        for _ in 0..3 {
+            flow.place(&placed).await?;
+        }
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Shipped, "outcome {outcome}");
+        tokio::time::sleep(GRACE * 2).await;
+        let events = flow.audit().of(order.order_id());
+        for kind in [
+            EventKind::PaymentAuthorized,
+            EventKind::StockReserved,
+            EventKind::ShipmentScheduled,
+        ] {
+            ensure!(distinct(&events, kind) == 1, "{kind}: {:?}", kinds(&events));
+        }
+        let state = flow.state(&flow.stack.payment, order.order_id()).await?;
+        ensure!(state.is_some(), "payment has no state for the order");
+        ensure!(flow.stock(&sku).await? == Some(8), "reserved once");
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn a_shortage_that_reaches_payment_before_the_order_means_no_charge() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "EARLY", 0).await?;
+        let order =
+            OrderSpec::new(new_order_id("early-short")?, "tok_visa_4242").line(&sku, 1, 900);
+        let placed = order.message()?;
+        // Inventory alone sees the order; its StockUnavailable reaches payment first.
+        flow.send_to_queue(&flow.stack.inventory, &placed).await?;
+        flow.audit()
+            .wait_for(order.order_id(), SETTLE, |e| {
+                distinct(e, EventKind::StockUnavailable) == 1
+            })
+            .await?;
+        wait_for_state(flow, &flow.stack.payment, &placed).await?;
+        // Now the order itself, through the bus.
+        flow.place(&placed).await?;
+
+        let events = flow
+            .audit()
+            .wait_for(order.order_id(), SETTLE, |e| {
+                distinct(e, EventKind::PaymentDeclined) == 1
+            })
+            .await?;
+        tokio::time::sleep(GRACE).await;
+        let events = [events, flow.audit().of(order.order_id())].concat();
+        ensure!(flow.outcome(order.order_id()).await? == Outcome::OutOfStock);
+        ensure!(
+            distinct(&events, EventKind::PaymentAuthorized) == 0,
+            "charged: {:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::PaymentVoided) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::ShipmentScheduled) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn a_decline_that_reaches_inventory_before_the_order_means_no_reservation() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "EARLYDEC", 6).await?;
+        let order =
+            OrderSpec::new(new_order_id("early-decline")?, "tok_decline_card").line(&sku, 2, 900);
+        let placed = order.message()?;
+        // Payment alone sees the order; its PaymentDeclined reaches inventory first.
+        flow.send_to_queue(&flow.stack.payment, &placed).await?;
+        flow.audit()
+            .wait_for(order.order_id(), SETTLE, |e| {
+                distinct(e, EventKind::PaymentDeclined) == 1
+            })
+            .await?;
+        wait_for_state(flow, &flow.stack.inventory, &placed).await?;
+        flow.place(&placed).await?;
+
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Declined, "outcome {outcome}");
+        tokio::time::sleep(GRACE).await;
+        let events = flow.audit().of(order.order_id());
+        ensure!(
+            distinct(&events, EventKind::StockReserved) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(
+            distinct(&events, EventKind::ShipmentScheduled) == 0,
+            "{:?}",
+            kinds(&events)
+        );
+        ensure!(flow.stock(&sku).await? == Some(6), "stock untouched");
+        Ok(())
+    })
+}
+
+/// Waits until `service` has recorded state for the message's order.
+async fn wait_for_state(
+    flow: &Flow,
+    service: &orderflow_flow::ServiceResources,
+    placed: &Message,
+) -> Result<()> {
+    let deadline = Instant::now() + SETTLE;
+    while flow.state(service, &placed.meta.order_id).await?.is_none() {
+        ensure!(
+            Instant::now() < deadline,
+            "{} never recorded the order",
+            service.name
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn a_flaky_payment_is_retried_until_it_succeeds_and_nothing_is_dead_lettered() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "FLAKY", 3).await?;
+        let order = OrderSpec::new(new_order_id("flaky")?, "tok_flaky_2").line(&sku, 1, 1500);
+        let started = Instant::now();
+        flow.place(&order.message()?).await?;
+
+        let outcome = flow.settle(order.order_id(), SETTLE_AFTER_RETRIES).await?;
+        ensure!(outcome == Outcome::Shipped, "outcome {outcome}");
+        eprintln!(
+            "flaky order shipped after {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        for service in flow.stack.services() {
+            let letters = flow.dead_letters(service).await?;
+            ensure!(
+                !letters
+                    .iter()
+                    .any(|l| l.order_id().as_deref() == Some(order.order_id().as_str())),
+                "the flaky order reached the {} DLQ",
+                service.name
+            );
+        }
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()> {
+    run(|flow| async move {
+        let plenty = seeded(flow, "PLENTY", 1000).await?;
+        let scarce = seeded(flow, "SCARCE", 10).await?;
+        let mut orders = Vec::new();
+        for i in 0..200 {
+            let id = new_order_id(&format!("batch{i}"))?;
+            let order = match i % 5 {
+                0 => OrderSpec::new(id, "tok_decline_card").line(&plenty, 1, 1000),
+                1 => OrderSpec::new(id, "tok_visa_4242").line(&scarce, 1, 1000),
+                _ => OrderSpec::new(id, "tok_visa_4242").line(&plenty, 1, 1000),
+            };
+            orders.push(order);
+        }
+        let started = Instant::now();
+        let messages = orders
+            .iter()
+            .map(OrderSpec::message)
+            .collect::<Result<Vec<_>>>()?;
+        flow.place_all(&messages).await?;
+        let put = started.elapsed();
+
+        let mut outcomes = BTreeMap::new();
+        let mut latencies = Vec::new();
+        for order in &orders {
+            let left = BATCH_SETTLE.saturating_sub(started.elapsed());
+            let outcome = flow.settle(order.order_id(), left).await?;
+            *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
+            if let Some(last) = flow.audit().of(order.order_id()).last() {
+                latencies.push(last.at.saturating_duration_since(started));
+            }
+        }
+        let settled = latencies.iter().max().copied().unwrap_or_default();
+        eprintln!(
+            "200 orders: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); outcomes {outcomes:?}",
+            put.as_secs_f64(),
+            settled.as_secs_f64(),
+            200.0 / settled.as_secs_f64().max(0.001),
+        );
+        let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
+        ensure!(count("shipped") == 130, "{outcomes:?}");
+        ensure!(count("declined") == 40, "{outcomes:?}");
+        ensure!(count("out of stock") == 30, "{outcomes:?}");
+        ensure!(
+            flow.stock(&plenty).await? == Some(1000 - 120),
+            "plenty: 120 shipped"
+        );
+        ensure!(
+            flow.stock(&scarce).await? == Some(0),
+            "scarce: all 10 shipped"
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,142 @@
+//! `cargo xtask deploy [--local]`: `sam build`, then `sam deploy`, of
+//! `infra/template.yaml`. The local cloud gets exactly the build and the
+//! deploy that AWS gets; only the endpoint (samlocal) and the architecture
+//! (the host's) differ.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::target::Target;
+use crate::venv::{self, Venv};
+use crate::{cloud, project_root, run_cmd};
+
+/// The template, relative to the project root.
+pub const TEMPLATE: &str = "infra/template.yaml";
+/// Where `sam build` puts the built template and bootstraps.
+const BUILD_DIR: &str = ".aws-sam/build";
+/// The SAM configuration that the first, guided AWS deploy writes.
+const SAM_CONFIG: &str = "infra/samconfig.toml";
+
+const USAGE: &str = "\
+usage: cargo xtask deploy [--local | --aws] [--stack-name NAME] [--profile P] [--region R] [--guided]
+
+  --local        deploy to the local cloud (started if needed) through samlocal
+  --aws          deploy to AWS (the default), arm64; guided the first time
+                 (that writes infra/samconfig.toml), or with --guided
+";
+
+/// Runs `cargo xtask deploy`.
+pub fn main(args: &[String]) -> Result<()> {
+    let local = args.iter().any(|a| a == "--local");
+    let guided = args.iter().any(|a| a == "--guided");
+    let args: Vec<String> = args
+        .iter()
+        .filter(|a| !matches!(a.as_str(), "--local" | "--guided"))
+        .cloned()
+        .collect();
+    let (mut target, rest) = Target::parse(&args)?;
+    if let Some(unknown) = rest.first() {
+        anyhow::bail!("unknown argument `{unknown}`\n\n{USAGE}");
+    }
+    target.aws = !local;
+    if local {
+        deploy_local(&target.stack)
+    } else {
+        deploy_aws(&target, guided)
+    }
+}
+
+/// The architecture the local cloud runs natively.
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "x86_64",
+    }
+}
+
+/// Builds and deploys the stack to the local cloud (started if needed).
+/// Idempotent: with nothing changed, the deploy is a no-op.
+pub fn deploy_local(stack: &str) -> Result<()> {
+    let endpoint = cloud::ensure_up()?;
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    let architecture = host_architecture();
+    build(&tools, architecture)?;
+    let root = project_root();
+    let mut deploy = sam(&tools, "samlocal");
+    deploy
+        .args(["deploy", "--region", "us-east-1"])
+        .args(deploy_args(&root, stack, architecture))
+        .envs(cloud::aws_env(&endpoint));
+    run_cmd(&mut deploy).context("samlocal deploy failed")?;
+    eprintln!("xtask: stack `{stack}` deployed to the local cloud ({endpoint})");
+    Ok(())
+}
+
+fn deploy_aws(target: &Target, guided: bool) -> Result<()> {
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    build(&tools, "arm64")?;
+    let root = project_root();
+    let config = root.join(SAM_CONFIG);
+    let mut deploy = sam(&tools, "sam");
+    deploy
+        .arg("deploy")
+        .args(deploy_args(&root, &target.stack, "arm64"))
+        .arg("--config-file")
+        .arg(&config);
+    if guided || !config.exists() {
+        eprintln!("xtask: first deploy: sam asks for the settings and saves them to {SAM_CONFIG}");
+        deploy.arg("--guided");
+    }
+    if let Some(profile) = &target.profile {
+        deploy.args(["--profile", profile]);
+    }
+    if let Some(region) = &target.region {
+        deploy.args(["--region", region]);
+    }
+    run_cmd(&mut deploy).context("sam deploy failed")
+}
+
+/// `sam build`: one `cargo lambda build --release` per function.
+fn build(tools: &Venv, architecture: &str) -> Result<()> {
+    let mut build = sam(tools, "sam");
+    build
+        .args(["build", "--beta-features", "--template-file", TEMPLATE])
+        .args(["--build-dir", BUILD_DIR])
+        .args([
+            "--parameter-overrides",
+            &format!("Architecture={architecture}"),
+        ]);
+    run_cmd(&mut build).context("sam build failed")
+}
+
+fn deploy_args(root: &Path, stack: &str, architecture: &str) -> Vec<String> {
+    let template: PathBuf = root.join(BUILD_DIR).join("template.yaml");
+    vec![
+        "--template-file".into(),
+        template.display().to_string(),
+        "--stack-name".into(),
+        stack.into(),
+        "--resolve-s3".into(),
+        "--capabilities".into(),
+        "CAPABILITY_IAM".into(),
+        "--no-confirm-changeset".into(),
+        "--no-fail-on-empty-changeset".into(),
+        "--parameter-overrides".into(),
+        format!("Architecture={architecture}"),
+    ]
+}
+
+/// A SAM CLI command from the tools venv, run from the project root, with
+/// the venv first on PATH (cargo-lambda and zig live there too).
+fn sam(tools: &Venv, program: &str) -> Command {
+    let mut cmd = Command::new(tools.bin(program));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![tools.dir.join("bin")];
+    paths.extend(std::env::split_paths(&path));
+    cmd.current_dir(project_root())
+        .env("PATH", std::env::join_paths(paths).unwrap_or(path))
+        .env("SAM_CLI_TELEMETRY", "0");
+    cmd
+}

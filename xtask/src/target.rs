@@ -1,0 +1,86 @@
+//! Where the stack commands point: the local cloud (the default) or AWS.
+//! The same flags for every command: `--aws`, `--profile`, `--region`,
+//! `--stack-name`.
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, SdkConfig};
+use orderflow_flow::{DEFAULT_STACK, Flow};
+use tokio::runtime::Runtime;
+
+use crate::cloud;
+
+/// A stack on AWS or in the local cloud.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// AWS rather than the local cloud.
+    pub aws: bool,
+    /// The AWS profile (AWS only).
+    pub profile: Option<String>,
+    /// The AWS region (AWS only; the local cloud is us-east-1).
+    pub region: Option<String>,
+    /// The stack name.
+    pub stack: String,
+}
+
+impl Target {
+    /// Takes the target flags out of `args`, and returns the rest.
+    pub fn parse(args: &[String]) -> Result<(Self, Vec<String>)> {
+        let mut target = Self {
+            aws: false,
+            profile: None,
+            region: None,
+            stack: DEFAULT_STACK.to_owned(),
+        };
+        let mut rest = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| {
+                args.next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--aws" => target.aws = true,
+                "--local" => target.aws = false,
+                "--profile" => target.profile = Some(value("--profile")?),
+                "--region" => target.region = Some(value("--region")?),
+                "--stack-name" => target.stack = value("--stack-name")?,
+                _ => rest.push(arg.clone()),
+            }
+        }
+        if !target.aws && (target.profile.is_some() || target.region.is_some()) {
+            bail!("--profile and --region are for AWS: add --aws");
+        }
+        Ok((target, rest))
+    }
+
+    /// The SDK configuration: the local cloud (started if needed) or AWS's
+    /// default chain with the profile and region.
+    pub async fn sdk_config(&self) -> Result<SdkConfig> {
+        if !self.aws {
+            let endpoint = cloud::ensure_up()?;
+            return Ok(orderflow_flow::local_config(&endpoint).await);
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        Ok(loader.load().await)
+    }
+
+    /// A runtime and the deployed stack.
+    pub fn connect(&self) -> Result<(Runtime, Flow)> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let flow = runtime.block_on(async {
+            let config = self.sdk_config().await?;
+            Flow::connect_with(&config, &self.stack).await
+        })?;
+        Ok((runtime, flow))
+    }
+}
