@@ -90,7 +90,10 @@ fn run(args: &[String]) -> Result<()> {
         "check-template" => test::check_template(),
         "test" => test::main(rest),
         "invoke-samples" => test::local_invoke(&project_root()),
-        "setup" => venv::ensure("tools", "infra/tools.lock").map(|_| ()),
+        "setup" => {
+            venv::ensure("tools", "infra/tools.lock")?;
+            venv::ensure("lint", "infra/lint.lock").map(|_| ())
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -59,9 +59,9 @@ pub fn main(args: &[String]) -> Result<()> {
 /// suppressions carry their reason in the template).
 pub fn check_template() -> Result<()> {
     let root = project_root();
-    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    let lint = venv::ensure("lint", "infra/lint.lock")?;
     run_cmd(
-        Command::new(tools.bin("cfn-lint"))
+        Command::new(lint.bin("cfn-lint"))
             .current_dir(&root)
             .arg(deploy::TEMPLATE),
     )
