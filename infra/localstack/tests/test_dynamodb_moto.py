@@ -153,3 +153,52 @@ def test_query_by_partition_key(aws, tables):
         ExpressionAttributeValues={":pk": {"S": "order#q"}, ":after": {"S": "a"}},
     )["Items"]
     assert [i["sk"]["S"] for i in items] == ["b", "c"]
+
+
+def test_concurrent_transactions_and_writes_never_fail_internally(aws, tables):
+    """moto's backend is not thread-safe; the provider serializes it (see dynamodb.py). Without
+    that lock this fails with `InternalError: dictionary changed size during iteration`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger, stock = tables
+    ddb = aws("dynamodb")
+    ddb.put_item(TableName=stock, Item={"sku": {"S": "sku-busy"}, "available": {"N": "100000"}})
+
+    def work(worker: int) -> list[str]:
+        errors = []
+        for i in range(60):
+            key = {"pk": {"S": f"busy#{worker}#{i}"}, "sk": {"S": "x"}}
+            try:
+                ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": ledger,
+                                "Item": key,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                        {
+                            "Update": {
+                                "TableName": stock,
+                                "Key": {"sku": {"S": "sku-busy"}},
+                                "UpdateExpression": "ADD available :minus",
+                                "ConditionExpression": "available >= :one",
+                                "ExpressionAttributeValues": {
+                                    ":minus": {"N": "-1"},
+                                    ":one": {"N": "1"},
+                                },
+                            }
+                        },
+                    ]
+                )
+                ddb.put_item(TableName=stock, Item={"sku": {"S": f"busy-{worker}-{i}"}})
+            except ClientError as err:
+                errors.append(f"{error_code(err)}: {err}")
+        return errors
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        errors = [e for found in pool.map(work, range(8)) for e in found]
+    assert errors == []
+    left = ddb.get_item(TableName=stock, Key={"sku": {"S": "sku-busy"}})["Item"]["available"]
+    assert left == {"N": str(100000 - 8 * 60)}
