@@ -263,7 +263,7 @@ fn poison_events_land_in_each_consumers_dlq_with_the_reason() -> Result<()> {
                 .wait_dead_letter(service, malformed.as_str(), SETTLE)
                 .await?;
             ensure!(
-                letter.attribute("orderflow.error_kind") == "invalid_field",
+                letter.attribute("orderflow.error_kind") == "malformed",
                 "{letter:?}"
             );
             ensure!(
