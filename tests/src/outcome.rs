@@ -58,3 +58,147 @@ impl fmt::Display for Outcome {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use chrono::{DateTime, Utc};
+    use orderflow_contracts::{
+        Event, EventKind, LabelLocation, Message, PickupWindow, ShipmentScheduled, TrackingNumber,
+    };
+    use orderflow_runtime::testing::read_sample;
+
+    use super::{Outcome, declined_without_stock_event};
+    use crate::audit::Seen;
+
+    /// An event of `kind`: from the samples, or built for ShipmentScheduled
+    /// (which no function consumes, so it has no sample).
+    fn message(kind: EventKind) -> Message {
+        if kind == EventKind::ShipmentScheduled {
+            let mut message = message(EventKind::StockReserved);
+            message.event = Event::ShipmentScheduled(ShipmentScheduled {
+                tracking_number: TrackingNumber::derive("ord-1001"),
+                label: LabelLocation {
+                    bucket: "labels".into(),
+                    key: "labels/ord-1001.pdf".into(),
+                    content_type: "application/pdf".into(),
+                },
+                pickup: PickupWindow {
+                    from: DateTime::<Utc>::UNIX_EPOCH,
+                    to: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
+                },
+            });
+            return message;
+        }
+        let mut name = String::new();
+        for c in kind.detail_type().chars() {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        let folder = if kind == EventKind::OrderPlaced {
+            "payment"
+        } else {
+            "shipping"
+        };
+        let file = format!("{folder}/{name}.eventbridge.json");
+        let json = read_sample(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Message::from_bus_json(&json).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    /// What the audit queue delivers for events of these kinds.
+    fn seen(kinds: &[EventKind]) -> Vec<Seen> {
+        kinds
+            .iter()
+            .map(|kind| {
+                let body = serde_json::json!({
+                    "detail-type": kind.detail_type(),
+                    "source": kind.source(),
+                    "detail": serde_json::from_str::<serde_json::Value>(&message(*kind).detail_json())
+                        .unwrap_or_default(),
+                });
+                let seen = Seen::parse(&body.to_string(), Instant::now());
+                assert_eq!(seen.kind(), Some(*kind));
+                seen
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outcomes_follow_the_events() {
+        use EventKind::*;
+        let cases: &[(&[EventKind], Outcome)] = &[
+            (&[OrderPlaced], Outcome::Pending),
+            (
+                &[OrderPlaced, PaymentAuthorized, StockReserved],
+                Outcome::Pending,
+            ),
+            (
+                &[
+                    OrderPlaced,
+                    PaymentAuthorized,
+                    StockReserved,
+                    ShipmentScheduled,
+                ],
+                Outcome::Shipped,
+            ),
+            (
+                &[OrderPlaced, PaymentDeclined, StockReserved],
+                Outcome::Pending,
+            ),
+            (
+                &[OrderPlaced, PaymentDeclined, StockReserved, StockReleased],
+                Outcome::Declined,
+            ),
+            (
+                &[OrderPlaced, PaymentAuthorized, StockUnavailable],
+                Outcome::Pending,
+            ),
+            (
+                &[
+                    OrderPlaced,
+                    PaymentAuthorized,
+                    StockUnavailable,
+                    PaymentVoided,
+                ],
+                Outcome::OutOfStock,
+            ),
+            (
+                &[OrderPlaced, StockUnavailable, PaymentDeclined],
+                Outcome::OutOfStock,
+            ),
+        ];
+        for (kinds, expected) in cases {
+            assert_eq!(Outcome::of(&seen(kinds)), *expected, "{kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_lone_decline_needs_inventory_state_to_settle() {
+        use EventKind::*;
+        assert!(declined_without_stock_event(&seen(&[
+            OrderPlaced,
+            PaymentDeclined
+        ])));
+        assert!(!declined_without_stock_event(&seen(&[
+            PaymentDeclined,
+            StockReserved
+        ])));
+        assert!(!declined_without_stock_event(&seen(&[
+            OrderPlaced,
+            PaymentAuthorized
+        ])));
+    }
+
+    #[test]
+    fn an_invalid_event_has_no_kind() {
+        let seen = Seen::parse(
+            r#"{"detail-type":"OrderPlaced","source":"orderflow.orders","detail":{"order_id":"o-1"}}"#,
+            Instant::now(),
+        );
+        assert_eq!(seen.kind(), None);
+        assert_eq!(seen.order_id.as_deref(), Some("o-1"));
+    }
+}

@@ -106,3 +106,50 @@ impl Stack {
         [&self.payment, &self.inventory, &self.shipping]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::Stack;
+
+    const KEYS: [&str; 16] = [
+        "BusName",
+        "ArchiveName",
+        "AuditQueueUrl",
+        "LabelBucketName",
+        "PaymentQueueUrl",
+        "PaymentDeadLetterQueueUrl",
+        "PaymentTableName",
+        "PaymentFunctionName",
+        "InventoryQueueUrl",
+        "InventoryDeadLetterQueueUrl",
+        "InventoryTableName",
+        "InventoryFunctionName",
+        "ShippingQueueUrl",
+        "ShippingDeadLetterQueueUrl",
+        "ShippingTableName",
+        "ShippingFunctionName",
+    ];
+
+    #[test]
+    fn every_output_is_read_and_a_missing_one_is_named() {
+        let outputs: HashMap<&str, &str> = KEYS.iter().map(|k| (*k, *k)).collect();
+        let stack = Stack::from_outputs("s", &outputs).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stack.inventory.dlq_url, "InventoryDeadLetterQueueUrl");
+        assert_eq!(
+            stack.services().map(|s| s.name),
+            ["payment", "inventory", "shipping"]
+        );
+
+        let mut missing = outputs.clone();
+        missing.remove("ShippingTableName");
+        let err = Stack::from_outputs("s", &missing)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("stack `s` has no output `ShippingTableName`")
+        );
+    }
+}

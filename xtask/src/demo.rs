@@ -157,7 +157,7 @@ async fn seed_file(flow: &Flow) -> Result<()> {
     for (sku, quantity) in skus {
         let sku = Sku::new(sku.as_str()).map_err(|e| anyhow::anyhow!("{STOCK_FILE}: {e}"))?;
         flow.set_stock(&sku, quantity).await?;
-        println!("  {sku:<20} {quantity:>5} in stock");
+        println!("  {:<20} {quantity:>5} in stock", sku.as_str());
     }
     Ok(())
 }

@@ -84,3 +84,45 @@ impl Target {
         Ok((runtime, flow))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn flags_are_taken_and_the_rest_is_returned() {
+        let (target, rest) = Target::parse(&args(&[
+            "--aws",
+            "--profile",
+            "p",
+            "--file",
+            "f",
+            "--stack-name",
+            "s",
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(target.aws);
+        assert_eq!(target.profile.as_deref(), Some("p"));
+        assert_eq!(target.stack, "s");
+        assert_eq!(rest, args(&["--file", "f"]));
+    }
+
+    #[test]
+    fn aws_flags_without_aws_and_missing_values_are_refused() {
+        let err = Target::parse(&args(&["--region", "eu-west-1"]))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("--profile and --region are for AWS: add --aws")
+        );
+        let err = Target::parse(&args(&["--stack-name"]))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("--stack-name needs a value"));
+    }
+}
