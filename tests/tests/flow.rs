@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, ensure};
 use orderflow_contracts::{Event, EventKind, Message, Sku};
 use orderflow_flow::order::{new_order_id, new_sku};
-use orderflow_flow::{DEFAULT_STACK, Flow, OrderSpec, Outcome, Seen};
+use orderflow_flow::{DEFAULT_STACK, Flow, OrderSpec, Outcome, Seen, ServiceResources};
 use tokio::runtime::Runtime;
 
 /// How long one order may take to settle.
@@ -68,6 +68,17 @@ fn distinct(events: &[Seen], kind: EventKind) -> usize {
         .len()
 }
 
+/// Fails unless `events` hold exactly `n` distinct events of `kind`.
+fn expect(events: &[Seen], kind: EventKind, n: usize) -> Result<()> {
+    let found = distinct(events, kind);
+    ensure!(
+        found == n,
+        "{found} {kind} (want {n}); the order's events: {:?}",
+        kinds(events)
+    );
+    Ok(())
+}
+
 fn first(events: &[Seen], kind: EventKind) -> Option<&Message> {
     events
         .iter()
@@ -103,7 +114,7 @@ fn happy_path_ships_with_a_label_and_takes_exactly_the_ordered_stock() -> Result
             EventKind::StockReserved,
             EventKind::ShipmentScheduled,
         ] {
-            ensure!(distinct(&events, kind) == 1, "{kind}: {:?}", kinds(&events));
+            expect(&events, kind, 1)?;
         }
         ensure!(events.len() == 4, "unexpected events: {:?}", kinds(&events));
 
@@ -142,27 +153,11 @@ fn declined_payment_releases_the_stock_and_never_ships() -> Result<()> {
         ensure!(outcome == Outcome::Declined, "outcome {outcome}");
         tokio::time::sleep(GRACE).await;
         let events = flow.audit().of(order.order_id());
-        ensure!(
-            distinct(&events, EventKind::PaymentDeclined) == 1,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::PaymentAuthorized) == 0,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::ShipmentScheduled) == 0,
-            "{:?}",
-            kinds(&events)
-        );
+        expect(&events, EventKind::PaymentDeclined, 1)?;
+        expect(&events, EventKind::PaymentAuthorized, 0)?;
+        expect(&events, EventKind::ShipmentScheduled, 0)?;
         if distinct(&events, EventKind::StockReserved) == 1 {
-            ensure!(
-                distinct(&events, EventKind::StockReleased) == 1,
-                "{:?}",
-                kinds(&events)
-            );
+            expect(&events, EventKind::StockReleased, 1)?;
         }
         ensure!(
             flow.stock(&sku).await? == Some(7),
@@ -192,21 +187,9 @@ fn out_of_stock_voids_the_payment_and_never_ships() -> Result<()> {
             .await?;
         tokio::time::sleep(GRACE).await;
         let events = [events, flow.audit().of(order.order_id())].concat();
-        ensure!(
-            distinct(&events, EventKind::StockUnavailable) == 1,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::StockReserved) == 0,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::ShipmentScheduled) == 0,
-            "{:?}",
-            kinds(&events)
-        );
+        expect(&events, EventKind::StockUnavailable, 1)?;
+        expect(&events, EventKind::StockReserved, 0)?;
+        expect(&events, EventKind::ShipmentScheduled, 0)?;
         if let Some(authorized) = first(&events, EventKind::PaymentAuthorized) {
             let voided =
                 first(&events, EventKind::PaymentVoided).ok_or_else(|| anyhow!("no void"))?;
@@ -326,7 +309,7 @@ fn the_same_order_put_three_times_charges_reserves_and_ships_once() -> Result<()
             EventKind::StockReserved,
             EventKind::ShipmentScheduled,
         ] {
-            ensure!(distinct(&events, kind) == 1, "{kind}: {:?}", kinds(&events));
+            expect(&events, kind, 1)?;
         }
         let state = flow.state(&flow.stack.payment, order.order_id()).await?;
         ensure!(state.is_some(), "payment has no state for the order");
@@ -344,15 +327,15 @@ fn a_shortage_that_reaches_payment_before_the_order_means_no_charge() -> Result<
             OrderSpec::new(new_order_id("early-short")?, "tok_visa_4242").line(&sku, 1, 900);
         let placed = order.message()?;
         // Inventory alone sees the order; its StockUnavailable reaches payment first.
-        flow.send_to_queue(&flow.stack.inventory, &placed).await?;
-        flow.audit()
-            .wait_for(order.order_id(), SETTLE, |e| {
-                distinct(e, EventKind::StockUnavailable) == 1
-            })
-            .await?;
-        wait_for_state(flow, &flow.stack.payment, &placed).await?;
-        // Now the order itself, through the bus.
-        flow.place(&placed).await?;
+        let (inventory, payment) = (&flow.stack.inventory, &flow.stack.payment);
+        compensation_first(
+            flow,
+            &placed,
+            inventory,
+            EventKind::StockUnavailable,
+            payment,
+        )
+        .await?;
 
         let events = flow
             .audit()
@@ -363,21 +346,9 @@ fn a_shortage_that_reaches_payment_before_the_order_means_no_charge() -> Result<
         tokio::time::sleep(GRACE).await;
         let events = [events, flow.audit().of(order.order_id())].concat();
         ensure!(flow.outcome(order.order_id()).await? == Outcome::OutOfStock);
-        ensure!(
-            distinct(&events, EventKind::PaymentAuthorized) == 0,
-            "charged: {:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::PaymentVoided) == 0,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::ShipmentScheduled) == 0,
-            "{:?}",
-            kinds(&events)
-        );
+        expect(&events, EventKind::PaymentAuthorized, 0)?;
+        expect(&events, EventKind::PaymentVoided, 0)?;
+        expect(&events, EventKind::ShipmentScheduled, 0)?;
         Ok(())
     })
 }
@@ -391,50 +362,52 @@ fn a_decline_that_reaches_inventory_before_the_order_means_no_reservation() -> R
             OrderSpec::new(new_order_id("early-decline")?, "tok_decline_card").line(&sku, 2, 900);
         let placed = order.message()?;
         // Payment alone sees the order; its PaymentDeclined reaches inventory first.
-        flow.send_to_queue(&flow.stack.payment, &placed).await?;
-        flow.audit()
-            .wait_for(order.order_id(), SETTLE, |e| {
-                distinct(e, EventKind::PaymentDeclined) == 1
-            })
-            .await?;
-        wait_for_state(flow, &flow.stack.inventory, &placed).await?;
-        flow.place(&placed).await?;
+        let (payment, inventory) = (&flow.stack.payment, &flow.stack.inventory);
+        compensation_first(
+            flow,
+            &placed,
+            payment,
+            EventKind::PaymentDeclined,
+            inventory,
+        )
+        .await?;
 
         let outcome = flow.settle(order.order_id(), SETTLE).await?;
         ensure!(outcome == Outcome::Declined, "outcome {outcome}");
         tokio::time::sleep(GRACE).await;
         let events = flow.audit().of(order.order_id());
-        ensure!(
-            distinct(&events, EventKind::StockReserved) == 0,
-            "{:?}",
-            kinds(&events)
-        );
-        ensure!(
-            distinct(&events, EventKind::ShipmentScheduled) == 0,
-            "{:?}",
-            kinds(&events)
-        );
+        expect(&events, EventKind::StockReserved, 0)?;
+        expect(&events, EventKind::ShipmentScheduled, 0)?;
         ensure!(flow.stock(&sku).await? == Some(6), "stock untouched");
         Ok(())
     })
 }
 
-/// Waits until `service` has recorded state for the message's order.
-async fn wait_for_state(
+/// Delivers `placed` to `first` alone, waits until the `compensation` it
+/// causes has reached `then` (which records it), and only then puts the
+/// order on the bus: `then` sees the compensation before the order.
+async fn compensation_first(
     flow: &Flow,
-    service: &orderflow_flow::ServiceResources,
     placed: &Message,
+    first: &ServiceResources,
+    compensation: EventKind,
+    then: &ServiceResources,
 ) -> Result<()> {
+    let order = &placed.meta.order_id;
+    flow.send_to_queue(first, placed).await?;
+    flow.audit()
+        .wait_for(order, SETTLE, |e| distinct(e, compensation) == 1)
+        .await?;
     let deadline = Instant::now() + SETTLE;
-    while flow.state(service, &placed.meta.order_id).await?.is_none() {
+    while flow.state(then, order).await?.is_none() {
         ensure!(
             Instant::now() < deadline,
-            "{} never recorded the order",
-            service.name
+            "{} never recorded {compensation}",
+            then.name
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(())
+    flow.place(placed).await
 }
 
 #[test]
