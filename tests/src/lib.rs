@@ -8,6 +8,8 @@
 //! everything is observed from the outside.
 
 pub mod audit;
+pub mod harness;
+pub mod ops;
 pub mod order;
 pub mod outcome;
 pub mod stack;
@@ -21,6 +23,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::{DateTime, Utc};
 use orderflow_contracts::{Message, OrderId, Sku};
 use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, order_key};
 
@@ -46,6 +49,8 @@ pub struct Flow {
 pub struct DeadLetter {
     /// The SQS message id.
     pub message_id: String,
+    /// When it was sent to the DLQ.
+    pub sent_at: Option<DateTime<Utc>>,
     /// The body (the original event, unchanged).
     pub body: String,
     /// The message attributes (`orderflow.error_kind`, …) as strings.
@@ -55,13 +60,61 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// `detail.order_id` of the body, when it has one.
     pub fn order_id(&self) -> Option<String> {
+        self.body_field(&["detail", "order_id"])
+    }
+
+    /// The body's `detail-type`, when it has one.
+    pub fn detail_type(&self) -> Option<String> {
+        self.body_field(&["detail-type"])
+    }
+
+    fn body_field(&self, path: &[&str]) -> Option<String> {
         let body: serde_json::Value = serde_json::from_str(&self.body).ok()?;
-        body["detail"]["order_id"].as_str().map(str::to_owned)
+        path.iter()
+            .try_fold(&body, |v, key| v.get(key))?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// The attribute `name`, or "".
     pub fn attribute(&self, name: &str) -> &str {
         self.attributes.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// What `cargo xtask ops dlq show` prints for it. A message that the
+    /// runtime did not dead-letter (SQS moved it after too many receives,
+    /// or EventBridge could not deliver it) has no `orderflow.*` reason;
+    /// its SQS or EventBridge attributes are shown instead.
+    pub fn describe(&self) -> String {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+        let mut out = format!(
+            "message {}\n  sent        {}\n  event       {} for order {}\n",
+            self.message_id,
+            self.sent_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "-".into()),
+            or_dash(self.detail_type()),
+            or_dash(self.order_id()),
+        );
+        if self.attributes.contains_key("orderflow.error_kind") {
+            for (label, name) in [
+                ("function", "orderflow.function"),
+                ("error kind", "orderflow.error_kind"),
+                ("error", "orderflow.error_message"),
+                ("original id", "orderflow.original_message_id"),
+                ("receives", "orderflow.receive_count"),
+            ] {
+                out.push_str(&format!("  {label:<11} {}\n", self.attribute(name)));
+            }
+        } else {
+            out.push_str("  reason      not dead-lettered by orderflow (SQS redrive or EventBridge delivery failure)\n");
+            let mut names: Vec<&String> = self.attributes.keys().collect();
+            names.sort();
+            for name in names {
+                out.push_str(&format!("  {name:<11} {}\n", self.attributes[name]));
+            }
+        }
+        out
     }
 }
 
@@ -249,42 +302,9 @@ impl Flow {
 
     /// Every message now in `service`'s dead-letter queue, left in place.
     pub async fn dead_letters(&self, service: &ServiceResources) -> Result<Vec<DeadLetter>> {
-        let mut found: HashMap<String, DeadLetter> = HashMap::new();
-        // Receives with a zero visibility timeout leave messages visible, so
-        // a few rounds with nothing new mean everything was seen.
-        let mut quiet = 0;
-        while quiet < 3 {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&service.dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .with_context(|| format!("could not read the {} DLQ", service.name))?;
-            let before = found.len();
-            for m in out.messages() {
-                let id = m.message_id().unwrap_or_default().to_owned();
-                let attributes = m
-                    .message_attributes()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                found.entry(id.clone()).or_insert(DeadLetter {
-                    message_id: id,
-                    body: m.body().unwrap_or_default().to_owned(),
-                    attributes,
-                });
-            }
-            quiet = if found.len() == before { quiet + 1 } else { 0 };
-        }
-        Ok(found.into_values().collect())
+        peek(&self.sqs, &service.dlq_url)
+            .await
+            .with_context(|| format!("could not read the {} DLQ", service.name))
     }
 
     /// Waits until `service`'s DLQ holds a message about `order`.
@@ -371,4 +391,53 @@ pub async fn local_config(endpoint: &str) -> SdkConfig {
         .credentials_provider(credentials)
         .load()
         .await
+}
+
+/// Every message now in the queue at `url`, left in place: receives with a
+/// zero visibility timeout leave messages visible, so a few rounds with
+/// nothing new mean everything was seen.
+async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<DeadLetter>> {
+    let mut found: Vec<DeadLetter> = Vec::new();
+    let mut quiet = 0;
+    while quiet < 3 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .with_context(|| format!("ReceiveMessage on {url} failed"))?;
+        let before = found.len();
+        for m in out.messages() {
+            let id = m.message_id().unwrap_or_default();
+            if found.iter().any(|f| f.message_id == id) {
+                continue;
+            }
+            let attributes = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sent_at = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                .and_then(|ms| ms.parse().ok())
+                .and_then(DateTime::from_timestamp_millis);
+            found.push(DeadLetter {
+                message_id: id.to_owned(),
+                sent_at,
+                body: m.body().unwrap_or_default().to_owned(),
+                attributes,
+            });
+        }
+        quiet = if found.len() == before { quiet + 1 } else { 0 };
+    }
+    found.sort_by_key(|l| l.sent_at);
+    Ok(found)
 }

@@ -29,10 +29,16 @@ pub struct Stack {
     pub name: String,
     /// The EventBridge bus.
     pub bus: String,
+    /// The bus's ARN.
+    pub bus_arn: String,
     /// The bus archive.
     pub archive: String,
+    /// The archive's ARN.
+    pub archive_arn: String,
     /// The queue that receives every orderflow event.
     pub audit_queue_url: String,
+    /// The audit queue's dead-letter queue.
+    pub audit_dlq_url: String,
     /// The bucket that holds shipping labels.
     pub label_bucket: String,
     /// payment.
@@ -92,8 +98,11 @@ impl Stack {
         Ok(Self {
             name: name.to_owned(),
             bus: get("BusName")?,
+            bus_arn: get("BusArn")?,
             archive: get("ArchiveName")?,
+            archive_arn: get("ArchiveArn")?,
             audit_queue_url: get("AuditQueueUrl")?,
+            audit_dlq_url: get("AuditDeadLetterQueueUrl")?,
             label_bucket: get("LabelBucketName")?,
             payment: service("payment", "Payment")?,
             inventory: service("inventory", "Inventory")?,
@@ -113,10 +122,13 @@ mod tests {
 
     use super::Stack;
 
-    const KEYS: [&str; 16] = [
+    const KEYS: [&str; 19] = [
         "BusName",
+        "BusArn",
         "ArchiveName",
+        "ArchiveArn",
         "AuditQueueUrl",
+        "AuditDeadLetterQueueUrl",
         "LabelBucketName",
         "PaymentQueueUrl",
         "PaymentDeadLetterQueueUrl",

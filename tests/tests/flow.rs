@@ -14,15 +14,13 @@
 //! would hold up the other tests' orders past their bounds.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use orderflow_contracts::{Event, EventKind, Message, Sku};
+use orderflow_flow::harness::run;
 use orderflow_flow::order::{new_order_id, new_sku};
-use orderflow_flow::{DEFAULT_STACK, Flow, OrderSpec, Outcome, Seen, ServiceResources};
-use tokio::runtime::Runtime;
+use orderflow_flow::{Flow, OrderSpec, Outcome, Seen, ServiceResources};
 
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -32,27 +30,6 @@ const SETTLE_AFTER_RETRIES: Duration = Duration::from_secs(240);
 const BATCH_SETTLE: Duration = Duration::from_secs(300);
 /// After an order settles, how long to keep watching for anything extra.
 const GRACE: Duration = Duration::from_secs(3);
-
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("no Tokio runtime: {e}"))
-});
-static FLOW: OnceLock<Result<Flow, String>> = OnceLock::new();
-
-/// Runs one test body on the shared runtime, against the shared stack.
-fn run<F: Future<Output = Result<()>>>(test: impl FnOnce(&'static Flow) -> F) -> Result<()> {
-    let flow = FLOW.get_or_init(|| {
-        let stack = std::env::var("ORDERFLOW_STACK").unwrap_or_else(|_| DEFAULT_STACK.to_owned());
-        RUNTIME
-            .block_on(Flow::connect(&stack))
-            .map_err(|e| format!("{e:#}"))
-    });
-    let flow = flow.as_ref().map_err(|e| anyhow!("{e}"))?;
-    RUNTIME.block_on(test(flow))
-}
 
 fn kinds(events: &[Seen]) -> Vec<String> {
     events.iter().map(|s| s.detail_type.clone()).collect()

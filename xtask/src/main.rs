@@ -9,12 +9,15 @@
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
 //! - `demo.rs`: the demo, `place-order` and `seed`.
 //! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
+//! - `ops.rs`: `cargo xtask ops`: DLQs and replays.
 
 mod bench;
 mod bench_cloud;
 mod cloud;
 mod demo;
 mod deploy;
+mod graph;
+mod ops;
 mod schemas;
 mod target;
 mod test;
@@ -41,6 +44,9 @@ commands:
                        it until it settles
   flow                 only the whole-flow tests, against the deployed stack
   check-template       cfn-lint and checkov on infra/template.yaml
+  ops dlq list|show|redrive, ops replay
+                       see and recover a deployed stack (cargo xtask ops
+                       alone explains)
 
   seed, place-order and flow point at the local cloud unless given --aws
   (with --profile, --region); all take --stack-name (default orderflow).
@@ -82,6 +88,8 @@ fn run(args: &[String]) -> Result<()> {
             _ => bench::main(rest),
         },
         "schemas" => schemas::main(),
+        "graph" => graph::main(rest),
+        "ops" => ops::main(rest),
         "demo" => demo::demo(rest),
         "deploy" => deploy::main(rest),
         "seed" => demo::seed(rest),

@@ -83,7 +83,8 @@ pub fn check_template() -> Result<()> {
     .context("checkov found problems in the template")
 }
 
-/// The whole-flow tests (`tests/tests/flow.rs`) against a deployed stack:
+/// The whole-flow and operations tests (`tests/tests/{flow,ops}.rs`)
+/// against a deployed stack:
 /// the local cloud's unless `--aws`.
 pub fn flow(args: &[String]) -> Result<()> {
     let (target, rest) = Target::parse(args)?;
@@ -110,7 +111,16 @@ pub fn flow(args: &[String]) -> Result<()> {
         run_cmd(
             Command::new(env!("CARGO"))
                 .current_dir(project_root())
-                .args(["test", "-p", "orderflow-flow", "--test", "flow", "--"])
+                .args([
+                    "test",
+                    "-p",
+                    "orderflow-flow",
+                    "--test",
+                    "flow",
+                    "--test",
+                    "ops",
+                ])
+                .arg("--")
                 .args(["--ignored", "--nocapture", "--test-threads", "16"])
                 .args(filter)
                 .env("ORDERFLOW_STACK", &target.stack)

@@ -5,16 +5,25 @@
 //! redrive policy moves it to the DLQ), or sent to the DLQ by us with its
 //! reason and then acknowledged. Nothing is dropped: if the DLQ send fails,
 //! the record is reported as failed instead.
+//!
+//! Each record's end is logged here, as exactly one JSON line: its ids,
+//! `outcome` (`processed`, `duplicate`, `dead_lettered` or `retry`),
+//! `duration_ms`, and for a failure `error_kind` and `error`. Error texts
+//! are [redacted](crate::error::redact) of the input values they quote.
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use futures::{FutureExt, StreamExt, stream};
+use orderflow_contracts::{EventId, Message, OrderId};
+use tracing::Level;
 
 use crate::dlq::{DeadLetter, DeadLetterSink};
-use crate::error::{RecordError, chain};
+use crate::error::{RecordError, describe, redact};
+use crate::processor::Processed;
 
 /// One SQS record, as the batch loop needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +39,68 @@ pub struct Record {
 /// How one record ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
-    /// Processed (or a duplicate): delete it.
+    /// Processed: delete it.
     Ack,
+    /// Seen before, its stored outcome re-published: delete it.
+    Duplicate,
     /// Sent to the DLQ with its reason: delete it from the source queue.
     DeadLettered,
     /// Report it as failed so SQS delivers it again.
     Retry(String),
 }
 
+impl Disposition {
+    /// The `outcome` that logs and metrics name it by: `processed`,
+    /// `duplicate`, `dead_lettered` or `retry`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Ack => "processed",
+            Self::Duplicate => "duplicate",
+            Self::DeadLettered => "dead_lettered",
+            Self::Retry(_) => "retry",
+        }
+    }
+}
+
+/// What a record is about: the ids its outcome line carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The order.
+    pub order_id: OrderId,
+    /// The event.
+    pub event_id: EventId,
+    /// The event that caused it, if any.
+    pub causation_id: Option<EventId>,
+    /// Its detail-type.
+    pub detail_type: &'static str,
+}
+
+impl Subject {
+    /// The ids of `message`, which is done with (nothing is copied).
+    pub fn of(message: Message) -> Self {
+        let detail_type = message.kind().detail_type();
+        Self {
+            order_id: message.meta.order_id,
+            event_id: message.meta.event_id,
+            causation_id: message.meta.causation_id,
+            detail_type,
+        }
+    }
+}
+
+/// What handling one record came to.
+#[derive(Debug)]
+pub struct Handled {
+    /// What the record is about; `None` if it could not be decoded.
+    pub subject: Option<Subject>,
+    /// How processing ended.
+    pub result: Result<Processed, RecordError>,
+}
+
 /// How to run a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
-    /// The function's name, for dead-letter reasons.
+    /// The function's name, for dead-letter reasons and log lines.
     pub function: &'static str,
     /// Records handled at once (standard queues only).
     pub concurrency: usize,
@@ -50,11 +109,15 @@ pub struct BatchOptions {
     pub fifo: bool,
 }
 
-/// Each record's message id and disposition, in input order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// How a batch went.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchReport {
-    /// `(message id, disposition)` per input record.
+    /// `(message id, disposition)` per input record, in input order.
     pub outcomes: Vec<(String, Disposition)>,
+    /// How long each record that ran took, in milliseconds, in input order.
+    /// The records a FIFO batch skips after a failure never run, so they
+    /// have none.
+    pub durations_ms: Vec<f64>,
 }
 
 impl BatchReport {
@@ -75,7 +138,10 @@ impl BatchReport {
     }
 }
 
-/// Runs `handle` over every record and decides each one's fate.
+/// Why a FIFO record is retried without being run.
+const BLOCKED: &str = "an earlier record of this FIFO batch failed";
+
+/// Runs `handle` over every record, decides each one's fate and logs it.
 pub async fn process<'r, H, F, D>(
     records: &'r [Record],
     options: BatchOptions,
@@ -84,58 +150,120 @@ pub async fn process<'r, H, F, D>(
 ) -> BatchReport
 where
     H: Fn(&'r Record) -> F,
-    F: Future<Output = Result<(), RecordError>> + 'r,
+    F: Future<Output = Handled> + 'r,
     D: DeadLetterSink,
 {
     let one = |record: &'r Record| {
         let handled = AssertUnwindSafe(handle(record)).catch_unwind();
         async move {
-            let disposition = match handled.await {
-                Ok(Ok(())) => Disposition::Ack,
-                Ok(Err(err)) if err.is_permanent() => {
-                    dead_letter(record, &err, options.function, dead_letters).await
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(message_id = %record.message_id, error = %chain(&err), "record failed; SQS will retry it");
-                    Disposition::Retry(chain(&err))
+            let started = Instant::now();
+            let (subject, end) = match handled.await {
+                Ok(Handled { subject, result }) => {
+                    let end = settle(record, result, options.function, dead_letters).await;
+                    (subject, end)
                 }
                 Err(panic) => {
                     let what = panic_message(panic.as_ref());
-                    tracing::error!(message_id = %record.message_id, panic = %what, "record panicked; SQS will retry it");
-                    Disposition::Retry(format!("panicked: {what}"))
+                    let reason = format!("panicked: {}", redact(&what));
+                    (
+                        None,
+                        End::Retry {
+                            kind: "panic",
+                            reason,
+                        },
+                    )
                 }
             };
-            (record.message_id.clone(), disposition)
+            let duration_ms = millis(started);
+            log(
+                options.function,
+                record,
+                subject.as_ref(),
+                &end,
+                Some(duration_ms),
+            );
+            (
+                record.message_id.clone(),
+                end.into_disposition(),
+                duration_ms,
+            )
         }
     };
 
-    let outcomes = if options.fifo {
-        let mut outcomes = Vec::with_capacity(records.len());
+    let mut report = BatchReport {
+        outcomes: Vec::with_capacity(records.len()),
+        durations_ms: Vec::with_capacity(records.len()),
+    };
+    if options.fifo {
         let mut stopped = false;
         for record in records {
             if stopped {
-                outcomes.push((
-                    record.message_id.clone(),
-                    Disposition::Retry("an earlier record of this FIFO batch failed".into()),
-                ));
+                let end = End::Retry {
+                    kind: "fifo_blocked",
+                    reason: BLOCKED.into(),
+                };
+                log(options.function, record, None, &end, None);
+                report
+                    .outcomes
+                    .push((record.message_id.clone(), end.into_disposition()));
                 continue;
             }
-            let outcome = one(record).await;
-            stopped = matches!(outcome.1, Disposition::Retry(_));
-            outcomes.push(outcome);
+            let (id, disposition, duration_ms) = one(record).await;
+            stopped = matches!(disposition, Disposition::Retry(_));
+            report.outcomes.push((id, disposition));
+            report.durations_ms.push(duration_ms);
         }
-        outcomes
     } else {
-        let mut indexed: Vec<(usize, (String, Disposition))> =
+        let mut indexed: Vec<(usize, (String, Disposition, f64))> =
             stream::iter(records.iter().enumerate())
                 .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
                 .buffer_unordered(options.concurrency.max(1))
                 .collect()
                 .await;
         indexed.sort_by_key(|(i, _)| *i);
-        indexed.into_iter().map(|(_, outcome)| outcome).collect()
-    };
-    BatchReport { outcomes }
+        for (_, (id, disposition, duration_ms)) in indexed {
+            report.outcomes.push((id, disposition));
+            report.durations_ms.push(duration_ms);
+        }
+    }
+    report
+}
+
+/// How one record ended, with what its log line says about it.
+enum End {
+    Processed { published: usize },
+    Duplicate { republished: usize },
+    DeadLettered { kind: &'static str, reason: String },
+    Retry { kind: &'static str, reason: String },
+}
+
+impl End {
+    fn into_disposition(self) -> Disposition {
+        match self {
+            Self::Processed { .. } => Disposition::Ack,
+            Self::Duplicate { .. } => Disposition::Duplicate,
+            Self::DeadLettered { .. } => Disposition::DeadLettered,
+            Self::Retry { reason, .. } => Disposition::Retry(reason),
+        }
+    }
+}
+
+/// Decides the fate of a record its handler is done with.
+async fn settle<D: DeadLetterSink>(
+    record: &Record,
+    result: Result<Processed, RecordError>,
+    function: &'static str,
+    dead_letters: &D,
+) -> End {
+    match result {
+        Ok(Processed::Applied { published }) => End::Processed { published },
+        Ok(Processed::Duplicate { republished }) => End::Duplicate { republished },
+        Err(err) if err.is_permanent() => dead_letter(record, &err, function, dead_letters).await,
+        Err(err) => End::Retry {
+            kind: err.kind(),
+            reason: describe(&err),
+        },
+    }
 }
 
 async fn dead_letter<D: DeadLetterSink>(
@@ -143,38 +271,107 @@ async fn dead_letter<D: DeadLetterSink>(
     err: &RecordError,
     function: &'static str,
     dead_letters: &D,
-) -> Disposition {
+) -> End {
     let letter = DeadLetter {
         body: record.body.clone(),
         error_kind: err.kind().to_owned(),
-        error_message: chain(err),
+        error_message: describe(err),
         function: function.to_owned(),
         original_message_id: record.message_id.clone(),
         receive_count: record.receive_count,
     };
     match dead_letters.send(&letter).await {
-        Ok(()) => {
-            tracing::warn!(
-                message_id = %record.message_id,
-                error_kind = err.kind(),
-                error = %letter.error_message,
-                "record sent to the DLQ"
-            );
-            Disposition::DeadLettered
-        }
-        Err(send) => {
-            tracing::error!(
-                message_id = %record.message_id,
-                error = %chain(err),
-                dlq_error = %chain(&send),
-                "DLQ send failed; reporting the record as failed instead"
-            );
-            Disposition::Retry(format!(
+        Ok(()) => End::DeadLettered {
+            kind: err.kind(),
+            reason: letter.error_message,
+        },
+        Err(send) => End::Retry {
+            kind: "dlq_send_failed",
+            reason: format!(
                 "{}; and the DLQ send failed: {}",
-                chain(err),
-                chain(&send)
-            ))
-        }
+                letter.error_message,
+                describe(&send)
+            ),
+        },
+    }
+}
+
+/// Milliseconds since `started`, to the microsecond.
+fn millis(started: Instant) -> f64 {
+    started.elapsed().as_micros() as f64 / 1000.0
+}
+
+/// Logs a record's outcome line: the one line each record gets.
+fn log(
+    function: &'static str,
+    record: &Record,
+    subject: Option<&Subject>,
+    end: &End,
+    duration_ms: Option<f64>,
+) {
+    // One call site per level and message; the fields are the same.
+    macro_rules! line {
+        ($level:expr, $message:literal, $outcome:literal, $published:expr, $kind:expr, $error:expr) => {
+            tracing::event!(
+                $level,
+                function,
+                message_id = record.message_id.as_str(),
+                order_id = subject.map(|s| s.order_id.as_str()),
+                event_id = subject.map(|s| tracing::field::display(s.event_id)),
+                causation_id = subject
+                    .and_then(|s| s.causation_id)
+                    .map(tracing::field::display),
+                detail_type = subject.map(|s| s.detail_type),
+                outcome = $outcome,
+                published = $published,
+                error_kind = $kind,
+                error = $error,
+                duration_ms,
+                $message
+            )
+        };
+    }
+    match end {
+        End::Processed { published } => line!(
+            Level::INFO,
+            "record processed",
+            "processed",
+            Some(*published),
+            None::<&str>,
+            None::<&str>
+        ),
+        End::Duplicate { republished } => line!(
+            Level::INFO,
+            "duplicate delivery; stored outcome re-published",
+            "duplicate",
+            Some(*republished),
+            None::<&str>,
+            None::<&str>
+        ),
+        End::DeadLettered { kind, reason } => line!(
+            Level::WARN,
+            "record sent to the DLQ",
+            "dead_lettered",
+            None::<usize>,
+            Some(*kind),
+            Some(reason.as_str())
+        ),
+        End::Retry { kind, reason } if matches!(*kind, "panic" | "dlq_send_failed") => line!(
+            Level::ERROR,
+            "record failed; it will be retried",
+            "retry",
+            None::<usize>,
+            Some(*kind),
+            Some(reason.as_str())
+        ),
+        End::Retry { kind, reason } => line!(
+            Level::WARN,
+            "record failed; it will be retried",
+            "retry",
+            None::<usize>,
+            Some(*kind),
+            Some(reason.as_str())
+        ),
     }
 }
 

@@ -141,12 +141,6 @@ impl DeadLetterSink for MemoryDeadLetters {
         if self.fail.load(Ordering::SeqCst) {
             return Err(Transient::new("dead-letter queue unavailable (test)"));
         }
-        tracing::warn!(
-            error_kind = %letter.error_kind,
-            error_message = %letter.error_message,
-            original_message_id = %letter.original_message_id,
-            "dead-lettered (memory)"
-        );
         self.letters
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -16,12 +16,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_contracts::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tracing::Instrument;
 
-use crate::batch::{self, BatchOptions, Disposition, Record};
+use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record, Subject};
 use crate::config::{Adapters, Config};
 use crate::dlq::{DeadLetterSink, MemoryDeadLetters, SqsDeadLetters};
 use crate::error::{RecordError, chain};
+use crate::metrics::{self, MetricsOut};
 use crate::processor::{Processor, Service};
 use crate::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
 use crate::store::{DynamoStore, MemoryStore, StateStore};
@@ -109,12 +109,14 @@ struct SqsAttributes<'a> {
     approximate_receive_count: Option<Cow<'a, str>>,
 }
 
-/// A function's handler: its processor and its dead-letter sink.
+/// A function's handler: its processor, its dead-letter sink and where its
+/// metrics go.
 #[derive(Debug)]
 pub struct Handler<S, St, P, D> {
     processor: Processor<S, St, P>,
     dead_letters: D,
     concurrency: usize,
+    metrics: MetricsOut,
 }
 
 impl<S, St, P, D> Handler<S, St, P, D>
@@ -125,13 +127,24 @@ where
     D: DeadLetterSink,
 {
     /// A handler running `processor` with at most `concurrency` records of a
-    /// batch at once.
+    /// batch at once. Its metrics go to stdout.
     pub fn new(processor: Processor<S, St, P>, dead_letters: D, concurrency: usize) -> Self {
         Self {
             processor,
             dead_letters,
             concurrency,
+            metrics: MetricsOut::Stdout,
         }
+    }
+
+    /// The same handler with its metrics going to `metrics`.
+    pub fn with_metrics(self, metrics: MetricsOut) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Where the metrics go.
+    pub fn metrics(&self) -> &MetricsOut {
+        &self.metrics
     }
 
     /// The processor.
@@ -177,34 +190,39 @@ where
             fifo,
         };
         let report = batch::process(records, options, &self.dead_letters, |record| {
-            self.one(&record.body, &record.message_id, deadline)
+            self.one(&record.body, deadline)
         })
         .await;
+        self.emit_metrics(&report);
         report.response()
     }
 
-    async fn one(
-        &self,
-        body: &str,
-        message_id: &str,
-        deadline: Option<SystemTime>,
-    ) -> Result<(), RecordError> {
-        let message = Message::from_bus_json(body)?;
-        let span = tracing::info_span!(
-            "record",
-            function = S::FUNCTION,
-            message_id,
-            order_id = %message.meta.order_id,
-            event_id = %message.meta.event_id,
-            detail_type = message.kind().detail_type(),
-        );
-        async {
-            let processed = self.processor.process(&message, deadline).await?;
-            tracing::info!(?processed, "record done");
-            Ok(())
+    /// Decodes and processes one record. The batch loop decides its fate
+    /// and logs it.
+    async fn one(&self, body: &str, deadline: Option<SystemTime>) -> Handled {
+        let message = match Message::from_bus_json(body) {
+            Ok(message) => message,
+            Err(err) => {
+                return Handled {
+                    subject: None,
+                    result: Err(err.into()),
+                };
+            }
+        };
+        let result = self.processor.process(&message, deadline).await;
+        Handled {
+            subject: Some(Subject::of(message)),
+            result,
         }
-        .instrument(span)
-        .await
+    }
+
+    /// Emits the invocation's metrics: one EMF line.
+    fn emit_metrics(&self, report: &BatchReport) {
+        let timestamp_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.metrics
+            .emit(&metrics::emf(S::FUNCTION, report, timestamp_ms));
     }
 
     async fn handle_direct(
@@ -228,17 +246,15 @@ where
             std::slice::from_ref(&record),
             options,
             &self.dead_letters,
-            |r| self.one(&r.body, &r.message_id, deadline),
+            |r| self.one(&r.body, deadline),
         )
         .await;
+        self.emit_metrics(&report);
         match report.outcomes.into_iter().next().map(|(_, d)| d) {
-            Some(Disposition::Ack) => Ok(Response::Direct {
-                outcome: "processed",
-            }),
-            Some(Disposition::DeadLettered) => Ok(Response::Direct {
-                outcome: "dead_lettered",
-            }),
             Some(Disposition::Retry(why)) => Err(crate::error::Transient::new(why).into()),
+            Some(done) => Ok(Response::Direct {
+                outcome: done.outcome(),
+            }),
             None => {
                 Err(crate::error::Transient::new("direct invocation produced no outcome").into())
             }
@@ -313,12 +329,11 @@ where
             let deadline = Some(event.context.deadline());
             // Boxed: the nested futures of batch, processor and adapters are
             // deep enough to exceed the compiler's layout recursion limit.
+            // An error is a direct invocation to retry, whose outcome line
+            // is already logged.
             Box::pin(handler.handle(event.payload.get(), deadline, &event.context.request_id))
                 .await
-                .map_err(|err| {
-                    tracing::error!(error = %chain(&err), "invocation failed");
-                    Error::from(chain(&err))
-                })
+                .map_err(|err| Error::from(chain(&err)))
         },
     ))
     .await

@@ -20,7 +20,9 @@
 //! - [`dlq`]: the [`dlq::DeadLetterSink`] port, with SQS and in-memory
 //!   adapters.
 //! - [`config`]: the environment, read once at cold start.
-//! - [`telemetry`]: structured JSON logs.
+//! - [`telemetry`]: structured JSON logs, one outcome line per record.
+//! - [`metrics`]: one CloudWatch EMF line of counts and durations per
+//!   invocation.
 //! - [`error`]: transient versus permanent errors.
 //! - [`testing`]: the real handler over in-memory ports, for handler tests
 //!   and benches.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod dlq;
 pub mod error;
 pub mod lambda;
+pub mod metrics;
 pub mod processor;
 pub mod publish;
 pub mod store;

@@ -154,10 +154,6 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         {
             Claim::Completed(outbox) => {
                 self.publisher.publish(&outbox).await?;
-                tracing::info!(
-                    republished = outbox.len(),
-                    "duplicate delivery; stored outcome re-published"
-                );
                 return Ok(Processed::Duplicate {
                     republished: outbox.len(),
                 });
@@ -176,7 +172,12 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             Err(err) => {
                 // Give the claim up so the retry need not wait for the lease.
                 if let Err(release) = self.store.release(event_id).await {
-                    tracing::warn!(error = %release, "could not release the claim; it will expire");
+                    tracing::warn!(
+                        order_id = message.meta.order_id.as_str(),
+                        event_id = %event_id,
+                        error = %crate::error::describe(&release),
+                        "could not release the claim; it will expire"
+                    );
                 }
                 return Err(err);
             }
@@ -204,7 +205,13 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             match self.decide_and_commit(message, expires_at).await {
                 Ok(outbox) => return Ok(outbox),
                 Err(Attempt::Conflict(what)) if attempt < CONFLICT_ATTEMPTS => {
-                    tracing::info!(attempt, conflict = %what, "write conflict; deciding again");
+                    tracing::info!(
+                        order_id = message.meta.order_id.as_str(),
+                        event_id = %message.meta.event_id,
+                        attempt,
+                        conflict = %what,
+                        "write conflict; deciding again"
+                    );
                     attempt += 1;
                 }
                 Err(Attempt::Conflict(what)) => {

@@ -193,7 +193,8 @@ impl MemoryPublisher {
 impl EventPublisher for MemoryPublisher {
     async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), Transient> {
         for entry in entries {
-            tracing::info!(
+            // Debug: a record's info line is its outcome line.
+            tracing::debug!(
                 detail_type = %entry.detail_type,
                 published_event_id = %entry.event_id,
                 "published (memory)"

@@ -9,6 +9,7 @@ use orderflow_contracts::Message;
 use crate::dlq::{DeadLetter, MemoryDeadLetters};
 use crate::error::RecordError;
 use crate::lambda::{Handler, Response};
+use crate::metrics::MetricsOut;
 use crate::processor::{Processor, Service};
 use crate::publish::MemoryPublisher;
 use crate::store::{MemoryStore, OutboxEntry};
@@ -38,10 +39,11 @@ pub fn samples_of(function: &str) -> Result<Vec<String>, std::io::Error> {
 /// A handler with in-memory store, publisher and dead-letter sink.
 pub type MemoryHandler<S> = Handler<S, MemoryStore, MemoryPublisher, MemoryDeadLetters>;
 
-/// Builds a [`MemoryHandler`] around `service`.
+/// Builds a [`MemoryHandler`] around `service`. Its EMF lines are kept in
+/// memory ([`MemoryHandler::metric_lines`]) rather than printed.
 pub fn memory_handler<S: Service>(service: S) -> MemoryHandler<S> {
     let processor = Processor::new(service, MemoryStore::new(), MemoryPublisher::new(), 3600);
-    Handler::new(processor, MemoryDeadLetters::new(), 4)
+    Handler::new(processor, MemoryDeadLetters::new(), 4).with_metrics(MetricsOut::memory())
 }
 
 impl<S: Service> MemoryHandler<S> {
@@ -95,6 +97,11 @@ impl<S: Service> MemoryHandler<S> {
     /// Everything dead-lettered so far.
     pub fn letters(&self) -> Vec<DeadLetter> {
         self.dead_letters().letters()
+    }
+
+    /// The EMF lines emitted so far: one per invocation.
+    pub fn metric_lines(&self) -> Vec<String> {
+        self.metrics().lines()
     }
 
     /// The in-memory store.

@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use orderflow_contracts::ContractError;
-use orderflow_runtime::batch::{self, BatchOptions, Disposition, Record};
+use orderflow_runtime::batch::{self, BatchOptions, Disposition, Handled, Record};
 use orderflow_runtime::dlq::MemoryDeadLetters;
-use orderflow_runtime::{RecordError, Transient};
+use orderflow_runtime::{Processed, RecordError, Transient};
 use proptest::prelude::*;
 
 fn record(id: &str, body: &str) -> Record {
@@ -18,9 +18,17 @@ fn record(id: &str, body: &str) -> Record {
 }
 
 /// A handler whose behaviour each record's body names.
-async fn scripted(record: &Record) -> Result<(), RecordError> {
+async fn scripted(record: &Record) -> Handled {
+    Handled {
+        subject: None,
+        result: script(record),
+    }
+}
+
+fn script(record: &Record) -> Result<Processed, RecordError> {
     match record.body.as_str() {
-        "ok" => Ok(()),
+        "ok" => Ok(Processed::Applied { published: 0 }),
+        "duplicate" => Ok(Processed::Duplicate { republished: 1 }),
         "transient" => Err(Transient::new("throttled").into()),
         "permanent" => Err(ContractError::UnknownVersion {
             found: 9,
@@ -129,6 +137,33 @@ async fn fifo_stops_at_the_first_failure_and_reports_everything_after_it() {
     // b is dead-lettered (handled); c fails; d and e are never run.
     assert_eq!(failed_ids(&report), vec!["c", "d", "e"]);
     assert_eq!(dlq.letters().len(), 1);
+    // d and e never ran: no duration.
+    assert_eq!(report.durations_ms.len(), 3);
+}
+
+#[tokio::test]
+async fn a_duplicate_is_acknowledged_and_every_record_that_ran_has_a_duration() {
+    let records = vec![
+        record("a", "ok"),
+        record("b", "duplicate"),
+        record("c", "permanent"),
+        record("d", "transient"),
+    ];
+    let dlq = MemoryDeadLetters::new();
+    let report = batch::process(&records, options(false), &dlq, scripted).await;
+    let outcomes: Vec<&str> = report.outcomes.iter().map(|(_, d)| d.outcome()).collect();
+    assert_eq!(
+        outcomes,
+        ["processed", "duplicate", "dead_lettered", "retry"]
+    );
+    assert_eq!(failed_ids(&report), vec!["d"]);
+    assert_eq!(report.durations_ms.len(), 4);
+    assert!(
+        report
+            .durations_ms
+            .iter()
+            .all(|ms| ms.is_finite() && *ms >= 0.0)
+    );
 }
 
 #[tokio::test]
@@ -143,7 +178,10 @@ async fn concurrency_is_bounded() {
         peak.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         running.fetch_sub(1, Ordering::SeqCst);
-        Ok(())
+        Handled {
+            subject: None,
+            result: Ok(Processed::Applied { published: 0 }),
+        }
     })
     .await;
     assert!(failed_ids(&report).is_empty());
@@ -155,6 +193,7 @@ async fn concurrency_is_bounded() {
 fn body() -> impl Strategy<Value = &'static str> {
     prop_oneof![
         Just("ok"),
+        Just("duplicate"),
         Just("transient"),
         Just("permanent"),
         Just("panic")
@@ -199,7 +238,7 @@ proptest! {
         let acked: HashSet<&str> = report
             .outcomes
             .iter()
-            .filter(|(_, d)| *d == Disposition::Ack)
+            .filter(|(_, d)| matches!(d, Disposition::Ack | Disposition::Duplicate))
             .map(|(id, _)| id.as_str())
             .collect();
         for id in &inputs {

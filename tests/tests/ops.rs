@@ -1,0 +1,206 @@
+//! Operations against a deployed stack: what `cargo xtask ops` does, run
+//! for real (DLQ show and redrive, archive replay). `#[ignore]`d like the
+//! whole-flow tests; `cargo xtask test` and `cargo xtask flow` run them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use chrono::Utc;
+use orderflow_contracts::EventKind;
+use orderflow_flow::harness::run;
+use orderflow_flow::order::{new_event_id, new_order_id, new_sku};
+use orderflow_flow::{DeadLetter, Flow, OrderSpec, Outcome};
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// A detail that decodes as JSON but not as the event: `items` is a string.
+fn malformed_detail(order: &str) -> String {
+    serde_json::json!({
+        "event_id": new_event_id().to_string(),
+        "order_id": order,
+        "causation_id": null,
+        "occurred_at": "2026-11-24T09:30:00Z",
+        "schema_version": 1,
+        "producer": "orderflow.payment",
+        "data": { "items": "not an authorization" },
+    })
+    .to_string()
+}
+
+async fn letter_about(flow: &Flow, queue: &str, order: &str) -> Result<Option<DeadLetter>> {
+    let dlq = flow.dead_letter_queue(queue)?;
+    Ok(flow
+        .peek_dead_letters(&dlq)
+        .await?
+        .into_iter()
+        .find(|l| l.order_id().as_deref() == Some(order)))
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn dlq_list_and_show_explain_a_poison_event() -> Result<()> {
+    run(|flow| async move {
+        // The payment DLQ: the redrive test empties the shipping one.
+        let order = new_order_id("ops-show")?;
+        flow.put_raw(
+            "orderflow.orders",
+            "OrderPlaced",
+            &malformed_detail(order.as_str()),
+        )
+        .await?;
+        let letter = flow
+            .wait_dead_letter(&flow.stack.payment, order.as_str(), SETTLE)
+            .await?;
+        let shown = letter.describe();
+        eprintln!("ops dlq show payment (one message):\n{shown}");
+        for expected in [
+            format!("message {}", letter.message_id),
+            format!("OrderPlaced for order {order}"),
+            "function    payment".to_owned(),
+            "error kind  malformed".to_owned(),
+            "detail.data".to_owned(),
+            "receives    1".to_owned(),
+        ] {
+            ensure!(shown.contains(&expected), "`{expected}` not in:\n{shown}");
+        }
+        ensure!(!letter.attribute("orderflow.original_message_id").is_empty());
+
+        let depths = flow.dead_letter_depths().await?;
+        let payment = depths
+            .iter()
+            .find(|d| d.queue.name == "payment")
+            .ok_or_else(|| anyhow!("no payment DLQ in {depths:?}"))?;
+        ensure!(payment.depth >= 1, "{payment:?}");
+        ensure!(payment.oldest.is_some(), "{payment:?}");
+        let names: Vec<&str> = depths.iter().map(|d| d.queue.name).collect();
+        ensure!(
+            names == ["payment", "inventory", "shipping", "audit"],
+            "{names:?}"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn redrive_moves_messages_back_to_their_queue_and_they_are_processed_again() -> Result<()> {
+    run(|flow| async move {
+        // A poison event is still poison after a redrive: processed again,
+        // it comes back to the DLQ as a new message with its reason. That
+        // is what shows that the redrive moved it and the function saw it.
+        let chosen = new_order_id("ops-redrive")?;
+        flow.put_raw(
+            "orderflow.payment",
+            "PaymentVoided",
+            &malformed_detail(chosen.as_str()),
+        )
+        .await?;
+        let first = flow
+            .wait_dead_letter(&flow.stack.shipping, chosen.as_str(), SETTLE)
+            .await?;
+
+        let dry = flow
+            .redrive("shipping", std::slice::from_ref(&first.message_id), true)
+            .await?;
+        ensure!(dry.moved == [first.message_id.clone()], "{dry:?}");
+        ensure!(
+            letter_about(flow, "shipping", chosen.as_str())
+                .await?
+                .map(|l| l.message_id)
+                == Some(first.message_id.clone()),
+            "a dry run moved something"
+        );
+
+        let moved = flow
+            .redrive("shipping", std::slice::from_ref(&first.message_id), false)
+            .await?;
+        ensure!(moved.moved == [first.message_id.clone()], "{moved:?}");
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let again = letter_about(flow, "shipping", chosen.as_str()).await?;
+            if let Some(again) = again.filter(|l| l.message_id != first.message_id) {
+                ensure!(
+                    again.attribute("orderflow.error_kind") == "malformed",
+                    "{again:?}"
+                );
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the redriven message never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+
+        // The whole queue, through SQS's move task: everything in the
+        // shipping DLQ goes back and (all of it poison) returns.
+        let all = flow.redrive("shipping", &[], false).await?;
+        ensure!(!all.moved.is_empty(), "{all:?}");
+        ensure!(
+            all.task_status
+                .as_deref()
+                .is_some_and(|s| s.starts_with("COMPLETED")),
+            "{all:?}"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn a_replay_redelivers_archived_events_and_every_effect_stays_single() -> Result<()> {
+    run(|flow| async move {
+        let sku = new_sku("REPLAY")?;
+        flow.set_stock(&sku, 9).await?;
+        let order = OrderSpec::new(new_order_id("replay")?, "tok_visa_4242").line(&sku, 2, 400);
+        let from = Utc::now() - chrono::Duration::seconds(1);
+        flow.place(&order.message()?).await?;
+        ensure!(flow.settle(order.order_id(), SETTLE).await? == Outcome::Shipped);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let to = Utc::now();
+        let placed_before = arrivals(flow, &order, EventKind::OrderPlaced);
+
+        let replayed = flow
+            .replay(from, to, Some("OrderPlaced"), |state| {
+                eprintln!("replay: {state}")
+            })
+            .await?;
+        ensure!(replayed.state == "COMPLETED", "{replayed:?}");
+
+        // Re-delivered: the audit queue sees the OrderPlaced again.
+        let deadline = Instant::now() + SETTLE;
+        while arrivals(flow, &order, EventKind::OrderPlaced) <= placed_before {
+            ensure!(Instant::now() < deadline, "the replay re-delivered nothing");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let events = flow.audit().of(order.order_id());
+        for kind in [
+            EventKind::PaymentAuthorized,
+            EventKind::StockReserved,
+            EventKind::ShipmentScheduled,
+        ] {
+            let ids: std::collections::HashSet<_> = events
+                .iter()
+                .filter(|s| s.kind() == Some(kind))
+                .filter_map(|s| s.event_id.clone())
+                .collect();
+            ensure!(
+                ids.len() == 1,
+                "{kind}: {} distinct after the replay",
+                ids.len()
+            );
+        }
+        ensure!(flow.stock(&sku).await? == Some(7), "stock taken once");
+        Ok(())
+    })
+}
+
+/// How many times the audit queue delivered the order's event of `kind`.
+fn arrivals(flow: &Flow, order: &OrderSpec, kind: EventKind) -> usize {
+    flow.audit()
+        .of(order.order_id())
+        .iter()
+        .filter(|s| s.kind() == Some(kind))
+        .count()
+}
