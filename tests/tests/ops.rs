@@ -120,7 +120,8 @@ fn redrive_moves_messages_back_to_their_queue_and_they_are_processed_again() -> 
             let again = letter_about(flow, "shipping", chosen.as_str()).await?;
             if let Some(again) = again.filter(|l| l.message_id != first.message_id) {
                 ensure!(
-                    again.attribute("orderflow.error_kind") == "malformed",
+                    again.attribute("orderflow.error_kind")
+                        == first.attribute("orderflow.error_kind"),
                     "{again:?}"
                 );
                 break;

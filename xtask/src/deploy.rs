@@ -59,10 +59,12 @@ pub fn host_architecture() -> &'static str {
 /// Builds and deploys the stack to the local cloud (started if needed).
 /// Idempotent: with nothing changed, the deploy is a no-op.
 pub fn deploy_local(stack: &str) -> Result<()> {
-    let endpoint = cloud::ensure_up()?;
     let tools = venv::ensure("tools", "infra/tools.lock")?;
     let architecture = host_architecture();
     build(&tools, architecture)?;
+    // After the build, which takes minutes: a cloud checked before it may
+    // have stopped since.
+    let endpoint = cloud::ensure_up()?;
     let root = project_root();
     let mut deploy = sam(&tools, "samlocal");
     deploy

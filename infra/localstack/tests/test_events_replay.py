@@ -78,3 +78,47 @@ def test_archived_events_replay_to_the_bus(aws):
     events.remove_targets(Rule="to-queue", EventBusName=bus, Ids=["q"])
     events.delete_rule(Name="to-queue", EventBusName=bus)
     events.delete_event_bus(Name=bus)
+
+
+def test_a_cloudformation_archive_is_a_real_archive(aws):
+    """LocalStack 4.13 has no provider for AWS::Events::Archive: it reports CREATE_COMPLETE with
+    the physical id `unknown` and creates nothing. The extension's `archive` module provides
+    one; without it this test fails on the `unknown` id."""
+    cfn, events = aws("cloudformation"), aws("events")
+    stack = unique("archive-stack")
+    template = {
+        "Resources": {
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": unique("arch-bus")}},
+            "Archive": {
+                "Type": "AWS::Events::Archive",
+                "Properties": {
+                    "SourceArn": {"Fn::GetAtt": ["Bus", "Arn"]},
+                    "RetentionDays": 3,
+                    "EventPattern": {"source": [{"prefix": "orderflow."}]},
+                },
+            },
+        },
+        "Outputs": {
+            "Name": {"Value": {"Ref": "Archive"}},
+            "Arn": {"Value": {"Fn::GetAtt": ["Archive", "Arn"]}},
+        },
+    }
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+
+    def done():
+        status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        return status if not status.endswith("IN_PROGRESS") else None
+
+    assert wait_for(done, 60, what="the stack") == "CREATE_COMPLETE"
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    }
+    assert outputs["Name"] != "unknown"
+    described = events.describe_archive(ArchiveName=outputs["Name"])
+    assert described["ArchiveArn"] == outputs["Arn"]
+    assert described["RetentionDays"] == 3
+    assert json.loads(described["EventPattern"]) == {"source": [{"prefix": "orderflow."}]}
+    cfn.delete_stack(StackName=stack)
+    names = lambda: [a["ArchiveName"] for a in events.list_archives()["Archives"]]  # noqa: E731
+    wait_for(lambda: outputs["Name"] not in names(), 60, what="the archive's deletion")
