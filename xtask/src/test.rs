@@ -232,7 +232,9 @@ fn invoke(
 }
 
 /// An SQS batch must come back with no failed record (poison records are
-/// dead-lettered, not failed); a direct invocation must be processed.
+/// dead-lettered, not failed); a direct invocation must be processed, or be
+/// a duplicate: one `cargo lambda watch` process keeps its in-memory state
+/// across invokes, and samples of one order can carry the same event id.
 fn check_response(name: &str, response: &Value) -> Result<()> {
     if let Some(failures) = response.get("batchItemFailures") {
         if failures.as_array().is_some_and(Vec::is_empty) {
@@ -241,7 +243,7 @@ fn check_response(name: &str, response: &Value) -> Result<()> {
         bail!("{name}: records failed: {response}");
     }
     match response.get("outcome").and_then(Value::as_str) {
-        Some("processed") => Ok(()),
+        Some("processed" | "duplicate") => Ok(()),
         _ => bail!("{name}: unexpected response {response}"),
     }
 }
@@ -314,5 +316,27 @@ impl Drop for Watch {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::check_response;
+
+    #[test]
+    fn a_direct_invocation_may_be_processed_or_a_duplicate_but_not_dead_lettered() {
+        assert!(check_response("s", &json!({"outcome": "processed"})).is_ok());
+        assert!(check_response("s", &json!({"outcome": "duplicate"})).is_ok());
+        assert!(check_response("s", &json!({"outcome": "dead_lettered"})).is_err());
+        assert!(check_response("s", &json!({"batchItemFailures": []})).is_ok());
+        assert!(
+            check_response(
+                "s",
+                &json!({"batchItemFailures": [{"itemIdentifier": "m"}]})
+            )
+            .is_err()
+        );
     }
 }
