@@ -88,6 +88,16 @@ impl Audit {
         }
     }
 
+    /// How many events were read so far.
+    pub fn len(&self) -> usize {
+        lock(&self.log).len()
+    }
+
+    /// Whether nothing was read yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Everything read so far from index `from` on.
     pub fn since(&self, from: usize) -> Vec<Seen> {
         lock(&self.log)
@@ -122,7 +132,7 @@ impl Audit {
     ) -> anyhow::Result<Vec<Seen>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let count = lock(&self.log).len();
+            let count = self.len();
             let events = self.of(order);
             if done(&events) {
                 return Ok(events);

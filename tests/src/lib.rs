@@ -359,7 +359,7 @@ impl Flow {
     pub async fn settle(&self, order: &OrderId, timeout: Duration) -> Result<Outcome> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let count = self.audit().since(0).len();
+            let count = self.audit().len();
             let outcome = self.outcome(order).await?;
             if outcome != Outcome::Pending {
                 return Ok(outcome);
