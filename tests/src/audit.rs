@@ -32,6 +32,8 @@ pub struct Seen {
     pub event_id: Option<String>,
     /// The decoded event, when it is a valid one.
     pub message: Option<Message>,
+    /// The envelope's `replay-name`: set when a replay delivered it.
+    pub replay_name: Option<String>,
 }
 
 impl Seen {
@@ -47,6 +49,7 @@ impl Seen {
             order_id: text(&detail["order_id"]),
             event_id: text(&detail["event_id"]),
             message: Message::from_bus_json(body).ok(),
+            replay_name: text(&envelope["replay-name"]),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod order;
 pub mod outcome;
 pub mod stack;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

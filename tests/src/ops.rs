@@ -269,7 +269,7 @@ impl Flow {
         )
     }
 
-    async fn queue_arn(&self, url: &str) -> Result<String> {
+    pub(crate) async fn queue_arn(&self, url: &str) -> Result<String> {
         let attributes = self
             .sqs
             .get_queue_attributes()
@@ -294,7 +294,7 @@ impl Flow {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         detail_type: Option<&str>,
-        mut progress: impl FnMut(&str),
+        progress: impl FnMut(&str),
     ) -> Result<Replayed> {
         if from >= to {
             bail!("--from ({from}) must be before --to ({to})");
@@ -308,13 +308,28 @@ impl Flow {
             destination = destination.set_filter_arns(Some(rules));
         }
         let name = format!("orderflow-{}", Utc::now().format("%Y%m%dT%H%M%S%3f"));
+        let destination = destination.build().context("replay destination")?;
+        self.run_replay(&name, from, to, destination, progress)
+            .await
+    }
+
+    /// Starts replay `name` of `[from, to)` to `destination` and waits for
+    /// it to end, calling `progress` with each new state.
+    pub(crate) async fn run_replay(
+        &self,
+        name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        destination: ReplayDestination,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Replayed> {
         self.events
             .start_replay()
-            .replay_name(&name)
+            .replay_name(name)
             .event_source_arn(&self.stack.archive_arn)
             .event_start_time(aws_time(from))
             .event_end_time(aws_time(to))
-            .destination(destination.build().context("replay destination")?)
+            .destination(destination)
             .send()
             .await
             .context("StartReplay failed")?;
@@ -323,7 +338,7 @@ impl Flow {
             let replay = self
                 .events
                 .describe_replay()
-                .replay_name(&name)
+                .replay_name(name)
                 .send()
                 .await
                 .context("DescribeReplay failed")?;
@@ -342,7 +357,7 @@ impl Flow {
             match replay.state() {
                 Some(ReplayState::Completed | ReplayState::Failed | ReplayState::Cancelled) => {
                     return Ok(Replayed {
-                        name,
+                        name: name.to_owned(),
                         state,
                         reason: replay.state_reason().map(str::to_owned),
                     });

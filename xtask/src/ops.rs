@@ -3,6 +3,8 @@
 //! and AWS (`--aws`, `--profile`, `--region`, `--stack-name`).
 
 use anyhow::{Context, Result, bail};
+use chrono::{TimeDelta, Utc};
+use orderflow_contracts::OrderId;
 use orderflow_flow::ops::parse_time;
 
 use crate::target::Target;
@@ -18,6 +20,10 @@ usage: cargo xtask ops <command> [--aws [--profile P] [--region R]] [--stack-nam
                                    replay archived events onto the bus (RFC 3339
                                    times, or `now`); with --detail-type, only to
                                    the rules that route that type
+  trace <order_id> [--from TIME] [--to TIME]
+                                   the order's events from the archive as a
+                                   causation tree, and its dead letters
+                                   (default window: the last 24 hours)
 
   <queue> is payment, inventory, shipping or audit.
 ";
@@ -31,6 +37,7 @@ pub fn main(args: &[String]) -> Result<()> {
         ["dlq", "show", queue] => show(&target, queue),
         ["dlq", "redrive", queue, flags @ ..] => redrive(&target, queue, flags),
         ["replay", flags @ ..] => replay(&target, flags),
+        ["trace", order, flags @ ..] => trace(&target, order, flags),
         _ => bail!("{USAGE}"),
     }
 }
@@ -139,5 +146,37 @@ fn replay(target: &Target, flags: &[&str]) -> Result<()> {
         "replay {} completed; idempotency keeps every effect single",
         replayed.name
     );
+    Ok(())
+}
+
+fn trace(target: &Target, order: &str, flags: &[&str]) -> Result<()> {
+    let order = OrderId::new(order).map_err(|e| anyhow::anyhow!("`{order}`: {e}"))?;
+    let to = Utc::now();
+    let (mut from, mut to) = (to - TimeDelta::days(1), to);
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        let mut value = || {
+            flags
+                .next()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match *flag {
+            "--from" => from = parse_time(value()?)?,
+            "--to" => to = parse_time(value()?)?,
+            other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+        }
+    }
+    let (runtime, flow) = target.connect()?;
+    eprintln!(
+        "replaying {from} .. {to} from {} to a temporary rule for {order}",
+        flow.stack.archive
+    );
+    let trace = runtime.block_on(flow.trace(&order, from, to, |state| {
+        eprintln!("  {state}");
+    }))?;
+    print!("{}", trace.render());
+    if trace.events.is_empty() && trace.dead_letters.is_empty() {
+        bail!("no event of order {order} in the archive between {from} and {to}");
+    }
     Ok(())
 }

@@ -122,3 +122,74 @@ def test_a_cloudformation_archive_is_a_real_archive(aws):
     cfn.delete_stack(StackName=stack)
     names = lambda: [a["ArchiveName"] for a in events.list_archives()["Archives"]]  # noqa: E731
     wait_for(lambda: outputs["Name"] not in names(), 60, what="the archive's deletion")
+
+
+def test_a_replay_reaches_only_the_rules_in_its_filter(aws):
+    """On AWS, `Destination.FilterArns` limits a replay to the rules it names. LocalStack 4.13.1
+    matches replayed events against every rule; the extension's `patches` module filters them.
+    With `ORDERFLOW_SKIP_REPLAY_FILTER_FIX=1 cargo xtask cloud up` the `other` queue receives the
+    replayed event and this test fails."""
+    events, sqs = aws("events"), aws("sqs")
+    bus = unique("filter-bus")
+    bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    archive = unique("archive")
+    archive_arn = events.create_archive(ArchiveName=archive, EventSourceArn=bus_arn)["ArchiveArn"]
+    queues, rules = {}, {}
+    for name in ("chosen", "other"):
+        url = sqs.create_queue(QueueName=unique(name))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        rules[name] = events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps({"source": ["orderflow.test"]}),
+        )["RuleArn"]
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+        queues[name] = url
+    start = datetime.now(UTC) - timedelta(minutes=2)
+    events.put_events(
+        Entries=[
+            {
+                "EventBusName": bus,
+                "Source": "orderflow.test",
+                "DetailType": "OrderPlaced",
+                "Detail": json.dumps({"order_id": "o-2"}),
+            }
+        ]
+    )
+
+    def received(name):
+        def read():
+            messages = sqs.receive_message(
+                QueueUrl=queues[name], MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            for m in messages:
+                sqs.delete_message(QueueUrl=queues[name], ReceiptHandle=m["ReceiptHandle"])
+            return [json.loads(m["Body"]) for m in messages]
+
+        return read
+
+    for name in queues:
+        wait_for(received(name), 20, 0, f"the original event in {name}")
+    time.sleep(1)
+
+    replay = unique("replay")
+    events.start_replay(
+        ReplayName=replay,
+        EventSourceArn=archive_arn,
+        EventStartTime=start,
+        EventEndTime=datetime.now(UTC),
+        Destination={"Arn": bus_arn, "FilterArns": [rules["chosen"]]},
+    )
+    replayed = wait_for(received("chosen"), 20, 0, "the replayed event")
+    assert replayed[0].get("replay-name") == replay
+    time.sleep(2)
+    assert received("other")() == [], "a rule outside FilterArns got the replayed event"
+
+    events.delete_archive(ArchiveName=archive)
+    for name in queues:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+        events.delete_rule(Name=name, EventBusName=bus)
+        sqs.delete_queue(QueueUrl=queues[name])
+    events.delete_event_bus(Name=bus)

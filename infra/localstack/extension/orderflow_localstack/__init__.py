@@ -6,7 +6,8 @@ Layout:
 - `process_executor`: a Lambda runtime executor (`LAMBDA_RUNTIME_EXECUTOR=process`) that runs a
   function's `bootstrap` as a host process and serves it the Lambda Runtime API.
 - `runtime_api`: that Runtime API server, one per execution environment.
-- `patches`: fixes to LocalStack itself, applied when it starts (EventBridge StartReplay).
+- `patches`: fixes to LocalStack itself, applied when it starts (EventBridge StartReplay's times
+  and its `FilterArns`).
 
 The entry points in `pyproject.toml` are how LocalStack finds each of these.
 """

@@ -72,3 +72,37 @@ def orderflow_fix_events_replay() -> None:
         if not getattr(utils.get_event_time, "orderflow_patched", False):
             utils.get_event_time = _time_tolerant(utils.get_event_time)
         LOG.info("orderflow: patched EventBridge archive replay (_normalize_datetime)")
+
+
+def _replay_filtered(process_rules):
+    """Wraps `EventsProvider._process_rules` (LocalStack 4.13.1): a replayed event goes only to the
+    rules its replay's `Destination.FilterArns` names, as on AWS.
+
+    LocalStack re-puts replayed events onto the bus and matches them against every rule (its
+    `ReplayService` carries `# TODO deal with filter arn`), so a replay meant for one rule reaches
+    every rule's targets: a `cargo xtask ops trace` would re-deliver a whole window of events to
+    the functions."""
+
+    def wrapper(self, rule, region, account_id, event_formatted, trace_header):
+        replay_name = event_formatted.get("replay-name")
+        if replay_name:
+            replay = self.get_store(region, account_id).replays.get(replay_name)
+            filter_arns = ((replay and replay.destination) or {}).get("FilterArns") or []
+            if filter_arns and rule.arn not in filter_arns:
+                return None
+        return process_rules(self, rule, region, account_id, event_formatted, trace_header)
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+@hooks.on_infra_start()
+def orderflow_fix_replay_filter() -> None:
+    """EventBridge StartReplay: honour `Destination.FilterArns` (see `_replay_filtered`)."""
+    from localstack.services.events.provider import EventsProvider
+
+    if os.environ.get("ORDERFLOW_SKIP_REPLAY_FILTER_FIX") == "1":
+        return  # to prove the test fails without the fix
+    if not getattr(EventsProvider._process_rules, "orderflow_patched", False):
+        EventsProvider._process_rules = _replay_filtered(EventsProvider._process_rules)
+        LOG.info("orderflow: patched EventBridge replay to honour FilterArns")
