@@ -491,6 +491,8 @@ impl Flow {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn envelope(id: &str, cause: Option<&str>, kind: &str, source: &str, at: &str) -> String {
@@ -508,13 +510,13 @@ mod tests {
     }
 
     fn trace(bodies: &[String]) -> Trace {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+        let at = |h: u32| Utc.with_ymd_and_hms(2026, 11, 24, h, 0, 0).single();
+        let (Ok(order), Some(from), Some(to)) = (OrderId::new("ord-1"), at(9), at(10)) else {
+            unreachable!("constant order id and times are valid")
+        };
         Trace::new(
-            OrderId::new("ord-1").expect("order id"),
-            (
-                at("2026-11-24T09:00:00Z").expect("from"),
-                at("2026-11-24T10:00:00Z").expect("to"),
-            ),
+            order,
+            (from, to),
             bodies,
             Vec::new(),
             "orderflow-trace-1".to_owned(),

@@ -149,6 +149,76 @@ fn redrive_moves_messages_back_to_their_queue_and_they_are_processed_again() -> 
 
 #[test]
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn after_the_fault_is_fixed_a_redrive_completes_the_order() -> Result<()> {
+    run(|flow| async move {
+        // A sku the warehouse has no stock record for: inventory cannot
+        // decide, so the order waits in its DLQ instead of being refused.
+        let sku = new_sku("UNLOADED")?;
+        let order = OrderSpec::new(new_order_id("ops-fix")?, "tok_visa_4242").line(&sku, 2, 650);
+        let from = Utc::now() - chrono::Duration::seconds(1);
+        flow.place(&order.message()?).await?;
+        let letter = flow
+            .wait_dead_letter(&flow.stack.inventory, order.order_id().as_str(), SETTLE)
+            .await?;
+        eprintln!(
+            "ops dlq show inventory (one message):\n{}",
+            letter.describe()
+        );
+        ensure!(
+            letter.attribute("orderflow.error_kind") == "unknown_sku",
+            "{}",
+            letter.describe()
+        );
+        ensure!(
+            letter
+                .attribute("orderflow.error_message")
+                .contains(sku.as_str()),
+            "{}",
+            letter.describe()
+        );
+
+        // Payment went ahead; nothing is reserved or shipped, and the
+        // trace shows where the order stopped.
+        flow.audit()
+            .wait_for(order.order_id(), SETTLE, |e| {
+                e.iter()
+                    .any(|s| s.kind() == Some(EventKind::PaymentAuthorized))
+            })
+            .await?;
+        ensure!(flow.outcome(order.order_id()).await? == Outcome::Pending);
+        let trace = flow
+            .trace(order.order_id(), from, Utc::now(), |_| {})
+            .await?;
+        eprintln!("ops trace {}:\n{}", order.order_id(), trace.render());
+        ensure!(
+            trace
+                .dead_letters
+                .iter()
+                .any(|(queue, l)| *queue == "inventory" && l.message_id == letter.message_id),
+            "{}",
+            trace.render()
+        );
+
+        // The fix: load the stock. Then redrive just this message.
+        flow.set_stock(&sku, 5).await?;
+        let moved = flow
+            .redrive("inventory", std::slice::from_ref(&letter.message_id), false)
+            .await?;
+        ensure!(moved.moved == [letter.message_id.clone()], "{moved:?}");
+        ensure!(flow.settle(order.order_id(), SETTLE).await? == Outcome::Shipped);
+        ensure!(flow.stock(&sku).await? == Some(3), "reserved exactly once");
+        ensure!(
+            letter_about(flow, "inventory", order.order_id().as_str())
+                .await?
+                .is_none(),
+            "the order is still in the inventory DLQ"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn a_replay_redelivers_archived_events_and_every_effect_stays_single() -> Result<()> {
     run(|flow| async move {
         let sku = new_sku("REPLAY")?;

@@ -273,6 +273,15 @@ impl Watch {
             ])
             .args(["--invoke-port", &port.to_string()])
             .args(["--env-var", "ORDERFLOW_ADAPTERS=memory"])
+            // The memory store starts empty, and inventory dead-letters an
+            // order whose sku has no stock record: seed the samples' skus.
+            // Absolute, as the functions need not run from the root (and
+            // comma-free: cargo-lambda reads `A=1,B=2` as two variables).
+            .arg("--env-var")
+            .arg(format!(
+                "ORDERFLOW_MEMORY_STOCK={}",
+                root.join("events/stock.json").display()
+            ))
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out))
             // Its own process group, so the functions it spawns stop with it.

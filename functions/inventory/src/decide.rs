@@ -1,14 +1,23 @@
 //! The inventory rules, pure: no SDK, no async runtime, no JSON.
 //!
 //! - `OrderPlaced` reserves every line if all are in stock, and otherwise
-//!   reserves nothing and names the short skus.
+//!   reserves nothing and names the short skus. A stock record of zero or
+//!   less is out of stock.
+//! - `OrderPlaced` naming a sku with no stock record at all is refused
+//!   ([`UnknownSkus`]) rather than answered: that is a gap in the catalog or
+//!   the seeding, which an operator can fix by loading the stock and
+//!   redriving the order, whereas `StockUnavailable` would void the payment
+//!   and end the order for good.
 //! - `PaymentDeclined` releases a reservation. If it arrives before the
-//!   order, it is remembered so that the order is never reserved.
+//!   order, it is remembered so that the order is never reserved (whatever
+//!   its skus).
 //! - A second `OrderPlaced` for an order already decided changes nothing,
 //!   and a release happens at most once.
 
+use std::fmt;
+
 use orderflow_contracts::{
-    Event, ReservedLine, ShortLine, StockReleased, StockReserved, StockUnavailable,
+    Event, LineItem, ReservedLine, ShortLine, Sku, StockReleased, StockReserved, StockUnavailable,
 };
 use orderflow_runtime::Decision;
 use orderflow_runtime::store::CounterChange;
@@ -51,15 +60,46 @@ pub enum Status {
     NotReserved,
 }
 
+/// An order names skus that have no stock record, listed once each in line
+/// order. No retry can change that; loading their stock and redriving the
+/// order can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSkus(pub Vec<Sku>);
+
+impl UnknownSkus {
+    /// The error kind its dead letter carries.
+    pub const KIND: &'static str = "unknown_sku";
+}
+
+// The skus are not quoted: the runtime redacts double-quoted values from
+// error texts, and an operator needs these.
+impl fmt::Display for UnknownSkus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no stock record for ")?;
+        for (i, sku) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(sku.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownSkus {}
+
 /// Decides what `event` does. `stock` holds the current level of each
 /// line's sku for an `OrderPlaced` (in line order; `None` if the sku has no
 /// stock record).
+///
+/// Fails only for an `OrderPlaced` still to be reserved that names a sku
+/// with no stock record.
 pub fn decide(
     state: InventoryState,
     event: &Event,
     stock: &[Option<i64>],
-) -> Decision<InventoryState> {
-    match (event, &state.status) {
+) -> Result<Decision<InventoryState>, UnknownSkus> {
+    Ok(match (event, &state.status) {
         (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => decision(
             InventoryState {
                 status: Status::NotReserved,
@@ -69,12 +109,15 @@ pub fn decide(
             Vec::new(),
         ),
         (Event::OrderPlaced(order), Status::Pending) => {
+            let levels = levels(&order.items, stock)?;
             let short: Vec<ShortLine> = order
                 .items
                 .iter()
-                .enumerate()
-                .filter_map(|(i, item)| {
-                    let available = stock.get(i).copied().flatten().unwrap_or(0).max(0);
+                .zip(levels)
+                .filter_map(|(item, level)| {
+                    // A record below zero, which commits never leave, still
+                    // has nothing to take.
+                    let available = level.max(0);
                     (available < i64::from(item.quantity.get())).then(|| ShortLine {
                         sku: item.sku.clone(),
                         requested: item.quantity.get(),
@@ -86,14 +129,14 @@ pub fn decide(
                 let event = Event::StockUnavailable(StockUnavailable {
                     short: short.clone(),
                 });
-                return decision(
+                return Ok(decision(
                     InventoryState {
                         status: Status::Unavailable { short },
                         ..state
                     },
                     Vec::new(),
                     vec![event],
-                );
+                ));
             }
             let lines: Vec<ReservedLine> = order
                 .items
@@ -141,6 +184,24 @@ pub fn decide(
             Vec::new(),
         ),
         _ => decision(state, Vec::new(), Vec::new()),
+    })
+}
+
+/// The stock level of each line's sku, or every sku with no stock record.
+fn levels(items: &[LineItem], stock: &[Option<i64>]) -> Result<Vec<i64>, UnknownSkus> {
+    let mut levels = Vec::with_capacity(items.len());
+    let mut unknown: Vec<Sku> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match stock.get(i).copied().flatten() {
+            Some(level) => levels.push(level),
+            None if !unknown.contains(&item.sku) => unknown.push(item.sku.clone()),
+            None => {}
+        }
+    }
+    if unknown.is_empty() {
+        Ok(levels)
+    } else {
+        Err(UnknownSkus(unknown))
     }
 }
 
@@ -183,6 +244,11 @@ mod tests {
         })
     }
 
+    /// A decision that must not fail.
+    fn ok(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> Decision<InventoryState> {
+        decide(state, event, stock).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn kinds(d: &Decision<InventoryState>) -> Vec<&'static str> {
         d.emit.iter().map(|e| e.kind().detail_type()).collect()
     }
@@ -194,9 +260,19 @@ mod tests {
         }
     }
 
+    fn short_lines(d: &Decision<InventoryState>) -> Vec<(Sku, u32, u64)> {
+        let Some(Event::StockUnavailable(u)) = d.emit.first() else {
+            panic!("{:?}", d.emit)
+        };
+        u.short
+            .iter()
+            .map(|s| (s.sku.clone(), s.requested, s.available))
+            .collect()
+    }
+
     #[test]
     fn an_order_in_stock_reserves_every_line() {
-        let d = decide(InventoryState::default(), &order(), &[Some(2), Some(9)]);
+        let d = ok(InventoryState::default(), &order(), &[Some(2), Some(9)]);
         assert_eq!(kinds(&d), ["StockReserved"]);
         assert_eq!(
             d.counters,
@@ -207,38 +283,70 @@ mod tests {
 
     #[test]
     fn one_short_line_reserves_nothing_and_names_only_the_short_skus() {
-        let d = decide(InventoryState::default(), &order(), &[Some(1), None]);
+        let three = order_placed(
+            &[("SKU-A", 2, 100), ("SKU-B", 1, 50), ("SKU-C", 1, 10)],
+            "tok_ok",
+        );
+        let d = ok(
+            InventoryState::default(),
+            &three,
+            &[Some(1), Some(0), Some(5)],
+        );
         assert!(d.counters.is_empty(), "all or nothing");
-        let Event::StockUnavailable(u) = &d.emit[0] else {
-            panic!("{:?}", d.emit)
-        };
-        let short: Vec<_> = u
-            .short
-            .iter()
-            .map(|s| (s.sku.clone(), s.requested, s.available))
-            .collect();
-        assert_eq!(short, [(sku("SKU-A"), 2, 1), (sku("SKU-B"), 1, 0)]);
+        assert_eq!(
+            short_lines(&d),
+            [(sku("SKU-A"), 2, 1), (sku("SKU-B"), 1, 0)]
+        );
     }
 
     #[test]
-    fn negative_stock_counts_as_none() {
-        let d = decide(InventoryState::default(), &order(), &[Some(-5), Some(9)]);
-        let Event::StockUnavailable(u) = &d.emit[0] else {
-            panic!("{:?}", d.emit)
-        };
-        assert_eq!(u.short[0].available, 0);
+    fn a_known_sku_with_no_stock_is_unavailable_not_unknown() {
+        let d = ok(InventoryState::default(), &order(), &[Some(0), Some(9)]);
+        assert_eq!(short_lines(&d), [(sku("SKU-A"), 2, 0)]);
+        assert!(matches!(d.state.status, Status::Unavailable { .. }));
+    }
+
+    #[test]
+    fn negative_stock_counts_as_none_available() {
+        let d = ok(InventoryState::default(), &order(), &[Some(-5), Some(9)]);
+        assert_eq!(short_lines(&d), [(sku("SKU-A"), 2, 0)]);
+    }
+
+    #[test]
+    fn skus_without_a_stock_record_refuse_the_order_and_are_all_named() {
+        let err = decide(InventoryState::default(), &order(), &[None, None]);
+        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-A"), sku("SKU-B")])));
+        let text = err.err().map(|e| e.to_string());
+        assert_eq!(
+            text.as_deref(),
+            Some("no stock record for SKU-A, SKU-B"),
+            "named, and unquoted so that redaction keeps them"
+        );
+    }
+
+    #[test]
+    fn an_unknown_sku_refuses_the_order_even_beside_a_short_line() {
+        let err = decide(InventoryState::default(), &order(), &[Some(0), None]);
+        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-B")])));
+    }
+
+    #[test]
+    fn an_unknown_sku_on_two_lines_is_named_once() {
+        let twice = order_placed(&[("SKU-A", 1, 100), ("SKU-A", 2, 100)], "tok_ok");
+        let err = decide(InventoryState::default(), &twice, &[None, None]);
+        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-A")])));
     }
 
     #[test]
     fn payment_declined_releases_a_reservation_once() {
-        let reserved = decide(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
-        let d = decide(reserved, &declined(), &[]);
+        let reserved = ok(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
+        let d = ok(reserved, &declined(), &[]);
         assert_eq!(kinds(&d), ["StockReleased"]);
         assert_eq!(
             d.counters,
             [change("STOCK#SKU-A", 2), change("STOCK#SKU-B", 1)]
         );
-        let again = decide(d.state, &declined(), &[]);
+        let again = ok(d.state, &declined(), &[]);
         assert!(
             again.emit.is_empty() && again.counters.is_empty(),
             "released once"
@@ -247,25 +355,41 @@ mod tests {
 
     #[test]
     fn payment_declined_first_means_the_order_is_never_reserved() {
-        let d = decide(InventoryState::default(), &declined(), &[]);
+        let d = ok(InventoryState::default(), &declined(), &[]);
         assert!(d.emit.is_empty());
-        let d = decide(d.state, &order(), &[Some(5), Some(5)]);
+        let d = ok(d.state, &order(), &[Some(5), Some(5)]);
+        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert_eq!(d.state.status, Status::NotReserved);
+    }
+
+    #[test]
+    fn payment_declined_first_with_unknown_skus_is_not_reserved_without_error() {
+        let d = ok(InventoryState::default(), &declined(), &[]);
+        let d = ok(d.state, &order(), &[None, None]);
         assert!(d.emit.is_empty() && d.counters.is_empty());
         assert_eq!(d.state.status, Status::NotReserved);
     }
 
     #[test]
     fn a_second_order_for_a_decided_order_changes_nothing() {
-        let reserved = decide(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
-        let d = decide(reserved.clone(), &order(), &[Some(5), Some(5)]);
+        let reserved = ok(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
+        let d = ok(reserved.clone(), &order(), &[Some(5), Some(5)]);
+        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert_eq!(d.state, reserved);
+    }
+
+    #[test]
+    fn a_second_order_for_a_decided_order_changes_nothing_even_if_its_skus_are_gone() {
+        let reserved = ok(InventoryState::default(), &order(), &[Some(5), Some(5)]).state;
+        let d = ok(reserved.clone(), &order(), &[None, None]);
         assert!(d.emit.is_empty() && d.counters.is_empty());
         assert_eq!(d.state, reserved);
     }
 
     #[test]
     fn payment_declined_after_unavailable_releases_nothing() {
-        let short = decide(InventoryState::default(), &order(), &[Some(0), Some(0)]).state;
-        let d = decide(short, &declined(), &[]);
+        let short = ok(InventoryState::default(), &order(), &[Some(0), Some(0)]).state;
+        let d = ok(short, &declined(), &[]);
         assert!(d.emit.is_empty() && d.counters.is_empty());
     }
 }

@@ -9,16 +9,29 @@
 //! at or above zero, so stock never goes negative whatever the order or the
 //! number of deliveries.
 //!
+//! An order naming a sku that has no counter at all is not out of stock but
+//! unknown to the warehouse, a gap in the catalog or the seeding: it goes
+//! to the DLQ with the error kind `unknown_sku` and a message naming the
+//! skus. Once their stock is loaded, redriving the message (`cargo xtask ops
+//! dlq redrive inventory --id <message-id>`) decides the order afresh. A counter at zero or
+//! below is out of stock: `StockUnavailable`, which voids the payment and
+//! ends the order for good.
+//!
+//! In memory mode (`ORDERFLOW_ADAPTERS=memory`) the counters start from the
+//! file `ORDERFLOW_MEMORY_STOCK` names, such as `events/stock.json`.
+//!
 //! Layout:
 //! - [`decide`]: the rules, pure, over [`InventoryState`] and stock levels.
 //! - [`Inventory`]: the [`Service`] for the shared runtime.
 
 pub mod decide;
 
+use std::collections::BTreeMap;
+
 use orderflow_contracts::{Event, EventKind, Message, Sku};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
-pub use decide::InventoryState;
+pub use decide::{InventoryState, UnknownSkus};
 
 /// The counter key of a sku's stock.
 pub fn stock_key(sku: &Sku) -> String {
@@ -44,14 +57,26 @@ impl Service for Inventory {
         }
     }
 
+    /// Each sku's counter, set to its quantity; a malformed sku is refused.
+    fn seed_stock(&self, stock: &BTreeMap<String, i64>) -> Result<Vec<(String, i64)>, String> {
+        stock
+            .iter()
+            .map(|(sku, quantity)| {
+                let sku = Sku::new(sku.as_str()).map_err(|e| format!("`{sku}`: {e}"))?;
+                Ok((stock_key(&sku), *quantity))
+            })
+            .collect()
+    }
+
     async fn handle(
         &self,
         input: Input<'_, InventoryState>,
     ) -> Result<Decision<InventoryState>, RecordError> {
-        Ok(decide::decide(
-            input.state,
-            &input.message.event,
-            &input.counters,
-        ))
+        decide::decide(input.state, &input.message.event, &input.counters).map_err(|unknown| {
+            RecordError::rejected(
+                UnknownSkus::KIND,
+                format!("{unknown}; load their stock, then redrive this message"),
+            )
+        })
     }
 }

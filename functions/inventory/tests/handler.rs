@@ -2,7 +2,11 @@
 //! the real handler with in-memory ports.
 
 use inventory::Inventory;
-use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler};
+use orderflow_runtime::Config;
+use orderflow_runtime::config::MEMORY_STOCK;
+use orderflow_runtime::testing::{
+    Expect, MemoryHandler, check_samples, configured_memory_handler, events_dir, memory_handler,
+};
 
 /// What each sample must do to a fresh function (besides the shared
 /// `POISON` expectations) with seeded stock.
@@ -25,12 +29,91 @@ fn handler() -> MemoryHandler<Inventory> {
     h
 }
 
+/// A handler as `cargo lambda watch` starts it in memory mode, with
+/// `ORDERFLOW_MEMORY_STOCK` naming `events/stock.json` or unset.
+fn memory_mode(stock_file: bool) -> MemoryHandler<Inventory> {
+    let path = events_dir().join("stock.json").display().to_string();
+    let config = Config::from_lookup("inventory", |name| match name {
+        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
+        MEMORY_STOCK if stock_file => Some(path.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    configured_memory_handler(Inventory, &config).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
     let checked = check_samples("inventory", handler, EXPECTED)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(checked >= 10, "only {checked} samples");
+}
+
+#[tokio::test]
+async fn every_sample_has_its_expected_outcome_with_the_stock_file() {
+    let checked = check_samples("inventory", || memory_mode(true), EXPECTED)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(checked >= 10, "only {checked} samples");
+}
+
+#[tokio::test]
+async fn memory_mode_seeded_from_the_stock_file_reserves() {
+    let h = memory_mode(true);
+    assert_eq!(h.store().counter("STOCK#SKU-GOLD-KETTLE"), Some(0));
+    h.feed(&["inventory/order-placed.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.published_kinds(), ["StockReserved"]);
+    assert!(h.letters().is_empty());
+    assert_eq!(h.store().counter(MUG), Some(98));
+    assert_eq!(h.store().counter(TEA), Some(49));
+}
+
+#[tokio::test]
+async fn memory_mode_without_stock_dead_letters_an_order_as_unknown_sku() {
+    let h = memory_mode(false);
+    h.feed(&["inventory/order-placed.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.published_kinds().is_empty(), "no StockUnavailable");
+    let letters = h.letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].error_kind, "unknown_sku");
+    assert_eq!(letters[0].function, "inventory");
+    assert!(
+        letters[0]
+            .error_message
+            .contains("no stock record for SKU-RED-MUG, SKU-TEA-250G"),
+        "{}",
+        letters[0].error_message
+    );
+}
+
+#[tokio::test]
+async fn an_order_refused_for_an_unknown_sku_reserves_once_its_stock_is_loaded_and_redriven() {
+    let h = memory_handler(Inventory);
+    h.store().set_counter(MUG, 10);
+    h.feed(&["inventory/order-placed.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let letters = h.letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].error_message.contains("for SKU-TEA-250G;"),
+        "names only the unknown sku: {}",
+        letters[0].error_message
+    );
+    assert_eq!(h.store().counter(MUG), Some(10), "nothing taken");
+
+    // The operator loads the stock and redrives the dead letter.
+    h.store().set_counter(TEA, 5);
+    h.feed(&["inventory/order-placed.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.published_kinds(), ["StockReserved"]);
+    assert_eq!(h.store().counter(TEA), Some(4));
 }
 
 #[tokio::test]
@@ -106,4 +189,27 @@ async fn duplicates_never_move_stock_twice() {
     let distinct: std::collections::HashSet<_> =
         h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 2, "one reservation and one release");
+}
+
+#[test]
+fn a_stock_file_with_a_malformed_sku_is_a_startup_error_naming_the_variable() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stock-lower-case.json");
+    std::fs::write(&path, r#"{"SKU-RED-MUG": 1, "red-mug": 2}"#).unwrap_or_else(|e| panic!("{e}"));
+    let path = path.display().to_string();
+    let config = Config::from_lookup("inventory", |name| match name {
+        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
+        MEMORY_STOCK => Some(path.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    match configured_memory_handler(Inventory, &config) {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(MEMORY_STOCK) && text.contains("`red-mug`"),
+                "{text}"
+            );
+        }
+        Ok(_) => panic!("a malformed sku was accepted"),
+    }
 }

@@ -51,16 +51,33 @@ pub enum RecordError {
         /// The event's kind.
         kind: EventKind,
     },
-    /// The function refuses the event for a business reason that no retry
-    /// can change. Permanent.
-    #[error("rejected: {0}")]
-    Rejected(String),
+    /// The function refuses the event for a reason that no retry can
+    /// change. Permanent. Made with [`RecordError::rejected`].
+    // The kind is not in the text: logs and dead letters carry it beside
+    // the message (`error_kind`, `orderflow.error_kind`).
+    #[error("rejected: {reason}")]
+    Rejected {
+        /// A short, stable name for the reason, e.g. `unknown_sku`.
+        kind: &'static str,
+        /// What is wrong, for whoever reads the dead letter.
+        reason: String,
+    },
     /// Worth retrying.
     #[error("transient: {0}")]
     Transient(#[from] Transient),
 }
 
 impl RecordError {
+    /// The function refuses the event for `reason`, named `kind` in logs,
+    /// metrics and the dead letter: `rejected` unless the function has a
+    /// more telling snake_case name for it (inventory's `unknown_sku`).
+    pub fn rejected(kind: &'static str, reason: impl Into<String>) -> Self {
+        Self::Rejected {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
     /// Whether retrying can never help, so the record belongs in the DLQ.
     pub fn is_permanent(&self) -> bool {
         !matches!(self, Self::Transient(_))
@@ -71,7 +88,7 @@ impl RecordError {
         match self {
             Self::Contract(e) => e.kind(),
             Self::Unexpected { .. } => "unexpected_event",
-            Self::Rejected(_) => "rejected",
+            Self::Rejected { kind, .. } => kind,
             Self::Transient(_) => "transient",
         }
     }
@@ -245,6 +262,14 @@ mod tests {
             chain(&err),
             "transient: DynamoDB GetItem failed: connection reset"
         );
+    }
+
+    #[test]
+    fn a_rejection_keeps_the_kind_its_function_names() {
+        let err = RecordError::rejected("unknown_sku", "no stock record for SKU-A");
+        assert_eq!(err.kind(), "unknown_sku");
+        assert!(err.is_permanent());
+        assert_eq!(err.to_string(), "rejected: no stock record for SKU-A");
     }
 
     #[test]

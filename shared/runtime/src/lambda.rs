@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record, Subject};
-use crate::config::{Adapters, Config};
+use crate::config::{Adapters, Config, ConfigError, MEMORY_STOCK};
 use crate::dlq::{DeadLetterSink, MemoryDeadLetters, SqsDeadLetters};
 use crate::error::{RecordError, chain};
 use crate::metrics::{self, MetricsOut};
@@ -300,12 +300,9 @@ pub async fn run<S: Service + 'static>(
             tracing::info!(
                 "ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process"
             );
-            let processor = Processor::new(
-                service(None),
-                MemoryStore::new(),
-                MemoryPublisher::new(),
-                ttl,
-            );
+            let service = service(None);
+            let store = memory_store(&service, &config)?;
+            let processor = Processor::new(service, store, MemoryPublisher::new(), ttl);
             serve(Handler::new(
                 processor,
                 MemoryDeadLetters::new(),
@@ -314,6 +311,38 @@ pub async fn run<S: Service + 'static>(
             .await
         }
     }
+}
+
+/// The store memory mode starts with: empty, or holding the counters that
+/// `service` makes of the stock in `config` ([`MEMORY_STOCK`]). A stock
+/// the service refuses is a startup error naming the variable.
+pub fn memory_store<S: Service>(service: &S, config: &Config) -> Result<MemoryStore, ConfigError> {
+    let store = MemoryStore::new();
+    let Some(stock) = &config.memory_stock else {
+        return Ok(store);
+    };
+    let counters = service
+        .seed_stock(stock)
+        .map_err(|reason| ConfigError::Invalid {
+            name: MEMORY_STOCK,
+            reason,
+        })?;
+    if counters.is_empty() && !stock.is_empty() {
+        tracing::info!(
+            function = S::FUNCTION,
+            "{MEMORY_STOCK}: this function keeps no stock; nothing seeded"
+        );
+    } else {
+        tracing::info!(
+            function = S::FUNCTION,
+            counters = counters.len(),
+            "{MEMORY_STOCK}: stock seeded in the in-memory store"
+        );
+    }
+    for (key, value) in &counters {
+        store.set_counter(key, *value);
+    }
+    Ok(store)
 }
 
 async fn serve<S, St, P, D>(handler: Handler<S, St, P, D>) -> Result<(), Error>

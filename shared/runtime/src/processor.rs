@@ -12,6 +12,7 @@
 //!    record holding the outbox, in one transaction.
 //! 4. **Publish** the outbox.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -39,6 +40,17 @@ pub trait Service: Send + Sync {
     /// The counters the decision needs to read (inventory's stock).
     fn counters(&self, _message: &Message) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The counters that `stock` (quantities by sku, from
+    /// [`crate::config::MEMORY_STOCK`]) seeds in memory mode, as
+    /// `(key, value)`; or why `stock` is unusable, e.g. a malformed sku.
+    ///
+    /// By default nothing: a function that keeps no stock is handed the
+    /// same file as inventory, since one `cargo lambda watch` serves all
+    /// three with one environment.
+    fn seed_stock(&self, _stock: &BTreeMap<String, i64>) -> Result<Vec<(String, i64)>, String> {
+        Ok(Vec::new())
     }
 
     /// Decides what `input.message` does to `input.state`. The pure rules
@@ -257,15 +269,19 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             .await?;
         let outbox = outbox_for(message, decision.emit);
         if let Some(big) = outbox.iter().find(|e| entry_size(e) > MAX_BYTES_PER_CALL) {
-            return Err(RecordError::Rejected(format!(
-                "outgoing {} is {} bytes; EventBridge takes at most {MAX_BYTES_PER_CALL}",
-                big.detail_type,
-                entry_size(big)
-            ))
+            return Err(RecordError::rejected(
+                "rejected",
+                format!(
+                    "outgoing {} is {} bytes; EventBridge takes at most {MAX_BYTES_PER_CALL}",
+                    big.detail_type,
+                    entry_size(big)
+                ),
+            )
             .into());
         }
-        let state = serde_json::to_string(&decision.state)
-            .map_err(|e| RecordError::Rejected(format!("state does not serialize: {e}")))?;
+        let state = serde_json::to_string(&decision.state).map_err(|e| {
+            RecordError::rejected("rejected", format!("state does not serialize: {e}"))
+        })?;
         let commit = Commit {
             event_id: message.meta.event_id,
             order_id: message.meta.order_id.clone(),

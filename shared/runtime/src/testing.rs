@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use orderflow_contracts::Message;
 
+use crate::config::{Config, ConfigError};
 use crate::dlq::{DeadLetter, MemoryDeadLetters};
 use crate::error::RecordError;
 use crate::lambda::{Handler, Response};
@@ -39,10 +40,25 @@ pub fn samples_of(function: &str) -> Result<Vec<String>, std::io::Error> {
 /// A handler with in-memory store, publisher and dead-letter sink.
 pub type MemoryHandler<S> = Handler<S, MemoryStore, MemoryPublisher, MemoryDeadLetters>;
 
-/// Builds a [`MemoryHandler`] around `service`. Its EMF lines are kept in
-/// memory ([`MemoryHandler::metric_lines`]) rather than printed.
+/// Builds a [`MemoryHandler`] around `service`, with an empty store. Its
+/// EMF lines are kept in memory ([`MemoryHandler::metric_lines`]) rather
+/// than printed.
 pub fn memory_handler<S: Service>(service: S) -> MemoryHandler<S> {
-    let processor = Processor::new(service, MemoryStore::new(), MemoryPublisher::new(), 3600);
+    handler_over(service, MemoryStore::new())
+}
+
+/// Builds a [`MemoryHandler`] around `service` whose store starts as memory
+/// mode's does under `config`: seeded from its stock file, if any.
+pub fn configured_memory_handler<S: Service>(
+    service: S,
+    config: &Config,
+) -> Result<MemoryHandler<S>, ConfigError> {
+    let store = crate::lambda::memory_store(&service, config)?;
+    Ok(handler_over(service, store))
+}
+
+fn handler_over<S: Service>(service: S, store: MemoryStore) -> MemoryHandler<S> {
+    let processor = Processor::new(service, store, MemoryPublisher::new(), 3600);
     Handler::new(processor, MemoryDeadLetters::new(), 4).with_metrics(MetricsOut::memory())
 }
 
@@ -284,14 +300,14 @@ pub fn cpu_path<S: serde::Serialize>(
 ) -> Result<Vec<OutboxEntry>, RecordError> {
     let crate::lambda::Invocation::Sqs { records, .. } = crate::lambda::read_invocation(payload)?
     else {
-        return Err(RecordError::Rejected("not an SQS payload".into()));
+        return Err(RecordError::rejected("rejected", "not an SQS payload"));
     };
     let mut outbox = Vec::new();
     for record in &records {
         let message = Message::from_bus_json(&record.body)?;
         let decision = decide(&message);
         let state = serde_json::to_string(&decision.state)
-            .map_err(|e| RecordError::Rejected(e.to_string()))?;
+            .map_err(|e| RecordError::rejected("rejected", e.to_string()))?;
         std::hint::black_box(state);
         outbox.extend(crate::processor::outbox_for(&message, decision.emit));
     }

@@ -7,10 +7,14 @@ use std::time::{Duration, SystemTime};
 use orderflow_contracts::{
     AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
 };
+use orderflow_runtime::config::MEMORY_STOCK;
+use orderflow_runtime::lambda::memory_store;
 use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{Claim, CounterChange, MemoryStore, OutboxEntry, StateStore};
-use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service, Transient};
+use orderflow_runtime::{
+    Config, Decision, Input, Processed, Processor, RecordError, Service, Transient,
+};
 use serde::{Deserialize, Serialize};
 
 /// Consumes `OrderPlaced`: takes one unit of `STOCK#X` and emits one event.
@@ -35,9 +39,10 @@ impl Service for Counting {
 
     async fn handle(&self, input: Input<'_, Seen>) -> Result<Decision<Seen>, RecordError> {
         let event = Event::PaymentAuthorized(PaymentAuthorized {
-            authorization_id: AuthorizationId::new("auth_1").map_err(RecordError::Rejected)?,
+            authorization_id: AuthorizationId::new("auth_1")
+                .map_err(|e| RecordError::rejected("rejected", e))?,
             amount_minor: MinorUnits(100),
-            currency: Currency::new("EUR").map_err(RecordError::Rejected)?,
+            currency: Currency::new("EUR").map_err(|e| RecordError::rejected("rejected", e))?,
         });
         Ok(Decision {
             state: Seen {
@@ -317,4 +322,21 @@ async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(done, Processed::Applied { published: 1 });
+}
+
+#[test]
+fn a_function_that_keeps_no_stock_seeds_nothing_from_the_stock_file() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/stock.json");
+    let config = Config::from_lookup("payment", |name| match name {
+        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
+        MEMORY_STOCK => Some(path.to_owned()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config.memory_stock.is_some(),
+        "the file is read and checked"
+    );
+    let store = memory_store(&Counting, &config).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.counter("STOCK#SKU-RED-MUG"), None);
 }
