@@ -39,8 +39,10 @@ pub struct Traced {
     pub source: String,
     /// `detail.occurred_at`.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// How many times the archive holds it (a function that saw a
-    /// duplicate publishes its stored events again, with the same ids).
+    /// How many copies the trace received: a function that sees a
+    /// duplicate publishes its stored events again, with the same ids, and
+    /// the trace's rule also gets what reaches the bus while it runs (an
+    /// `ops replay` of the same window, say).
     pub copies: usize,
 }
 
@@ -173,7 +175,7 @@ impl Trace {
                 let _ = write!(line, "  (cause {} not in the window)", short(cause));
             }
             if event.copies > 1 {
-                let _ = write!(line, "  (published {} times)", event.copies);
+                let _ = write!(line, "  ({} copies)", event.copies);
             }
             out.push_str(line.trim_end());
             out.push('\n');
@@ -577,7 +579,7 @@ mod tests {
             assert!(line.contains(&format!("{name} ")), "`{name}` in {line}");
             assert!(line.contains(service), "{line}");
         }
-        assert!(lines[3].contains("(published 2 times)"), "{text}");
+        assert!(lines[3].contains("(2 copies)"), "{text}");
         assert_eq!(lines.len(), 5, "{text}");
     }
 
