@@ -130,7 +130,12 @@ fn replay(target: &Target, flags: &[&str]) -> Result<()> {
         bail!("replay needs --from and --to\n\n{USAGE}");
     };
     let (runtime, flow) = target.connect()?;
-    println!("replaying {from} .. {to} from {}", flow.stack.archive);
+    println!(
+        "replaying {} .. {} from {}",
+        rfc3339(from),
+        rfc3339(to),
+        flow.stack.archive
+    );
     let replayed = runtime.block_on(flow.replay(from, to, detail_type.as_deref(), |state| {
         println!("  {state}");
     }))?;
@@ -168,7 +173,9 @@ fn trace(target: &Target, order: &str, flags: &[&str]) -> Result<()> {
     }
     let (runtime, flow) = target.connect()?;
     eprintln!(
-        "replaying {from} .. {to} from {} to a temporary rule for {order}",
+        "replaying {} .. {} from {} to a temporary rule for {order}",
+        rfc3339(from),
+        rfc3339(to),
         flow.stack.archive
     );
     let trace = runtime.block_on(flow.trace(&order, from, to, |state| {
@@ -176,7 +183,15 @@ fn trace(target: &Target, order: &str, flags: &[&str]) -> Result<()> {
     }))?;
     print!("{}", trace.render());
     if trace.events.is_empty() && trace.dead_letters.is_empty() {
-        bail!("no event of order {order} in the archive between {from} and {to}");
+        bail!(
+            "no event of order {order} in the archive between {} and {}",
+            rfc3339(from),
+            rfc3339(to)
+        );
     }
     Ok(())
+}
+
+fn rfc3339(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
