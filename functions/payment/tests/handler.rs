@@ -126,6 +126,41 @@ async fn a_flaky_provider_is_retried_by_sqs_until_it_authorizes() {
     }
     assert_eq!(h.published_kinds(), ["PaymentAuthorized"]);
     assert!(h.letters().is_empty());
+    // Each failed delivery asked SQS to bring the record back after its
+    // backoff (the sample says receive 1: 2 s), not the 60 s timeout.
+    let retries = h.dead_letters().retries();
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    for (queue, retry) in &retries {
+        assert_eq!(
+            queue,
+            "arn:aws:sqs:us-east-1:123456789012:orderflow-payment"
+        );
+        assert_eq!(retry.receipt_handle, "AQEB-sample-receipt-handle");
+        assert_eq!(retry.delay, std::time::Duration::from_secs(2));
+    }
+}
+
+#[tokio::test]
+async fn a_retry_waits_longer_with_each_receive() {
+    let h = handler();
+    let payload = read_sample("payment/order-placed.sqs.json")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("tok_visa_4242", "tok_flaky_9")
+        .replace(
+            "\"ApproximateReceiveCount\": \"1\"",
+            "\"ApproximateReceiveCount\": \"4\"",
+        );
+    let Ok(Response::Batch(b)) = h.invoke(&payload).await else {
+        panic!("not a batch response")
+    };
+    assert_eq!(b.batch_item_failures.len(), 1);
+    let delays: Vec<u64> = h
+        .dead_letters()
+        .retries()
+        .iter()
+        .map(|(_, r)| r.delay.as_secs())
+        .collect();
+    assert_eq!(delays, [16]);
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ pub struct Record {
     pub body: String,
     /// `ApproximateReceiveCount`.
     pub receive_count: u32,
+    /// The receipt handle, to delay a retry (empty for a direct invocation).
+    pub receipt_handle: String,
 }
 
 /// How one record ended.

@@ -1,14 +1,48 @@
-//! The dead-letter port: where permanently failing records go, with their
-//! reason, and its SQS and in-memory adapters.
+//! The queue port, and its SQS and in-memory adapters: where permanently
+//! failing records go, with their reason, and when a record that failed for
+//! now comes back.
+//!
+//! A record reported as a batch item failure stays invisible for the
+//! queue's whole visibility timeout (60 s here) before SQS delivers it
+//! again. [`DeadLetterSink::retry_later`] shortens that to [`backoff`]:
+//! 2 s after the first receive, doubling up to 60 s. With the template's
+//! `maxReceiveCount` of 10 a record that keeps failing is still retried for
+//! about five minutes before SQS moves it to the DLQ, but a brief fault
+//! (a throttle, a conflicting write, a flaky dependency) costs seconds.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
 use crate::error::Transient;
+
+/// The first retry's delay.
+pub const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The longest delay: the queues' visibility timeout.
+pub const LONGEST_RETRY: Duration = Duration::from_secs(60);
+
+/// How long a record that failed on its `receive_count`-th receive waits
+/// before SQS delivers it again: 2 s, 4 s, 8 s, … at most 60 s.
+pub fn backoff(receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    FIRST_RETRY
+        .saturating_mul(1 << doublings)
+        .min(LONGEST_RETRY)
+}
+
+/// One failed record to deliver again after `delay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryLater {
+    /// The receipt handle it was delivered with.
+    pub receipt_handle: String,
+    /// How long until SQS delivers it again.
+    pub delay: Duration,
+}
 
 /// A record that can never succeed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,18 +92,31 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// Where dead letters go.
+/// Where dead letters go, and how failed records come back.
 pub trait DeadLetterSink: Send + Sync {
     /// Sends one dead letter. An error means it was not stored, and the
     /// record must not be acknowledged.
     fn send(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), Transient>> + Send;
+
+    /// Sets when the records in `retries`, delivered from the queue
+    /// `queue_arn` and about to be reported as failed, are delivered again.
+    /// An error leaves them to the queue's visibility timeout: later, but
+    /// not lost.
+    fn retry_later(
+        &self,
+        queue_arn: &str,
+        retries: &[RetryLater],
+    ) -> impl Future<Output = Result<(), Transient>> + Send;
 }
 
-/// Sends dead letters to an SQS queue.
-#[derive(Debug, Clone)]
+/// Sends dead letters to an SQS queue, and changes the visibility of
+/// failed records in their source queue.
+#[derive(Debug)]
 pub struct SqsDeadLetters {
     client: Client,
     queue_url: String,
+    /// Source queue URLs by ARN, looked up once (GetQueueUrl).
+    sources: Mutex<HashMap<String, String>>,
 }
 
 impl SqsDeadLetters {
@@ -78,7 +125,41 @@ impl SqsDeadLetters {
         Self {
             client,
             queue_url: queue_url.into(),
+            sources: Mutex::default(),
         }
+    }
+
+    /// The URL of the queue `arn` (`arn:aws:sqs:<region>:<account>:<name>`).
+    async fn source_url(&self, arn: &str) -> Result<String, Transient> {
+        if let Some(url) = self
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(arn)
+        {
+            return Ok(url.clone());
+        }
+        let mut parts = arn.rsplitn(3, ':');
+        let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
+            return Err(Transient::new(format!(
+                "event source {arn} is not an SQS queue ARN"
+            )));
+        };
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|e| Transient::caused_by("SQS GetQueueUrl of the source queue failed", e))?
+            .queue_url
+            .ok_or_else(|| Transient::new("SQS GetQueueUrl returned no URL"))?;
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(arn.to_owned(), url.clone());
+        Ok(url)
     }
 }
 
@@ -107,12 +188,53 @@ impl DeadLetterSink for SqsDeadLetters {
             .map_err(|e| Transient::caused_by("SQS SendMessage to the DLQ failed", e))?;
         Ok(())
     }
+
+    async fn retry_later(&self, queue_arn: &str, retries: &[RetryLater]) -> Result<(), Transient> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let url = self.source_url(queue_arn).await?;
+        // A batch holds at most 10 records, as does one request.
+        for chunk in retries.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, retry)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&retry.receipt_handle)
+                        .visibility_timeout(
+                            i32::try_from(retry.delay.as_secs()).unwrap_or(i32::MAX),
+                        )
+                        .build()
+                        .map_err(|e| Transient::caused_by("building a visibility change", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| Transient::caused_by("SQS ChangeMessageVisibilityBatch failed", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(Transient::new(format!(
+                    "SQS ChangeMessageVisibilityBatch failed for {} record(s): {}",
+                    out.failed().len(),
+                    failed.code()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Keeps dead letters in memory (tests) and logs them (local invoke).
+/// Keeps dead letters and retry delays in memory (tests, local invoke).
 #[derive(Debug, Default)]
 pub struct MemoryDeadLetters {
     letters: Mutex<Vec<DeadLetter>>,
+    retries: Mutex<Vec<(String, RetryLater)>>,
     fail: AtomicBool,
 }
 
@@ -125,6 +247,14 @@ impl MemoryDeadLetters {
     /// Everything sent so far.
     pub fn letters(&self) -> Vec<DeadLetter> {
         self.letters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every retry delay asked for so far, with its queue's ARN.
+    pub fn retries(&self) -> Vec<(String, RetryLater)> {
+        self.retries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -146,5 +276,27 @@ impl DeadLetterSink for MemoryDeadLetters {
             .unwrap_or_else(|p| p.into_inner())
             .push(letter.clone());
         Ok(())
+    }
+    async fn retry_later(&self, queue_arn: &str, retries: &[RetryLater]) -> Result<(), Transient> {
+        self.retries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(retries.iter().map(|r| (queue_arn.to_owned(), r.clone())));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_two_seconds_up_to_the_visibility_timeout() {
+        let secs: Vec<u64> = (0..=12).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [2, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), LONGEST_RETRY);
+        // maxReceiveCount 10: nine waits before SQS gives up, about 5 min.
+        let patience: u64 = (1..10).map(|n| backoff(n).as_secs()).sum();
+        assert_eq!(patience, 302);
     }
 }

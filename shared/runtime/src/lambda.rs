@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 
 use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record, Subject};
 use crate::config::{Adapters, Config, ConfigError, MEMORY_STOCK};
-use crate::dlq::{DeadLetterSink, MemoryDeadLetters, SqsDeadLetters};
-use crate::error::{RecordError, chain};
+use crate::dlq::{DeadLetterSink, MemoryDeadLetters, RetryLater, SqsDeadLetters, backoff};
+use crate::error::{RecordError, chain, describe};
 use crate::metrics::{self, MetricsOut};
 use crate::processor::{Processor, Service};
 use crate::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
@@ -48,6 +48,8 @@ pub enum Invocation {
         records: Vec<Record>,
         /// Whether they come from a FIFO queue.
         fifo: bool,
+        /// The queue they come from (`eventSourceARN`).
+        source: Option<String>,
     },
     /// A direct EventBridge invocation: the payload is the bus envelope.
     Direct,
@@ -64,10 +66,11 @@ pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
     let Some(records) = raw.records else {
         return Ok(Invocation::Direct);
     };
-    let fifo = records
+    let source = records
         .first()
         .and_then(|r| r.event_source_arn.as_deref())
-        .is_some_and(|arn| arn.ends_with(".fifo"));
+        .map(str::to_owned);
+    let fifo = source.as_deref().is_some_and(|arn| arn.ends_with(".fifo"));
     let records = records
         .into_iter()
         .map(|r| Record {
@@ -78,9 +81,14 @@ pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
                 .approximate_receive_count
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1),
+            receipt_handle: r.receipt_handle,
         })
         .collect();
-    Ok(Invocation::Sqs { records, fifo })
+    Ok(Invocation::Sqs {
+        records,
+        fifo,
+        source,
+    })
 }
 
 /// The parts of an invocation payload that tell the two shapes apart.
@@ -96,6 +104,8 @@ struct SqsRecord<'a> {
     message_id: String,
     #[serde(borrow)]
     body: Cow<'a, str>,
+    #[serde(default)]
+    receipt_handle: String,
     #[serde(default, borrow)]
     attributes: SqsAttributes<'a>,
     #[serde(rename = "eventSourceARN", borrow)]
@@ -166,8 +176,13 @@ where
         request_id: &str,
     ) -> Result<Response, RecordError> {
         match read_invocation(payload) {
-            Ok(Invocation::Sqs { records, fifo }) => Ok(Response::Batch(
-                self.handle_batch(&records, fifo, deadline).await,
+            Ok(Invocation::Sqs {
+                records,
+                fifo,
+                source,
+            }) => Ok(Response::Batch(
+                self.handle_batch(&records, fifo, source.as_deref(), deadline)
+                    .await,
             )),
             // A payload that is no SQS batch is read as a bus envelope; one
             // that is neither is dead-lettered whole, with its reason,
@@ -182,6 +197,7 @@ where
         &self,
         records: &[Record],
         fifo: bool,
+        source: Option<&str>,
         deadline: Option<SystemTime>,
     ) -> SqsBatchResponse {
         let options = BatchOptions {
@@ -194,7 +210,37 @@ where
         })
         .await;
         self.emit_metrics(&report);
+        if let Some(source) = source {
+            self.retry_soon(source, records, &report).await;
+        }
         report.response()
+    }
+
+    /// Has SQS deliver the records to retry again after their [`backoff`],
+    /// rather than after the queue's whole visibility timeout.
+    async fn retry_soon(&self, source: &str, records: &[Record], report: &BatchReport) {
+        let retries: Vec<RetryLater> = records
+            .iter()
+            .zip(&report.outcomes)
+            .filter(|(record, (_, d))| {
+                matches!(d, Disposition::Retry(_)) && !record.receipt_handle.is_empty()
+            })
+            .map(|(record, _)| RetryLater {
+                receipt_handle: record.receipt_handle.clone(),
+                delay: backoff(record.receive_count),
+            })
+            .collect();
+        if retries.is_empty() {
+            return;
+        }
+        if let Err(err) = self.dead_letters.retry_later(source, &retries).await {
+            tracing::warn!(
+                function = S::FUNCTION,
+                records = retries.len(),
+                error = %describe(&err),
+                "could not delay the retries; they come back after the visibility timeout"
+            );
+        }
     }
 
     /// Decodes and processes one record. The batch loop decides its fate
@@ -236,6 +282,7 @@ where
             message_id: request_id.to_owned(),
             body: payload.to_owned(),
             receive_count: 1,
+            receipt_handle: String::new(),
         };
         let options = BatchOptions {
             function: S::FUNCTION,

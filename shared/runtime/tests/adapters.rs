@@ -386,3 +386,102 @@ async fn dead_letters_carry_their_reason_as_message_attributes() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(send.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn retries_are_delayed_in_their_source_queue_whose_url_is_looked_up_once() {
+    use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput;
+    use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlOutput;
+    use orderflow_runtime::dlq::RetryLater;
+    use std::time::Duration;
+
+    let lookup = mock!(aws_sdk_sqs::Client::get_queue_url)
+        .match_requests(|req| {
+            req.queue_name() == Some("orderflow-payment")
+                && req.queue_owner_aws_account_id() == Some("123456789012")
+        })
+        .then_output(|| {
+            GetQueueUrlOutput::builder()
+                .queue_url("http://localhost/123456789012/orderflow-payment")
+                .build()
+        });
+    let change = mock!(aws_sdk_sqs::Client::change_message_visibility_batch)
+        .match_requests(|req| {
+            let entries: Vec<(&str, Option<i32>)> = req
+                .entries()
+                .iter()
+                .map(|e| (e.receipt_handle(), e.visibility_timeout()))
+                .collect();
+            req.queue_url() == Some("http://localhost/123456789012/orderflow-payment")
+                && entries == [("rh-1", Some(2)), ("rh-2", Some(8))]
+        })
+        .sequence()
+        .output(|| {
+            ChangeMessageVisibilityBatchOutput::builder()
+                .set_successful(Some(Vec::new()))
+                .set_failed(Some(Vec::new()))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .times(2)
+        .build();
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, &[&lookup, &change]);
+    let sink = SqsDeadLetters::new(client, "http://localhost/dlq");
+    let retries = [
+        RetryLater {
+            receipt_handle: "rh-1".into(),
+            delay: Duration::from_secs(2),
+        },
+        RetryLater {
+            receipt_handle: "rh-2".into(),
+            delay: Duration::from_secs(8),
+        },
+    ];
+    let arn = "arn:aws:sqs:us-east-1:123456789012:orderflow-payment";
+    for _ in 0..2 {
+        sink.retry_later(arn, &retries)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(lookup.num_calls(), 1, "the URL is cached");
+    assert_eq!(change.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_visibility_change_that_fails_for_a_record_is_an_error() {
+    use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput;
+    use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlOutput;
+    use aws_sdk_sqs::types::BatchResultErrorEntry;
+    use orderflow_runtime::dlq::RetryLater;
+    use std::time::Duration;
+
+    let lookup = mock!(aws_sdk_sqs::Client::get_queue_url).then_output(|| {
+        GetQueueUrlOutput::builder()
+            .queue_url("http://localhost/q")
+            .build()
+    });
+    let change = mock!(aws_sdk_sqs::Client::change_message_visibility_batch).then_output(|| {
+        let failed = BatchResultErrorEntry::builder()
+            .id("0")
+            .code("ReceiptHandleIsInvalid")
+            .sender_fault(true)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        ChangeMessageVisibilityBatchOutput::builder()
+            .set_successful(Some(Vec::new()))
+            .failed(failed)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, &[&lookup, &change]);
+    let sink = SqsDeadLetters::new(client, "http://localhost/dlq");
+    let retry = RetryLater {
+        receipt_handle: "stale".into(),
+        delay: Duration::from_secs(2),
+    };
+    let err = sink
+        .retry_later("arn:aws:sqs:us-east-1:1:q", &[retry])
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
+    assert!(err.to_string().contains("ReceiptHandleIsInvalid"), "{err}");
+}

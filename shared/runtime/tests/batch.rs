@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 fn record(id: &str, body: &str) -> Record {
     Record {
+        receipt_handle: format!("rh-{id}"),
         message_id: id.to_owned(),
         body: body.to_owned(),
         receive_count: 3,
