@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
 use chrono::{DateTime, Utc};
 use orderflow_contracts::{Message, OrderId, Sku};
 use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, order_key};
@@ -394,18 +394,42 @@ pub async fn local_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// Every message now in the queue at `url`, left in place: receives with a
-/// zero visibility timeout leave messages visible, so a few rounds with
-/// nothing new mean everything was seen.
+/// The most messages a peek reads.
+const PEEK_LIMIT: usize = 1000;
+
+/// Every message now in the queue at `url` (up to [`PEEK_LIMIT`]), left in
+/// place.
+///
+/// A receive with a zero visibility timeout leaves a message visible, so
+/// the next receive returns the same first ten again: a queue of more than
+/// ten could never be read to the end. So each message read is hidden for
+/// a while, the queue is read until a long poll finds nothing, and then
+/// every message read is made visible again at once. Meanwhile another
+/// reader of the queue (a redrive, a second peek) does not see them.
 async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<DeadLetter>> {
     let mut found: Vec<DeadLetter> = Vec::new();
-    let mut quiet = 0;
-    while quiet < 3 {
+    let mut handles: Vec<String> = Vec::new();
+    let read = read_all(sqs, url, &mut found, &mut handles).await;
+    let released = release(sqs, url, &handles).await;
+    read?;
+    released?;
+    found.sort_by_key(|l| l.sent_at);
+    Ok(found)
+}
+
+async fn read_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    found: &mut Vec<DeadLetter>,
+    handles: &mut Vec<String>,
+) -> Result<()> {
+    while found.len() < PEEK_LIMIT {
         let out = sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
-            .visibility_timeout(0)
+            .visibility_timeout(10)
+            .wait_time_seconds(1)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
@@ -413,6 +437,9 @@ async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<DeadLetter>> {
             .with_context(|| format!("ReceiveMessage on {url} failed"))?;
         let before = found.len();
         for m in out.messages() {
+            if let Some(handle) = m.receipt_handle() {
+                handles.push(handle.to_owned());
+            }
             let id = m.message_id().unwrap_or_default();
             if found.iter().any(|f| f.message_id == id) {
                 continue;
@@ -437,8 +464,44 @@ async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<DeadLetter>> {
                 attributes,
             });
         }
-        quiet = if found.len() == before { quiet + 1 } else { 0 };
+        // Nothing, or only messages seen already (hidden for 10 s, a long
+        // read may meet its first messages again): the end.
+        if found.len() == before {
+            return Ok(());
+        }
     }
-    found.sort_by_key(|l| l.sent_at);
-    Ok(found)
+    Ok(())
+}
+
+/// Makes the messages behind `handles` visible again.
+async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) -> Result<()> {
+    for chunk in handles.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .context("visibility change")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = sqs
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .with_context(|| format!("could not make the messages of {url} visible again"))?;
+        if let Some(failed) = out.failed().first() {
+            bail!(
+                "could not make {} message(s) of {url} visible again ({}); they reappear within 10 s",
+                out.failed().len(),
+                failed.code()
+            );
+        }
+    }
+    Ok(())
 }

@@ -136,7 +136,19 @@ impl Flow {
     /// the given ids, or all of them. With `dry_run`, only says which.
     pub async fn redrive(&self, name: &str, ids: &[String], dry_run: bool) -> Result<Redriven> {
         let queue = self.dead_letter_queue(name)?;
-        let letters = self.peek(&queue.url).await?;
+        let mut letters = self.peek(&queue.url).await?;
+        // Another reader (a peek by `dlq show`, say) hides what it reads
+        // for a moment: look again before calling an id unknown.
+        for _ in 0..3 {
+            if ids
+                .iter()
+                .all(|id| letters.iter().any(|l| &l.message_id == id))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            letters = self.peek(&queue.url).await?;
+        }
         let chosen: Vec<String> = if ids.is_empty() {
             letters.iter().map(|l| l.message_id.clone()).collect()
         } else {
@@ -216,57 +228,75 @@ impl Flow {
     /// idempotency makes harmless.
     async fn move_some(&self, queue: &DeadLetterQueue, ids: &[String]) -> Result<()> {
         let mut left: Vec<&String> = ids.iter().collect();
-        for _ in 0..20 {
-            if left.is_empty() {
-                return Ok(());
-            }
+        // The messages read and not chosen stay hidden until the end, so
+        // that each receive reaches further into the queue; then they are
+        // made visible again.
+        let mut passed: Vec<String> = Vec::new();
+        let moved = self.move_chosen(queue, &mut left, &mut passed).await;
+        let released = crate::release(&self.sqs, &queue.url, &passed).await;
+        moved?;
+        released?;
+        if !left.is_empty() {
+            bail!(
+                "could not receive {left:?} from the {} DLQ (in flight elsewhere?)",
+                queue.name
+            );
+        }
+        Ok(())
+    }
+
+    async fn move_chosen(
+        &self,
+        queue: &DeadLetterQueue,
+        left: &mut Vec<&String>,
+        passed: &mut Vec<String>,
+    ) -> Result<()> {
+        let mut idle = 0;
+        while !left.is_empty() && idle < 10 {
             let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&queue.url)
                 .max_number_of_messages(10)
                 .visibility_timeout(30)
+                .wait_time_seconds(1)
                 .message_attribute_names("All")
                 .send()
                 .await
                 .with_context(|| format!("could not read the {} DLQ", queue.name))?;
+            if received.messages().is_empty() {
+                // Hidden for a moment by another reader, perhaps.
+                idle += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            idle = 0;
             for message in received.messages() {
                 let id = message.message_id().unwrap_or_default();
                 let handle = message.receipt_handle().unwrap_or_default();
-                if let Some(at) = left.iter().position(|l| l.as_str() == id) {
-                    self.sqs
-                        .send_message()
-                        .queue_url(&queue.source_url)
-                        .message_body(message.body().unwrap_or_default())
-                        .set_message_attributes(message.message_attributes().cloned())
-                        .send()
-                        .await
-                        .with_context(|| format!("could not send {id} to its source queue"))?;
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&queue.url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .with_context(|| format!("could not delete {id} from the DLQ"))?;
-                    left.remove(at);
-                } else {
-                    // Not chosen: make it visible again at once.
-                    self.sqs
-                        .change_message_visibility()
-                        .queue_url(&queue.url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(0)
-                        .send()
-                        .await
-                        .with_context(|| format!("could not release {id}"))?;
-                }
+                let Some(at) = left.iter().position(|l| l.as_str() == id) else {
+                    passed.push(handle.to_owned());
+                    continue;
+                };
+                self.sqs
+                    .send_message()
+                    .queue_url(&queue.source_url)
+                    .message_body(message.body().unwrap_or_default())
+                    .set_message_attributes(message.message_attributes().cloned())
+                    .send()
+                    .await
+                    .with_context(|| format!("could not send {id} to its source queue"))?;
+                self.sqs
+                    .delete_message()
+                    .queue_url(&queue.url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .with_context(|| format!("could not delete {id} from the DLQ"))?;
+                left.remove(at);
             }
         }
-        bail!(
-            "could not receive {left:?} from the {} DLQ (in flight elsewhere?)",
-            queue.name
-        )
+        Ok(())
     }
 
     pub(crate) async fn queue_arn(&self, url: &str) -> Result<String> {

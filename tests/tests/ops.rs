@@ -13,6 +13,11 @@ use orderflow_flow::{DeadLetter, Flow, OrderSpec, Outcome};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// Reading a queue to the end hides each message read for a moment (SQS
+/// has no peek), so tests that read or move dead letters take turns: one
+/// test's read must not hide what another is about to count or move.
+static DLQS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A detail that decodes as JSON but not as the event: `items` is a string.
 fn malformed_detail(order: &str) -> String {
     serde_json::json!({
@@ -40,6 +45,7 @@ async fn letter_about(flow: &Flow, queue: &str, order: &str) -> Result<Option<De
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn dlq_list_and_show_explain_a_poison_event() -> Result<()> {
     run(|flow| async move {
+        let _dlqs = DLQS.lock().await;
         // The payment DLQ: the redrive test empties the shipping one.
         let order = new_order_id("ops-show")?;
         flow.put_raw(
@@ -83,8 +89,68 @@ fn dlq_list_and_show_explain_a_poison_event() -> Result<()> {
 
 #[test]
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn dlq_show_lists_every_message_not_only_the_first_ten() -> Result<()> {
+    run(|flow| async move {
+        let _dlqs = DLQS.lock().await;
+        // Twelve poison events in the payment DLQ, beside whatever earlier
+        // runs left there: `show` must list all of them. (It read with a
+        // zero visibility timeout once, which returns the same first ten
+        // messages every time.)
+        let orders = (0..12)
+            .map(|_| new_order_id("ops-many"))
+            .collect::<Result<Vec<_>>>()?;
+        for order in &orders {
+            flow.put_raw(
+                "orderflow.orders",
+                "OrderPlaced",
+                &malformed_detail(order.as_str()),
+            )
+            .await?;
+        }
+        let dlq = flow.dead_letter_queue("payment")?;
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let letters = flow.peek_dead_letters(&dlq).await?;
+            let missing: Vec<_> = orders
+                .iter()
+                .filter(|o| {
+                    !letters
+                        .iter()
+                        .any(|l| l.order_id().as_deref() == Some(o.as_str()))
+                })
+                .collect();
+            if missing.is_empty() {
+                ensure!(letters.len() >= 12, "{}", letters.len());
+                let mut ids: Vec<&str> = letters.iter().map(|l| l.message_id.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ensure!(ids.len() == letters.len(), "a message listed twice");
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} of 12 never listed (DLQ holds {} listed)",
+                missing.len(),
+                letters.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // The peek left them all in place, visible.
+        let depths = flow.dead_letter_depths().await?;
+        let payment = depths
+            .iter()
+            .find(|d| d.queue.name == "payment")
+            .ok_or_else(|| anyhow!("no payment DLQ"))?;
+        ensure!(payment.depth + payment.in_flight >= 12, "{payment:?}");
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn redrive_moves_messages_back_to_their_queue_and_they_are_processed_again() -> Result<()> {
     run(|flow| async move {
+        let _dlqs = DLQS.lock().await;
         // A poison event is still poison after a redrive: processed again,
         // it comes back to the DLQ as a new message with its reason. That
         // is what shows that the redrive moved it and the function saw it.
@@ -151,6 +217,7 @@ fn redrive_moves_messages_back_to_their_queue_and_they_are_processed_again() -> 
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn after_the_fault_is_fixed_a_redrive_completes_the_order() -> Result<()> {
     run(|flow| async move {
+        let _dlqs = DLQS.lock().await;
         // A sku the warehouse has no stock record for: inventory cannot
         // decide, so the order waits in its DLQ instead of being refused.
         let sku = new_sku("UNLOADED")?;
@@ -207,11 +274,22 @@ fn after_the_fault_is_fixed_a_redrive_completes_the_order() -> Result<()> {
         ensure!(moved.moved == [letter.message_id.clone()], "{moved:?}");
         ensure!(flow.settle(order.order_id(), SETTLE).await? == Outcome::Shipped);
         ensure!(flow.stock(&sku).await? == Some(3), "reserved exactly once");
+        // The redriven message left the DLQ. (Another test's replay of a
+        // window holding this order may have put a new copy there before
+        // the stock was loaded: only the redriven one counts.)
+        let dlq = flow.dead_letter_queue("inventory")?;
+        let still = flow
+            .peek_dead_letters(&dlq)
+            .await?
+            .into_iter()
+            .filter(|l| l.order_id().as_deref() == Some(order.order_id().as_str()))
+            .collect::<Vec<_>>();
+        for other in &still {
+            eprintln!("also in the inventory DLQ:\n{}", other.describe());
+        }
         ensure!(
-            letter_about(flow, "inventory", order.order_id().as_str())
-                .await?
-                .is_none(),
-            "the order is still in the inventory DLQ"
+            !still.iter().any(|l| l.message_id == letter.message_id),
+            "the redriven message is still in the inventory DLQ"
         );
         Ok(())
     })
@@ -271,6 +349,7 @@ fn a_replay_redelivers_archived_events_and_every_effect_stays_single() -> Result
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> Result<()> {
     run(|flow| async move {
+        let _dlqs = DLQS.lock().await;
         let sku = new_sku("TRACE")?;
         flow.set_stock(&sku, 5).await?;
         let order = OrderSpec::new(new_order_id("trace")?, "tok_visa_4242").line(&sku, 1, 700);
@@ -278,7 +357,6 @@ fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> R
         flow.place(&order.message()?).await?;
         ensure!(flow.settle(order.order_id(), SETTLE).await? == Outcome::Shipped);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let leftovers = flow.trace_leftovers().await?;
 
         let trace = flow
             .trace(order.order_id(), from, Utc::now(), |state| {
@@ -351,10 +429,13 @@ fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> R
             leaked == 0,
             "the trace's replay reached the audit rule {leaked} times"
         );
-        ensure!(
-            flow.trace_leftovers().await? == leftovers,
-            "the trace left its rule or queue"
-        );
+        let left: Vec<String> = flow
+            .trace_leftovers()
+            .await?
+            .into_iter()
+            .filter(|n| n.contains(&trace.replay))
+            .collect();
+        ensure!(left.is_empty(), "the trace left {left:?}");
         Ok(())
     })
 }
