@@ -23,9 +23,10 @@ use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
 use orderflow_contracts::{Message, OrderId, Sku};
+use orderflow_runtime::dlq::{RetryLater, change_visibility};
 use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, order_key};
 
 pub use audit::{Audit, Seen};
@@ -475,33 +476,14 @@ async fn read_all(
 
 /// Makes the messages behind `handles` visible again.
 async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) -> Result<()> {
-    for chunk in handles.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .build()
-                    .context("visibility change")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let out = sqs
-            .change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .with_context(|| format!("could not make the messages of {url} visible again"))?;
-        if let Some(failed) = out.failed().first() {
-            bail!(
-                "could not make {} message(s) of {url} visible again ({}); they reappear within 10 s",
-                out.failed().len(),
-                failed.code()
-            );
-        }
-    }
-    Ok(())
+    let now: Vec<RetryLater> = handles
+        .iter()
+        .map(|handle| RetryLater {
+            receipt_handle: handle.clone(),
+            delay: Duration::ZERO,
+        })
+        .collect();
+    change_visibility(sqs, url, &now).await.with_context(|| {
+        format!("could not make the messages of {url} visible again; they reappear within 10 s")
+    })
 }

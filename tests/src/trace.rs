@@ -243,10 +243,8 @@ impl Flow {
             bail!("--from ({from}) must be before --to ({to})");
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        // Rule and replay names: at most 64 of [.-_A-Za-z0-9].
-        let stack: String = self.stack.name.chars().take(40).collect();
         let mut scratch = Scratch {
-            name: format!("{stack}-trace-{}", &id[..12]),
+            name: format!("{}{}", self.trace_prefix(), &id[..12]),
             queue_url: None,
             rule_arn: None,
         };
@@ -445,13 +443,17 @@ impl Flow {
         Ok(())
     }
 
+    /// What the names of a trace's rule, queue and replay start with. Rule
+    /// and replay names hold at most 64 of `[.-_A-Za-z0-9]`.
+    fn trace_prefix(&self) -> String {
+        let stack: String = self.stack.name.chars().take(40).collect();
+        format!("{stack}-trace-")
+    }
+
     /// The names of the trace rules and queues that exist now: none, unless
     /// a trace is running or one was killed before it could clean up.
     pub async fn trace_leftovers(&self) -> Result<Vec<String>> {
-        let prefix = format!(
-            "{}-trace-",
-            self.stack.name.chars().take(40).collect::<String>()
-        );
+        let prefix = self.trace_prefix();
         let rules = self
             .events
             .list_rules()

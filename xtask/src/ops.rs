@@ -2,8 +2,10 @@
 //! without writing code. The same flags for the local cloud (the default)
 //! and AWS (`--aws`, `--profile`, `--region`, `--stack-name`).
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result, bail};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use orderflow_contracts::OrderId;
 use orderflow_flow::ops::parse_time;
 
@@ -110,23 +112,32 @@ fn redrive(target: &Target, queue: &str, flags: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn replay(target: &Target, flags: &[&str]) -> Result<()> {
-    let (mut from, mut to, mut detail_type) = (None, None, None);
+/// The `--flag value` pairs of `flags`, each of them one of `known`.
+fn flag_values<'a>(flags: &[&'a str], known: &[&str]) -> Result<HashMap<&'a str, &'a str>> {
+    let mut values = HashMap::new();
     let mut flags = flags.iter();
-    while let Some(flag) = flags.next() {
-        let mut value = || {
-            flags
-                .next()
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match *flag {
-            "--from" => from = Some(parse_time(value()?)?),
-            "--to" => to = Some(parse_time(value()?)?),
-            "--detail-type" => detail_type = Some(value()?.to_string()),
-            other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+    while let Some(&flag) = flags.next() {
+        if !known.contains(&flag) {
+            bail!("unknown argument `{flag}`\n\n{USAGE}");
         }
+        let value = flags
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        values.insert(flag, *value);
     }
-    let (Some(from), Some(to)) = (from, to) else {
+    Ok(values)
+}
+
+/// The time `--from` or `--to` gives, if given.
+fn time_flag(values: &HashMap<&str, &str>, flag: &str) -> Result<Option<DateTime<Utc>>> {
+    values.get(flag).map(|text| parse_time(text)).transpose()
+}
+
+fn replay(target: &Target, flags: &[&str]) -> Result<()> {
+    let values = flag_values(flags, &["--from", "--to", "--detail-type"])?;
+    let detail_type = values.get("--detail-type").copied();
+    let (Some(from), Some(to)) = (time_flag(&values, "--from")?, time_flag(&values, "--to")?)
+    else {
         bail!("replay needs --from and --to\n\n{USAGE}");
     };
     let (runtime, flow) = target.connect()?;
@@ -136,7 +147,7 @@ fn replay(target: &Target, flags: &[&str]) -> Result<()> {
         rfc3339(to),
         flow.stack.archive
     );
-    let replayed = runtime.block_on(flow.replay(from, to, detail_type.as_deref(), |state| {
+    let replayed = runtime.block_on(flow.replay(from, to, detail_type, |state| {
         println!("  {state}");
     }))?;
     if replayed.state != "COMPLETED" {
@@ -156,21 +167,10 @@ fn replay(target: &Target, flags: &[&str]) -> Result<()> {
 
 fn trace(target: &Target, order: &str, flags: &[&str]) -> Result<()> {
     let order = OrderId::new(order).map_err(|e| anyhow::anyhow!("`{order}`: {e}"))?;
-    let to = Utc::now();
-    let (mut from, mut to) = (to - TimeDelta::days(1), to);
-    let mut flags = flags.iter();
-    while let Some(flag) = flags.next() {
-        let mut value = || {
-            flags
-                .next()
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match *flag {
-            "--from" => from = parse_time(value()?)?,
-            "--to" => to = parse_time(value()?)?,
-            other => bail!("unknown argument `{other}`\n\n{USAGE}"),
-        }
-    }
+    let values = flag_values(flags, &["--from", "--to"])?;
+    let now = Utc::now();
+    let to = time_flag(&values, "--to")?.unwrap_or(now);
+    let from = time_flag(&values, "--from")?.unwrap_or(now - TimeDelta::days(1));
     let (runtime, flow) = target.connect()?;
     eprintln!(
         "replaying {} .. {} from {} to a temporary rule for {order}",

@@ -12,6 +12,16 @@ from datetime import UTC, datetime, timedelta
 from conftest import unique, wait_for
 
 
+def take(sqs, queue):
+    """The bodies of what one receive (1 s long poll) brings from `queue`, deleted as read."""
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages", []
+    )
+    for m in messages:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
 def test_archived_events_replay_to_the_bus(aws):
     events, sqs = aws("events"), aws("sqs")
     bus = unique("orders-bus")
@@ -42,12 +52,7 @@ def test_archived_events_replay_to_the_bus(aws):
     assert result["FailedEntryCount"] == 0
 
     def received():
-        messages = sqs.receive_message(
-            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", [])
-        for m in messages:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
-        return [json.loads(m["Body"]) for m in messages]
+        return take(sqs, queue)
 
     original = wait_for(received, 20, 0, "the original event")
     assert original[0]["detail"] == {"order_id": "o-1"}
@@ -160,15 +165,7 @@ def test_a_replay_reaches_only_the_rules_in_its_filter(aws):
     )
 
     def received(name):
-        def read():
-            messages = sqs.receive_message(
-                QueueUrl=queues[name], MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
-            for m in messages:
-                sqs.delete_message(QueueUrl=queues[name], ReceiptHandle=m["ReceiptHandle"])
-            return [json.loads(m["Body"]) for m in messages]
-
-        return read
+        return lambda: take(sqs, queues[name])
 
     for name in queues:
         wait_for(received(name), 20, 0, f"the original event in {name}")

@@ -194,40 +194,47 @@ impl DeadLetterSink for SqsDeadLetters {
             return Ok(());
         }
         let url = self.source_url(queue_arn).await?;
-        // A batch holds at most 10 records, as does one request.
-        for chunk in retries.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, retry)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&retry.receipt_handle)
-                        .visibility_timeout(
-                            i32::try_from(retry.delay.as_secs()).unwrap_or(i32::MAX),
-                        )
-                        .build()
-                        .map_err(|e| Transient::caused_by("building a visibility change", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .change_message_visibility_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| Transient::caused_by("SQS ChangeMessageVisibilityBatch failed", e))?;
-            if let Some(failed) = out.failed().first() {
-                return Err(Transient::new(format!(
-                    "SQS ChangeMessageVisibilityBatch failed for {} record(s): {}",
-                    out.failed().len(),
-                    failed.code()
-                )));
-            }
-        }
-        Ok(())
+        change_visibility(&self.client, &url, retries).await
     }
+}
+
+/// Sets when each message of the queue at `url` named by a receipt handle
+/// in `retries` becomes visible again, ten to a request. A delay of zero
+/// makes it visible at once.
+pub async fn change_visibility(
+    client: &Client,
+    url: &str,
+    retries: &[RetryLater],
+) -> Result<(), Transient> {
+    for chunk in retries.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, retry)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&retry.receipt_handle)
+                    .visibility_timeout(i32::try_from(retry.delay.as_secs()).unwrap_or(i32::MAX))
+                    .build()
+                    .map_err(|e| Transient::caused_by("building a visibility change", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = client
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| Transient::caused_by("SQS ChangeMessageVisibilityBatch failed", e))?;
+        if let Some(failed) = out.failed().first() {
+            return Err(Transient::new(format!(
+                "SQS ChangeMessageVisibilityBatch failed for {} record(s): {}",
+                out.failed().len(),
+                failed.code()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Keeps dead letters and retry delays in memory (tests, local invoke).
