@@ -9,11 +9,12 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::{cloud, project_root, run_cmd, venv};
+use crate::cloud::{self, Cloud};
+use crate::{project_root, run_cmd, venv};
 
 /// Entry point of `cargo xtask bench cloud [bench.py options]`, e.g. `--warm 100 --cold 10`.
 pub fn main(args: &[String]) -> Result<()> {
-    let endpoint = cloud::ensure_up()?;
+    let endpoint = Cloud::LocalStack.ensure_up()?;
     let venv = venv::ensure("localstack", "infra/localstack/requirements.lock")?;
     let root = project_root();
     run_cmd(

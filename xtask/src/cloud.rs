@@ -1,12 +1,18 @@
-//! `cargo xtask cloud up | down | status | logs | test`: the embedded local cloud.
+//! `cargo xtask cloud up | down | status | logs | test [--cloud NAME]`: the two local clouds.
 //!
-//! LocalStack runs in host mode (its Python runtime as a plain process, no Docker) on
-//! 127.0.0.1:4566, from `.venv/localstack`, with orderflow's extension
-//! (`infra/localstack/extension`) selected: DynamoDB backed by moto, and Lambda functions run
-//! as host processes. Everything it writes lives under `.localstack/` (git-ignored).
+//! - **LocalStack** (the default, `--cloud localstack`) runs in host mode (its Python runtime
+//!   as a plain process, no Docker) on 127.0.0.1:4566, from `.venv/localstack`, with
+//!   orderflow's extension (`infra/localstack/extension`) selected: DynamoDB backed by moto,
+//!   and Lambda functions run as host processes. It writes under `.localstack/`.
+//! - **ministack** (`--cloud ministack`) runs on 127.0.0.1:4567 from `.venv/ministack` with
+//!   `AUTH=true`: every call a function makes is evaluated against its execution role, which
+//!   the open edition of LocalStack does not do. It is started through orderflow's launcher
+//!   (`infra/ministack`), which applies the fixes that make it behave as AWS does, and it
+//!   writes its log and its IAM decisions (`authz.jsonl`) under `.ministack/`.
 //!
-//! Every project command that needs AWS calls [`ensure_up`]; it is idempotent, and if a
-//! LocalStack is already listening (a user's Docker one, say) it uses that one.
+//! Every project command that needs a cloud calls [`Cloud::ensure_up`]; it is idempotent, and
+//! if the cloud's port already answers as that cloud (a user's Docker LocalStack, say) it uses
+//! that one and `down` leaves it alone.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -24,38 +30,220 @@ use crate::{project_root, run_cmd, venv};
 /// The LocalStack version this project pins (`localstack-core` in the lock; the Docker image
 /// tag for users who run LocalStack in Docker instead).
 pub const LOCALSTACK_VERSION: &str = "4.13.1";
-/// Where the local cloud answers.
-pub const ENDPOINT: &str = "http://127.0.0.1:4566";
-const ADDR: &str = "127.0.0.1:4566";
-const LOCK: &str = "infra/localstack/requirements.lock";
-const EXTENSION: &str = "infra/localstack/extension";
-const TESTS: &str = "infra/localstack/tests";
-/// How long LocalStack may take to answer its health check (it takes ~2 s here, 10–20 s on a
-/// cold cache).
+/// The ministack version this project pins (in `infra/ministack/requirements.lock`).
+pub const MINISTACK_VERSION: &str = "1.5.33";
+/// How long a cloud may take to answer its health check (LocalStack takes ~2 s here, 10–20 s on
+/// a cold cache; ministack about 2 s).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// LocalStack 4.x in host mode sometimes hangs after "Completed, bye!" (non-daemon
 /// threads), so `down` sends SIGKILL after this grace period.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 const USAGE: &str = "\
-usage: cargo xtask cloud <command>
+usage: cargo xtask cloud <command> [--cloud localstack|ministack]
 
-  up       install on first use, start LocalStack on 127.0.0.1:4566, wait until healthy
-  down     stop the LocalStack that `up` started
-  status   say what answers on 127.0.0.1:4566
-  logs     print LocalStack's log (`logs -f` follows it)
-  test     start the cloud and run the plugin tests (extra args go to pytest)
+  up       install on first use, start the cloud, wait until healthy
+  down     stop the cloud that `up` started
+  status   say what answers on the cloud's port, and its memory
+  logs     print the cloud's log (`logs -f` follows it)
+  test     start the cloud and run its plugin tests (extra args go to pytest)
+
+  localstack (the default) listens on 127.0.0.1:4566; ministack, which enforces IAM,
+  on 127.0.0.1:4567.
 ";
+
+/// One of the two local clouds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cloud {
+    /// LocalStack in host mode, with orderflow's extension: the default.
+    #[default]
+    LocalStack,
+    /// ministack with `AUTH=true`: IAM is enforced.
+    Ministack,
+}
+
+impl Cloud {
+    /// Both, in the order `cargo xtask test` runs them.
+    pub const ALL: [Cloud; 2] = [Cloud::LocalStack, Cloud::Ministack];
+
+    /// The cloud a `--cloud` value names.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "localstack" => Ok(Cloud::LocalStack),
+            "ministack" => Ok(Cloud::Ministack),
+            other => bail!("unknown cloud `{other}`: the clouds are localstack and ministack"),
+        }
+    }
+
+    /// Takes `--cloud NAME` out of `args` (default: LocalStack), and returns the rest.
+    pub fn take_flag(args: &[String]) -> Result<(Self, Vec<String>)> {
+        let mut cloud = Cloud::default();
+        let mut rest = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--cloud" {
+                let name = args
+                    .next()
+                    .context("--cloud needs a value (localstack or ministack)")?;
+                cloud = Cloud::parse(name)?;
+            } else if let Some(name) = arg.strip_prefix("--cloud=") {
+                cloud = Cloud::parse(name)?;
+            } else {
+                rest.push(arg.clone());
+            }
+        }
+        Ok((cloud, rest))
+    }
+
+    /// The name in flags and folders: `localstack` or `ministack`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "localstack",
+            Cloud::Ministack => "ministack",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "LocalStack",
+            Cloud::Ministack => "ministack",
+        }
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => LOCALSTACK_VERSION,
+            Cloud::Ministack => MINISTACK_VERSION,
+        }
+    }
+
+    fn addr(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "127.0.0.1:4566",
+            Cloud::Ministack => "127.0.0.1:4567",
+        }
+    }
+
+    /// Where the cloud answers.
+    pub fn endpoint(self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    fn lock(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "infra/localstack/requirements.lock",
+            Cloud::Ministack => "infra/ministack/requirements.lock",
+        }
+    }
+
+    /// The folder of the cloud's Python code (extension or launcher), tests and style.
+    fn python_dir(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "infra/localstack",
+            Cloud::Ministack => "infra/ministack",
+        }
+    }
+
+    fn health_path(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "/_localstack/health",
+            Cloud::Ministack => "/_ministack/health",
+        }
+    }
+
+    /// What the cloud's command line contains: tells our process from a reused pid.
+    fn marker(self) -> &'static str {
+        match self {
+            Cloud::LocalStack => "localstack.runtime.main",
+            Cloud::Ministack => "orderflow_ministack",
+        }
+    }
+
+    /// The file ministack appends every IAM decision on a role to (see
+    /// `infra/ministack/orderflow_ministack/patches.py`).
+    pub fn authorization_log(self) -> Option<PathBuf> {
+        match self {
+            Cloud::LocalStack => None,
+            Cloud::Ministack => Some(State::new(self).dir.join("authz.jsonl")),
+        }
+    }
+
+    /// Makes sure this cloud answers on its port, starting ours if nothing does, and returns
+    /// its endpoint URL.
+    pub fn ensure_up(self) -> Result<String> {
+        let state = State::new(self);
+        if let Some(endpoint) = already_up(&state)? {
+            return Ok(endpoint);
+        }
+        fs::create_dir_all(&state.dir)?;
+        // Two commands bringing the cloud up at once would race on the install and the port.
+        let _lock = StartLock::acquire(&state)?;
+        if let Some(endpoint) = already_up(&state)? {
+            return Ok(endpoint);
+        }
+        let addr = self.addr();
+        if port_in_use(addr) {
+            bail!(
+                "port clash: something on {addr} accepts connections but is not {} (GET {} does \
+                 not answer). Stop it (`ss -ltnp 'sport = :{}'` shows which process), then run \
+                 `cargo xtask cloud up --cloud {}` again",
+                self.title(),
+                self.health_path(),
+                addr.rsplit(':').next().unwrap_or(addr),
+                self.key(),
+            );
+        }
+        start(&state)
+    }
+}
+
+/// The files `up` and `down` share, all under `.localstack/` or `.ministack/`.
+struct State {
+    cloud: Cloud,
+    dir: PathBuf,
+}
+
+impl State {
+    fn new(cloud: Cloud) -> Self {
+        State {
+            cloud,
+            dir: project_root().join(format!(".{}", cloud.key())),
+        }
+    }
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.pid", self.cloud.key()))
+    }
+    fn log_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.cloud.key()))
+    }
+    /// Shown to the user: `.localstack/localstack.log`.
+    fn log_name(&self) -> String {
+        format!(".{0}/{0}.log", self.cloud.key())
+    }
+    fn lambda_pids(&self) -> PathBuf {
+        self.dir.join("lambda-pids")
+    }
+    /// The pid that `up` started, if it is still that cloud.
+    fn running_pid(&self) -> Option<u32> {
+        let pid: u32 = fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        is_cloud_process(self.cloud, pid).then_some(pid)
+    }
+}
 
 /// Entry point of `cargo xtask cloud …`.
 pub fn main(args: &[String]) -> Result<()> {
+    let (cloud, args) = Cloud::take_flag(args)?;
     match args.first().map(String::as_str) {
-        Some("up") => ensure_up().map(|_| ()),
-        Some("down") => down(),
-        Some("status") => status(),
-        Some("logs") => logs(&args[1..]),
-        Some("test") if args.len() == 1 => test(None),
-        Some("test") => run_tests(None, &args[1..]),
+        Some("up") => cloud.ensure_up().map(|_| ()),
+        Some("down") => down(cloud),
+        Some("status") => status(cloud),
+        Some("logs") => logs(cloud, &args[1..]),
+        Some("test") if args.len() == 1 => cloud.test(None),
+        Some("test") => run_tests(cloud, None, &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -64,73 +252,41 @@ pub fn main(args: &[String]) -> Result<()> {
     }
 }
 
-/// The files `up` and `down` share, all under `.localstack/`.
-struct State {
-    dir: PathBuf,
-}
-
-impl State {
-    fn new() -> Self {
-        State {
-            dir: project_root().join(".localstack"),
-        }
-    }
-    fn pid_file(&self) -> PathBuf {
-        self.dir.join("localstack.pid")
-    }
-    fn log_file(&self) -> PathBuf {
-        self.dir.join("localstack.log")
-    }
-    fn lambda_pids(&self) -> PathBuf {
-        self.dir.join("lambda-pids")
-    }
-    /// The pid that `up` started, if it is still that LocalStack.
-    fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(self.pid_file())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        is_localstack_process(pid).then_some(pid)
-    }
-}
-
-/// Makes sure a LocalStack answers on 127.0.0.1:4566, starting ours if none does, and returns
-/// its endpoint URL.
-pub fn ensure_up() -> Result<String> {
-    let state = State::new();
-    if let Some(endpoint) = already_up(&state)? {
-        return Ok(endpoint);
-    }
-    fs::create_dir_all(&state.dir)?;
-    // Two commands bringing the cloud up at once would race on the install and the port.
-    let _lock = StartLock::acquire(&state)?;
-    if let Some(endpoint) = already_up(&state)? {
-        return Ok(endpoint);
-    }
-    if port_in_use() {
-        bail!(
-            "port clash: something on {ADDR} accepts connections but is not LocalStack \
-             (GET /_localstack/health does not answer). Stop it (`ss -ltnp 'sport = :4566'` \
-             shows which process), then run `cargo xtask cloud up` again"
-        );
-    }
+/// Installs the cloud if needed, starts it in its own process group and waits until it is
+/// healthy.
+fn start(state: &State) -> Result<String> {
+    let cloud = state.cloud;
     let _ = fs::remove_file(state.pid_file());
-
-    let python = install()?;
-    fs::create_dir_all(state.lambda_pids())?;
+    let python = install(cloud)?;
+    let env = match cloud {
+        Cloud::LocalStack => {
+            fs::create_dir_all(state.lambda_pids())?;
+            localstack_env(&state.dir)
+        }
+        Cloud::Ministack => {
+            fs::create_dir_all(state.dir.join("tmp"))?;
+            // A fresh cloud has made no decision yet: the log covers this run alone.
+            if let Some(log) = cloud.authorization_log() {
+                let _ = fs::remove_file(log);
+            }
+            ministack_env(&state.dir)
+        }
+    };
     let log = fs::File::create(state.log_file())
         .with_context(|| format!("creating {}", state.log_file().display()))?;
     let started = Instant::now();
     let mut cmd = Command::new(&python);
-    cmd.args(["-m", "localstack.runtime.main"])
-        .current_dir(&state.dir)
-        .envs(localstack_env(&state.dir))
+    match cloud {
+        Cloud::LocalStack => cmd.args(["-m", "localstack.runtime.main"]),
+        Cloud::Ministack => cmd.args(["-m", "orderflow_ministack"]),
+    };
+    cmd.current_dir(&state.dir)
+        .envs(env)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        // Its own process group: it outlives this command, and a Ctrl-C in the terminal
-        // that ran `up` does not reach it.
+        // Its own process group: it outlives this command, a Ctrl-C in the terminal that ran
+        // `up` does not reach it, and `down` can stop the functions it started with it.
         .process_group(0);
     let child = cmd
         .spawn()
@@ -139,22 +295,29 @@ pub fn ensure_up() -> Result<String> {
     fs::write(state.pid_file(), format!("{pid}\n"))?;
     // The child is deliberately not waited for: it must outlive xtask.
     drop(child);
-    wait_ready(&state, pid, Some(started))?;
+    wait_ready(state, pid, Some(started))?;
+    let endpoint = cloud.endpoint();
+    let what = match cloud {
+        Cloud::LocalStack => format!("LocalStack {LOCALSTACK_VERSION} in host mode"),
+        Cloud::Ministack => format!("ministack {MINISTACK_VERSION}, IAM enforced"),
+    };
     eprintln!(
-        "xtask: local cloud up on {ENDPOINT}: LocalStack {LOCALSTACK_VERSION} in host mode, \
-         pid {pid}, ready in {:.1} s (log: .localstack/localstack.log)",
-        started.elapsed().as_secs_f64()
+        "xtask: local cloud up on {endpoint}: {what}, pid {pid}, ready in {:.1} s (log: {})",
+        started.elapsed().as_secs_f64(),
+        state.log_name()
     );
-    Ok(ENDPOINT.to_string())
+    Ok(endpoint)
 }
 
-/// The endpoint, if a LocalStack already answers there (ours or not) or ours is starting.
+/// The endpoint, if the cloud already answers there (ours or not) or ours is starting.
 fn already_up(state: &State) -> Result<Option<String>> {
-    if let Some(health) = health() {
+    let cloud = state.cloud;
+    let endpoint = cloud.endpoint();
+    if let Some(health) = health(cloud) {
         match state.running_pid() {
             Some(pid) => {
                 wait_ready(state, pid, None)?;
-                eprintln!("xtask: local cloud already up on {ENDPOINT} (pid {pid})");
+                eprintln!("xtask: local cloud already up on {endpoint} (pid {pid})");
             }
             None => {
                 let version = health
@@ -162,26 +325,46 @@ fn already_up(state: &State) -> Result<Option<String>> {
                     .and_then(|v| v.as_str())
                     .unwrap_or("?");
                 eprintln!(
-                    "xtask: using the LocalStack {version} already listening on {ENDPOINT} \
-                     (not started by xtask, so `cloud down` leaves it alone)"
+                    "xtask: using the {} {version} already listening on {endpoint} (not started \
+                     by xtask, so `cloud down` leaves it alone)",
+                    cloud.title()
                 );
-                if !version.starts_with(LOCALSTACK_VERSION) {
-                    eprintln!("xtask: note: this project pins LocalStack {LOCALSTACK_VERSION}");
+                if !version.starts_with(cloud.version()) {
+                    eprintln!(
+                        "xtask: note: this project pins {} {}",
+                        cloud.title(),
+                        cloud.version()
+                    );
                 }
             }
         }
-        return Ok(Some(ENDPOINT.to_string()));
+        check_enforces_iam(cloud, &health)?;
+        return Ok(Some(endpoint));
     }
     if let Some(pid) = state.running_pid() {
         // Ours, still starting (or wedged): wait for it rather than start a second one.
         wait_ready(state, pid, None)?;
-        return Ok(Some(ENDPOINT.to_string()));
+        return Ok(Some(endpoint));
     }
     Ok(None)
 }
 
-/// Held while `up` installs and starts LocalStack: `.localstack/starting` names the holder's
-/// pid, and is removed when the holder is done (or found dead).
+/// ministack is here to enforce IAM: one started without `AUTH=true` would pass every test
+/// that it exists to fail.
+fn check_enforces_iam(cloud: Cloud, health: &serde_json::Value) -> Result<()> {
+    if cloud == Cloud::Ministack && health.get("auth").and_then(|a| a.as_str()) != Some("enabled") {
+        bail!(
+            "the ministack on {} does not enforce IAM (its health says auth {}): stop it, and let \
+             `cargo xtask cloud up --cloud ministack` start one with AUTH=true",
+            cloud.endpoint(),
+            health.get("auth").unwrap_or(&serde_json::Value::Null)
+        );
+    }
+    Ok(())
+}
+
+/// Held while `up` installs and starts a cloud: `.<cloud>/starting` names the holder's pid, and
+/// is removed when the holder is done (or found dead).
 struct StartLock(PathBuf);
 
 impl StartLock {
@@ -246,11 +429,12 @@ impl Drop for StartLock {
 /// LocalStack's configuration: host mode, our plugins, every file under `.localstack/`.
 fn localstack_env(state: &Path) -> Vec<(&'static str, String)> {
     let dir = state.display().to_string();
+    let addr = Cloud::LocalStack.addr().to_string();
     vec![
-        ("GATEWAY_LISTEN", ADDR.to_string()),
+        ("GATEWAY_LISTEN", addr.clone()),
         // Queue URLs like http://127.0.0.1:4566/queue/…: *.localhost.localstack.cloud does
         // not resolve offline.
-        ("LOCALSTACK_HOST", ADDR.to_string()),
+        ("LOCALSTACK_HOST", addr),
         ("SQS_ENDPOINT_STRATEGY", "path".to_string()),
         // This machine may itself be a container; LocalStack would then write to
         // /var/lib/localstack. Host mode keeps everything under FILESYSTEM_ROOT.
@@ -268,48 +452,100 @@ fn localstack_env(state: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Installs `.venv/localstack` from the lock, and the extension into it (editable), each only
-/// when what it was installed from changed. Returns the venv's python.
-fn install() -> Result<PathBuf> {
+/// ministack's configuration: IAM enforced, loopback only, every file under `.ministack/`.
+fn ministack_env(state: &Path) -> Vec<(&'static str, String)> {
+    let dir = state.display().to_string();
+    let endpoint = Cloud::Ministack.endpoint();
+    let mut env = vec![
+        ("GATEWAY_PORT", "4567".to_string()),
+        // It binds 0.0.0.0 by default; the tests stay on the loopback address.
+        ("BIND_HOST", "127.0.0.1".to_string()),
+        // Each function gets its execution role's session credentials, and every call it
+        // makes is evaluated against that role.
+        ("AUTH", "true".to_string()),
+        // The functions it runs inherit this: without it their SDK calls go to real AWS.
+        ("AWS_ENDPOINT_URL", endpoint),
+        // Its IoT MQTT and SFTP listeners would bind 0.0.0.0; orderflow uses neither.
+        ("IOT_MTLS_ENABLED", "0".to_string()),
+        ("SFTP_ENABLED", "0".to_string()),
+        // Its pid file and the functions' unpacked code go to TMPDIR.
+        ("TMPDIR", format!("{dir}/tmp")),
+        (
+            "PYTHONPATH",
+            project_root().join("infra/ministack").display().to_string(),
+        ),
+        ("PYTHONUNBUFFERED", "1".to_string()),
+    ];
+    if let Some(log) = Cloud::Ministack.authorization_log() {
+        env.push(("ORDERFLOW_AUTHZ_LOG", log.display().to_string()));
+    }
+    // The `ORDERFLOW_SKIP_<NAME>_FIX` switches, which turn a fix off to prove that its test
+    // fails without it, reach it through the inherited environment.
+    env
+}
+
+/// Installs the cloud's venv from its lock (and, for LocalStack, the extension into it,
+/// editable), each only when what it was installed from changed. Returns the venv's python.
+fn install(cloud: Cloud) -> Result<PathBuf> {
     let root = project_root();
-    let venv = venv::ensure("localstack", LOCK)?;
+    let venv = venv::ensure(cloud.key(), cloud.lock())?;
     let python = venv.bin("python");
+    let start_over = format!(
+        "delete .venv/{} and run `cargo xtask cloud up --cloud {}` again",
+        cloud.key(),
+        cloud.key()
+    );
     if !python.exists() {
         // For example a venv whose base interpreter was removed or upgraded.
         bail!(
-            "broken install: {} does not run; delete .venv/localstack and run \
-             `cargo xtask cloud up` again",
+            "broken install: {} does not run; {start_over}",
             python.display()
         );
     }
-    let extension = root.join(EXTENSION);
-    let pyproject = fs::read_to_string(extension.join("pyproject.toml"))
-        .with_context(|| format!("reading {EXTENSION}/pyproject.toml"))?;
-    // The entry points live in the installed metadata, so a changed pyproject.toml (or a moved
-    // checkout) needs a reinstall; the code itself is editable.
-    let wanted = format!("{}\n{pyproject}", extension.display());
     let stamp = venv.dir.join(".orderflow-extension");
-    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        eprintln!("xtask: installing the orderflow LocalStack extension into .venv/localstack");
-        run_cmd(
-            venv.pip_install()
-                .args(["--no-deps", "--no-build-isolation", "-e"])
-                .arg(&extension),
-        )
-        .context("installing the extension; delete .venv/localstack to start over")?;
-        let check = Command::new(&python)
-            .args([
-                "-c",
+    let (wanted, import) = match cloud {
+        Cloud::LocalStack => {
+            let extension = root.join("infra/localstack/extension");
+            let pyproject = fs::read_to_string(extension.join("pyproject.toml"))
+                .context("reading infra/localstack/extension/pyproject.toml")?;
+            // The entry points live in the installed metadata, so a changed pyproject.toml (or
+            // a moved checkout) needs a reinstall; the code itself is editable.
+            let wanted = format!("{}\n{pyproject}", extension.display());
+            if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+                eprintln!(
+                    "xtask: installing the orderflow LocalStack extension into .venv/localstack"
+                );
+                run_cmd(
+                    venv.pip_install()
+                        .args(["--no-deps", "--no-build-isolation", "-e"])
+                        .arg(&extension),
+                )
+                .with_context(|| format!("installing the extension; {start_over}"))?;
+            }
+            (
+                wanted,
                 "import localstack.runtime.main, orderflow_localstack.process_executor",
-            ])
+            )
+        }
+        // The launcher is on PYTHONPATH; only ministack itself is installed.
+        Cloud::Ministack => (
+            root.display().to_string(),
+            "import ministack.app, orderflow_ministack.patches",
+        ),
+    };
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let check = Command::new(&python)
+            .args(["-c", import])
             .env("OVERRIDE_IN_DOCKER", "0")
             .env("FILESYSTEM_ROOT", root.join(".localstack/filesystem"))
+            .env("PYTHONPATH", root.join("infra/ministack"))
             .output()
             .context("running the venv's python")?;
         if !check.status.success() {
             bail!(
-                "broken install: LocalStack does not import in .venv/localstack:\n{}\n\
-                 Delete .venv/localstack and run `cargo xtask cloud up` again",
+                "broken install: {} does not import in .venv/{}:\n{}\n{start_over}",
+                cloud.title(),
+                cloud.key(),
                 String::from_utf8_lossy(&check.stderr).trim_end()
             );
         }
@@ -318,39 +554,52 @@ fn install() -> Result<PathBuf> {
     Ok(python)
 }
 
-/// Waits until LocalStack answers its health check and has said `Ready.`. Fails with the log's
-/// tail if the process dies first.
+/// Waits until the cloud answers its health check (and LocalStack has said `Ready.`). Fails
+/// with the log's tail if the process dies first.
 fn wait_ready(state: &State, pid: u32, started: Option<Instant>) -> Result<()> {
+    let cloud = state.cloud;
     let since = started.unwrap_or_else(Instant::now);
     loop {
-        if health().is_some() && log_says_ready(state) {
+        if health(cloud).is_some() && log_says_ready(state) {
             return Ok(());
         }
-        if !is_localstack_process(pid) {
+        if !is_cloud_process(cloud, pid) {
             let _ = fs::remove_file(state.pid_file());
             bail!(
-                "LocalStack exited during startup. The end of .localstack/localstack.log:\n{}\n\
-                 If this looks like a broken install, delete .venv/localstack and run \
-                 `cargo xtask cloud up` again",
-                log_tail(state, 30)
+                "{} exited during startup. The end of {}:\n{}\n\
+                 If this looks like a broken install, delete .venv/{} and run \
+                 `cargo xtask cloud up --cloud {}` again",
+                cloud.title(),
+                state.log_name(),
+                log_tail(state, 30),
+                cloud.key(),
+                cloud.key()
             );
         }
         if since.elapsed() > START_TIMEOUT {
             bail!(
-                "LocalStack (pid {pid}) did not become healthy within {} s; see \
-                 .localstack/localstack.log, or run `cargo xtask cloud down` and retry. Its end:\n{}",
+                "{} (pid {pid}) did not become healthy within {} s; see {}, or run \
+                 `cargo xtask cloud down --cloud {}` and retry. Its end:\n{}",
+                cloud.title(),
                 START_TIMEOUT.as_secs(),
+                state.log_name(),
+                cloud.key(),
                 log_tail(state, 30)
             );
         }
-        sleep(Duration::from_millis(200));
+        sleep(Duration::from_millis(100));
     }
 }
 
+/// LocalStack answers its health check before its services are loaded; `Ready.` in its log
+/// says they are. ministack is ready when it answers.
 fn log_says_ready(state: &State) -> bool {
-    fs::read_to_string(state.log_file())
-        .map(|log| log.lines().any(|line| line.trim() == "Ready."))
-        .unwrap_or(false)
+    match state.cloud {
+        Cloud::LocalStack => fs::read_to_string(state.log_file())
+            .map(|log| log.lines().any(|line| line.trim() == "Ready."))
+            .unwrap_or(false),
+        Cloud::Ministack => true,
+    }
 }
 
 fn log_tail(state: &State, lines: usize) -> String {
@@ -359,51 +608,62 @@ fn log_tail(state: &State, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Stops the LocalStack that `up` started (by its pid): SIGTERM, then SIGKILL after a grace
+/// Stops the cloud that `up` started (by its pid): SIGTERM, then SIGKILL after a grace
 /// period. Lambda runtimes it leaves behind are killed too.
-fn down() -> Result<()> {
-    let state = State::new();
+fn down(cloud: Cloud) -> Result<()> {
+    let state = State::new(cloud);
     match state.running_pid() {
         None => {
             let _ = fs::remove_file(state.pid_file());
-            if health().is_some() {
+            if health(cloud).is_some() {
                 eprintln!(
-                    "xtask: the LocalStack on {ENDPOINT} was not started by xtask; leaving it running"
+                    "xtask: the {} on {} was not started by xtask; leaving it running",
+                    cloud.title(),
+                    cloud.endpoint()
                 );
             } else {
-                eprintln!("xtask: local cloud is not running");
+                eprintln!("xtask: local cloud {} is not running", cloud.key());
             }
         }
         Some(pid) => {
             let started = Instant::now();
             signal(pid, "TERM");
-            while is_localstack_process(pid) && started.elapsed() < STOP_GRACE {
+            while is_cloud_process(cloud, pid) && started.elapsed() < STOP_GRACE {
                 sleep(Duration::from_millis(100));
             }
-            if is_localstack_process(pid) {
+            if is_cloud_process(cloud, pid) {
                 eprintln!(
-                    "xtask: LocalStack (pid {pid}) still running after {} s; sending SIGKILL",
+                    "xtask: {} (pid {pid}) still running after {} s; sending SIGKILL",
+                    cloud.title(),
                     STOP_GRACE.as_secs()
                 );
                 signal_group(pid, "KILL");
-                while is_localstack_process(pid) && started.elapsed() < STOP_GRACE * 2 {
+                while is_cloud_process(cloud, pid) && started.elapsed() < STOP_GRACE * 2 {
                     sleep(Duration::from_millis(100));
                 }
             }
+            if cloud == Cloud::Ministack {
+                // ministack runs each function's bootstrap as its own child, in the process
+                // group `up` gave it: whatever of that group is left is ours.
+                signal_group(pid, "KILL");
+            }
             let _ = fs::remove_file(state.pid_file());
             eprintln!(
-                "xtask: local cloud stopped (pid {pid}, {:.1} s)",
+                "xtask: local cloud {} stopped (pid {pid}, {:.1} s)",
+                cloud.key(),
                 started.elapsed().as_secs_f64()
             );
         }
     }
-    kill_leftover_lambdas(&state);
+    if cloud == Cloud::LocalStack {
+        kill_leftover_lambdas(&state);
+    }
     Ok(())
 }
 
-/// Lambda runtimes run in their own sessions; the executor records each one's process group in
-/// `.localstack/lambda-pids/<pgid>` (content: its bootstrap path) and removes it when it kills
-/// the runtime. What is left after LocalStack stopped is killed here.
+/// LocalStack's Lambda runtimes run in their own sessions; the executor records each one's
+/// process group in `.localstack/lambda-pids/<pgid>` (content: its bootstrap path) and removes
+/// it when it kills the runtime. What is left after LocalStack stopped is killed here.
 fn kill_leftover_lambdas(state: &State) {
     let Ok(entries) = fs::read_dir(state.lambda_pids()) else {
         return;
@@ -438,15 +698,16 @@ fn signal_group(pgid: u32, sig: &str) {
         .status();
 }
 
-/// Whether `pid` is alive (not a zombie) and runs LocalStack: guards against a reused pid.
-fn is_localstack_process(pid: u32) -> bool {
+/// Whether `pid` is alive (not a zombie) and runs `cloud`: guards against a reused pid.
+fn is_cloud_process(cloud: Cloud, pid: u32) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    looks_like_localstack(&stat, &cmdline)
+    looks_like(cloud.marker(), &stat, &cmdline)
 }
 
-/// Whether a process, by its `/proc/<pid>/stat` and `cmdline`, is a live LocalStack.
-fn looks_like_localstack(stat: &str, cmdline: &[u8]) -> bool {
+/// Whether a process, by its `/proc/<pid>/stat` and `cmdline`, is live and runs the program
+/// whose command line contains `marker`.
+fn looks_like(marker: &str, stat: &str, cmdline: &[u8]) -> bool {
     // The state field follows the parenthesised command name; no stat means no process.
     let live = stat
         .rsplit_once(')')
@@ -454,14 +715,23 @@ fn looks_like_localstack(stat: &str, cmdline: &[u8]) -> bool {
     // Right after `spawn` returns, the kernel may not have set the new program's arguments yet
     // (the exec has released the parent, but /proc/<pid>/cmdline is not filled in): an empty
     // cmdline of a live process is one still starting.
-    live && (cmdline.is_empty()
-        || String::from_utf8_lossy(cmdline).contains("localstack.runtime.main"))
+    live && (cmdline.is_empty() || String::from_utf8_lossy(cmdline).contains(marker))
 }
 
-fn status() -> Result<()> {
-    let state = State::new();
+/// The resident memory of the cloud's own process (not the functions it runs), in MiB
+/// (`VmRSS` from `/proc`).
+fn resident_mib(pid: u32) -> Option<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn status(cloud: Cloud) -> Result<()> {
+    let state = State::new(cloud);
     let ours = state.running_pid();
-    match health() {
+    let endpoint = cloud.endpoint();
+    match health(cloud) {
         Some(health) => {
             let version = health
                 .get("version")
@@ -469,36 +739,60 @@ fn status() -> Result<()> {
                 .unwrap_or("?");
             let services = health.get("services").and_then(|s| s.as_object());
             let running = services
-                .map(|s| s.values().filter(|v| v.as_str() == Some("running")).count())
+                .map(|s| {
+                    s.values()
+                        .filter(|v| matches!(v.as_str(), Some("running" | "available")))
+                        .count()
+                })
                 .unwrap_or(0);
             let total = services.map(|s| s.len()).unwrap_or(0);
             let who = match ours {
-                Some(pid) => format!("started by xtask, pid {pid}, log .localstack/localstack.log"),
+                Some(pid) => {
+                    let memory = resident_mib(pid)
+                        .map(|mib| format!(", {mib:.0} MiB resident"))
+                        .unwrap_or_default();
+                    format!(
+                        "started by xtask, pid {pid}{memory}, log {}",
+                        state.log_name()
+                    )
+                }
                 None => "not started by xtask".to_string(),
             };
-            println!("up: LocalStack {version} on {ENDPOINT} ({who})");
-            println!("services: {running} running, {total} available");
+            let iam = match health.get("auth").and_then(|a| a.as_str()) {
+                Some("enabled") => ", IAM enforced",
+                _ => "",
+            };
+            println!("up: {} {version} on {endpoint}{iam} ({who})", cloud.title());
+            println!("services: {running} running or available, {total} in all");
         }
         None => match ours {
-            Some(pid) => {
-                println!("starting: pid {pid} is not healthy yet (see `cargo xtask cloud logs`)")
-            }
-            None if port_in_use() => {
-                println!("port clash: {ADDR} is taken by something that is not LocalStack")
-            }
-            None => {
-                println!("down: nothing answers on {ENDPOINT} (`cargo xtask cloud up` starts it)")
-            }
+            Some(pid) => println!(
+                "starting: pid {pid} is not healthy yet (see `cargo xtask cloud logs --cloud {}`)",
+                cloud.key()
+            ),
+            None if port_in_use(cloud.addr()) => println!(
+                "port clash: {} is taken by something that is not {}",
+                cloud.addr(),
+                cloud.title()
+            ),
+            None => println!(
+                "down: nothing answers on {endpoint} (`cargo xtask cloud up --cloud {}` starts it)",
+                cloud.key()
+            ),
         },
     }
     Ok(())
 }
 
-fn logs(args: &[String]) -> Result<()> {
-    let state = State::new();
+fn logs(cloud: Cloud, args: &[String]) -> Result<()> {
+    let state = State::new(cloud);
     let log = state.log_file();
     if !log.exists() {
-        bail!("no log yet: .localstack/localstack.log is written by `cargo xtask cloud up`");
+        bail!(
+            "no log yet: {} is written by `cargo xtask cloud up --cloud {}`",
+            state.log_name(),
+            cloud.key()
+        );
     }
     if args.iter().any(|a| a == "-f" || a == "--follow") {
         run_cmd(Command::new("tail").args(["-n", "100", "-f"]).arg(&log))
@@ -508,46 +802,55 @@ fn logs(args: &[String]) -> Result<()> {
     }
 }
 
-/// Starts the cloud and runs the plugin tests (`infra/localstack/tests`): ruff, then pytest.
-///
-/// `bootstrap` is a built orderflow function binary for the tests that run real code; without
-/// it, ORDERFLOW_BOOTSTRAP from the environment is used, and those tests fail if neither is set.
-pub fn test(bootstrap: Option<&Path>) -> Result<()> {
-    run_tests(bootstrap, &[])
+impl Cloud {
+    /// Starts the cloud and runs its plugin tests (`infra/<cloud>/tests`): ruff, then pytest.
+    ///
+    /// `bootstrap` is a built orderflow function binary for the tests that run real code;
+    /// without it, ORDERFLOW_BOOTSTRAP from the environment is used, and those tests fail if
+    /// neither is set.
+    pub fn test(self, bootstrap: Option<&Path>) -> Result<()> {
+        run_tests(self, bootstrap, &[])
+    }
 }
 
-fn run_tests(bootstrap: Option<&Path>, extra: &[String]) -> Result<()> {
-    let endpoint = ensure_up()?;
-    let venv = venv::ensure("localstack", LOCK)?;
+fn run_tests(cloud: Cloud, bootstrap: Option<&Path>, extra: &[String]) -> Result<()> {
+    let endpoint = cloud.ensure_up()?;
+    let venv = venv::ensure(cloud.key(), cloud.lock())?;
     let root = project_root();
-    // The extension, tests and bench follow infra/localstack/ruff.toml.
-    let python_dir = root.join("infra/localstack");
+    // The Python code, tests and bench follow infra/<cloud>/ruff.toml.
+    let python_dir = root.join(cloud.python_dir());
+    let dir = cloud.python_dir();
     run_cmd(
         Command::new(venv.bin("ruff"))
             .args(["check", "--no-cache"])
             .arg(&python_dir),
     )
-    .context("infra/localstack: `ruff check --fix` fixes most of these")?;
+    .with_context(|| format!("{dir}: `ruff check --fix` fixes most of these"))?;
     run_cmd(
         Command::new(venv.bin("ruff"))
             .args(["format", "--check", "--no-cache"])
             .arg(&python_dir),
     )
-    .context("infra/localstack: run `.venv/localstack/bin/ruff format infra/localstack`")?;
+    .with_context(|| format!("{dir}: run `.venv/{}/bin/ruff format {dir}`", cloud.key()))?;
     let mut pytest = Command::new(venv.bin("python"));
     pytest
         .args(["-m", "pytest", "-q"])
-        .arg(root.join(TESTS))
+        .arg(python_dir.join("tests"))
         .args(extra)
         .current_dir(&root)
+        .env("PYTHONPATH", &python_dir)
         .envs(aws_env(&endpoint));
+    if let Some(authz) = cloud.authorization_log() {
+        pytest.env("ORDERFLOW_AUTHZ_LOG", authz);
+    }
     if let Some(bootstrap) = bootstrap {
         pytest.env("ORDERFLOW_BOOTSTRAP", root.join(bootstrap));
     }
-    run_cmd(&mut pytest).context("the LocalStack plugin tests failed")
+    run_cmd(&mut pytest).with_context(|| format!("the {} plugin tests failed", cloud.title()))
 }
 
-/// Local-cloud test credentials and region, for any command that talks to [`ENDPOINT`].
+/// Local-cloud credentials and region, for any command that talks to a local cloud. Both
+/// clouds take `test` as their root caller (ministack: account 000000000000).
 pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", endpoint.to_string()),
@@ -558,21 +861,22 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn port_in_use() -> bool {
-    addr().is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+fn port_in_use(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
-fn addr() -> Option<SocketAddr> {
-    ADDR.parse().ok()
-}
-
-/// `GET /_localstack/health`, or `None` if nothing (or not LocalStack) answers.
-fn health() -> Option<serde_json::Value> {
-    let mut stream = TcpStream::connect_timeout(&addr()?, Duration::from_millis(500)).ok()?;
+/// The cloud's health document, or `None` if nothing (or not that cloud) answers.
+fn health(cloud: Cloud) -> Option<serde_json::Value> {
+    let addr: SocketAddr = cloud.addr().parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET /_localstack/health HTTP/1.0\r\nHost: 127.0.0.1:4566\r\n\r\n")
-        .ok()?;
+    let request = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        cloud.health_path(),
+        cloud.addr()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;
     let text = String::from_utf8_lossy(&response);
@@ -587,23 +891,55 @@ fn health() -> Option<serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_localstack;
+    use super::{Cloud, looks_like};
 
     const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
 
     #[test]
     fn a_process_still_in_exec_counts_as_starting() {
-        assert!(looks_like_localstack(RUNNING, b""));
+        assert!(looks_like("localstack.runtime.main", RUNNING, b""));
     }
 
     #[test]
-    fn localstack_is_recognised_and_others_are_not() {
-        assert!(looks_like_localstack(
+    fn each_cloud_is_recognised_and_others_are_not() {
+        let localstack = Cloud::LocalStack.marker();
+        let ministack = Cloud::Ministack.marker();
+        assert!(looks_like(
+            localstack,
             RUNNING,
             b"python\0-m\0localstack.runtime.main\0"
         ));
-        assert!(!looks_like_localstack(RUNNING, b"sleep\0forever\0"));
-        assert!(!looks_like_localstack("4242 (python) Z 1 4242", b""));
-        assert!(!looks_like_localstack("", b""));
+        assert!(looks_like(
+            ministack,
+            RUNNING,
+            b"python\0-m\0orderflow_ministack\0"
+        ));
+        assert!(!looks_like(
+            ministack,
+            RUNNING,
+            b"python\0-m\0localstack.runtime.main\0"
+        ));
+        assert!(!looks_like(localstack, RUNNING, b"sleep\0forever\0"));
+        assert!(!looks_like(localstack, "4242 (python) Z 1 4242", b""));
+        assert!(!looks_like(localstack, "", b""));
+    }
+
+    #[test]
+    fn the_cloud_flag_is_taken_wherever_it_is() {
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (cloud, rest) = Cloud::take_flag(&args(&["up", "--cloud", "ministack"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cloud, Cloud::Ministack);
+        assert_eq!(rest, args(&["up"]));
+        let (cloud, _) = Cloud::take_flag(&args(&["status"])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cloud, Cloud::LocalStack);
+        let unknown = Cloud::take_flag(&args(&["--cloud", "moto"]))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            unknown.as_deref(),
+            Some("unknown cloud `moto`: the clouds are localstack and ministack")
+        );
+        assert!(Cloud::take_flag(&args(&["--cloud"])).is_err());
     }
 }

@@ -28,7 +28,7 @@ pub fn demo(args: &[String]) -> Result<()> {
         bail!("the demo runs on the local cloud; use `cargo xtask place-order --aws` on AWS");
     }
     step("1/4 local cloud, build and deploy (the same sam build + deploy as AWS)");
-    deploy::deploy_local(&target.stack)?;
+    deploy::deploy_local(&target.stack, target.cloud)?;
     let (runtime, flow) = target.connect()?;
     step("2/4 seed stock");
     runtime.block_on(seed_file(&flow))?;

@@ -1,6 +1,7 @@
 //! `cargo xtask deploy [--local]`: `sam build`, then `sam deploy`, of
 //! `infra/template.yaml`. The local cloud gets exactly the build and the
-//! deploy that AWS gets; only the endpoint (samlocal) and the architecture
+//! deploy that AWS gets; only the endpoint (samlocal for LocalStack, plain
+//! `sam deploy` with `AWS_ENDPOINT_URL` for ministack) and the architecture
 //! (the host's) differ.
 
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::cloud::{self, Cloud};
 use crate::target::Target;
 use crate::venv::{self, Venv};
-use crate::{cloud, project_root, run_cmd};
+use crate::{project_root, run_cmd};
 
 /// The template, relative to the project root.
 pub const TEMPLATE: &str = "infra/template.yaml";
@@ -20,9 +22,11 @@ const BUILD_DIR: &str = ".aws-sam/build";
 const SAM_CONFIG: &str = "infra/samconfig.toml";
 
 const USAGE: &str = "\
-usage: cargo xtask deploy [--local | --aws] [--stack-name NAME] [--profile P] [--region R] [--guided]
+usage: cargo xtask deploy [--local [--cloud localstack|ministack] | --aws] [--stack-name NAME]
+                          [--profile P] [--region R] [--guided]
 
-  --local        deploy to the local cloud (started if needed) through samlocal
+  --local        deploy to a local cloud (started if needed): LocalStack through
+                 samlocal, or with --cloud ministack, the IAM-enforcing one
   --aws          deploy to AWS (the default), arm64; guided the first time
                  (that writes infra/samconfig.toml), or with --guided
 ";
@@ -40,9 +44,12 @@ pub fn main(args: &[String]) -> Result<()> {
     if let Some(unknown) = rest.first() {
         anyhow::bail!("unknown argument `{unknown}`\n\n{USAGE}");
     }
+    if !local && args.iter().any(|a| a == "--cloud") {
+        anyhow::bail!("--cloud picks a local cloud: add --local\n\n{USAGE}");
+    }
     target.aws = !local;
     if local {
-        deploy_local(&target.stack)
+        deploy_local(&target.stack, target.cloud)
     } else {
         deploy_aws(&target, guided)
     }
@@ -56,23 +63,44 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// Builds and deploys the stack to the local cloud (started if needed).
+/// Builds and deploys the stack to a local cloud (started if needed).
 /// Idempotent: with nothing changed, the deploy is a no-op.
-pub fn deploy_local(stack: &str) -> Result<()> {
+pub fn deploy_local(stack: &str, cloud: Cloud) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
     let architecture = host_architecture();
     build(&tools, architecture)?;
+    deploy_built(&tools, stack, cloud)
+}
+
+/// Deploys what the last `sam build` built to a local cloud: both clouds get
+/// the same artifacts.
+pub fn deploy_built_local(stack: &str, cloud: Cloud) -> Result<()> {
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    deploy_built(&tools, stack, cloud)
+}
+
+fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud) -> Result<()> {
+    let architecture = host_architecture();
     // After the build, which takes minutes: a cloud checked before it may
     // have stopped since.
-    let endpoint = cloud::ensure_up()?;
+    let endpoint = cloud.ensure_up()?;
     let root = project_root();
-    let mut deploy = sam(&tools, "samlocal");
+    // samlocal points sam at LocalStack; for ministack, sam itself honours
+    // AWS_ENDPOINT_URL (from aws_env), as it would for any endpoint.
+    let program = match cloud {
+        Cloud::LocalStack => "samlocal",
+        Cloud::Ministack => "sam",
+    };
+    let mut deploy = sam(tools, program);
     deploy
         .args(["deploy", "--region", "us-east-1"])
         .args(deploy_args(&root, stack, architecture))
         .envs(cloud::aws_env(&endpoint));
-    run_cmd(&mut deploy).context("samlocal deploy failed")?;
-    eprintln!("xtask: stack `{stack}` deployed to the local cloud ({endpoint})");
+    run_cmd(&mut deploy).with_context(|| format!("{program} deploy failed"))?;
+    eprintln!(
+        "xtask: stack `{stack}` deployed to the local cloud {} ({endpoint})",
+        cloud.key()
+    );
     Ok(())
 }
 

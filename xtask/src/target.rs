@@ -1,13 +1,13 @@
 //! Where the stack commands point: the local cloud (the default) or AWS.
 //! The same flags for every command: `--aws`, `--profile`, `--region`,
-//! `--stack-name`.
+//! `--stack-name`, and `--cloud` to pick the local cloud.
 
 use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, SdkConfig};
 use orderflow_flow::{DEFAULT_STACK, Flow};
 use tokio::runtime::Runtime;
 
-use crate::cloud;
+use crate::cloud::Cloud;
 
 /// A stack on AWS or in the local cloud.
 #[derive(Debug, Clone)]
@@ -20,17 +20,15 @@ pub struct Target {
     pub region: Option<String>,
     /// The stack name.
     pub stack: String,
+    /// Which local cloud (local only).
+    pub cloud: Cloud,
 }
 
 impl Target {
     /// Takes the target flags out of `args`, and returns the rest.
     pub fn parse(args: &[String]) -> Result<(Self, Vec<String>)> {
-        let mut target = Self {
-            aws: false,
-            profile: None,
-            region: None,
-            stack: DEFAULT_STACK.to_owned(),
-        };
+        let mut target = Self::local(Cloud::default());
+        let mut cloud_named = false;
         let mut rest = Vec::new();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -45,20 +43,44 @@ impl Target {
                 "--profile" => target.profile = Some(value("--profile")?),
                 "--region" => target.region = Some(value("--region")?),
                 "--stack-name" => target.stack = value("--stack-name")?,
+                "--cloud" => {
+                    target.cloud = Cloud::parse(&value("--cloud")?)?;
+                    cloud_named = true;
+                }
                 _ => rest.push(arg.clone()),
             }
         }
         if !target.aws && (target.profile.is_some() || target.region.is_some()) {
             bail!("--profile and --region are for AWS: add --aws");
         }
+        if target.aws && cloud_named {
+            bail!("--cloud picks a local cloud: it does not go with --aws");
+        }
         Ok((target, rest))
+    }
+
+    /// The default stack on a local cloud.
+    pub fn local(cloud: Cloud) -> Self {
+        Self {
+            aws: false,
+            profile: None,
+            region: None,
+            stack: DEFAULT_STACK.to_owned(),
+            cloud,
+        }
+    }
+
+    /// Where it is, for messages: `stack orderflow on ministack`.
+    pub fn describe(&self) -> String {
+        let place = if self.aws { "AWS" } else { self.cloud.key() };
+        format!("stack {} on {place}", self.stack)
     }
 
     /// The SDK configuration: the local cloud (started if needed) or AWS's
     /// default chain with the profile and region.
     pub async fn sdk_config(&self) -> Result<SdkConfig> {
         if !self.aws {
-            let endpoint = cloud::ensure_up()?;
+            let endpoint = self.cloud.ensure_up()?;
             return Ok(orderflow_flow::local_config(&endpoint).await);
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -124,5 +146,19 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("--stack-name needs a value"));
+    }
+
+    #[test]
+    fn the_cloud_is_local_only() {
+        let (target, _) =
+            Target::parse(&args(&["--cloud", "ministack"])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(target.cloud, crate::cloud::Cloud::Ministack);
+        let err = Target::parse(&args(&["--aws", "--cloud", "ministack"]))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("--cloud picks a local cloud: it does not go with --aws")
+        );
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use orderflow_flow::DEFAULT_STACK;
 
+use crate::cloud::Cloud;
 use crate::target::Target;
 use crate::{deploy, project_root, run_cmd, venv};
 
@@ -46,12 +47,36 @@ pub fn main(args: &[String]) -> Result<()> {
     step("local invoke: every sample through cargo lambda watch");
     local_invoke(&root)?;
     step("local cloud: LocalStack plugin tests (a real function included)");
-    crate::cloud::test(Some(&root.join("target/debug/payment")))?;
-    step("deploy the stack to the local cloud (sam build + samlocal deploy)");
-    deploy::deploy_local(DEFAULT_STACK)?;
-    step("whole-flow tests against the deployed stack");
-    flow(&[])?;
-    step("all tests passed");
+    Cloud::LocalStack.test(Some(&root.join("target/debug/payment")))?;
+    step("local cloud: ministack fixes and their tests");
+    Cloud::Ministack.test(None)?;
+    let mut took = Vec::new();
+    for (index, cloud) in Cloud::ALL.into_iter().enumerate() {
+        let started = Instant::now();
+        let name = cloud.key();
+        if index == 0 {
+            step(&format!(
+                "deploy the stack to {name} (sam build + sam deploy)"
+            ));
+            deploy::deploy_local(DEFAULT_STACK, cloud)?;
+        } else {
+            // The same build: both clouds run exactly the same artifacts.
+            step(&format!("deploy the same build to {name}"));
+            deploy::deploy_built_local(DEFAULT_STACK, cloud)?;
+        }
+        step(&format!("whole-flow and operations tests on {name}"));
+        let target = Target::local(cloud);
+        flow_on(&target)?;
+        if cloud == Cloud::Ministack {
+            step("IAM on ministack: least privilege both ways, and the operator's permissions");
+            iam_on(&target)?;
+        }
+        took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
+    }
+    step(&format!(
+        "all tests passed (deploy and suites: {})",
+        took.join(", ")
+    ));
     Ok(())
 }
 
@@ -90,10 +115,44 @@ pub fn flow(args: &[String]) -> Result<()> {
     let (target, rest) = Target::parse(args)?;
     if let Some(unknown) = rest.first() {
         bail!(
-            "unknown argument `{unknown}` (usage: cargo xtask flow [--aws ...] [--stack-name NAME])"
+            "unknown argument `{unknown}` (usage: cargo xtask flow [--aws ... | --cloud NAME] \
+             [--stack-name NAME])"
         );
     }
-    let env: Vec<(&str, String)> = if target.aws {
+    flow_on(&target)
+}
+
+/// The whole-flow and operations tests against `target`'s stack, in two
+/// passes: the cases in parallel, then the 200-order load alone.
+pub fn flow_on(target: &Target) -> Result<()> {
+    let passes: [&[&str]; 2] = [&["--skip", "load_"], &["load_"]];
+    for filter in passes {
+        stack_tests(target, &["flow", "ops"], filter)
+            .with_context(|| format!("the whole-flow tests failed on {}", target.describe()))?;
+    }
+    Ok(())
+}
+
+/// The IAM tests (`tests/tests/iam.rs`) on ministack, after the whole-flow
+/// run: every action a function's role was asked for was allowed, every
+/// action its policy grants was asked for (or carries a reason), and an
+/// operator holding exactly the README's permissions runs the ops commands.
+pub fn iam_on(target: &Target) -> Result<()> {
+    let Some(log) = target.cloud.authorization_log() else {
+        bail!("the IAM tests need the cloud that enforces IAM: --cloud ministack");
+    };
+    stack_tests(target, &["iam"], &[]).with_context(|| {
+        format!(
+            "the IAM tests failed (decisions read from {})",
+            log.display()
+        )
+    })
+}
+
+/// `cargo test -p orderflow-flow --test <each of tests> -- --ignored`
+/// against `target`'s stack.
+fn stack_tests(target: &Target, tests: &[&str], filter: &[&str]) -> Result<()> {
+    let mut env: Vec<(&str, String)> = if target.aws {
         let mut env = Vec::new();
         if let Some(profile) = &target.profile {
             env.push(("AWS_PROFILE", profile.clone()));
@@ -103,33 +162,27 @@ pub fn flow(args: &[String]) -> Result<()> {
         }
         env
     } else {
-        crate::cloud::aws_env(&crate::cloud::ensure_up()?)
+        crate::cloud::aws_env(&target.cloud.ensure_up()?)
     };
-    // Two passes: the cases in parallel, then the 200-order load alone.
-    let passes: [&[&str]; 2] = [&["--skip", "load_"], &["load_"]];
-    for filter in passes {
-        run_cmd(
-            Command::new(env!("CARGO"))
-                .current_dir(project_root())
-                .args([
-                    "test",
-                    "-p",
-                    "orderflow-flow",
-                    "--test",
-                    "flow",
-                    "--test",
-                    "ops",
-                ])
-                .arg("--")
-                .args(["--ignored", "--nocapture", "--test-threads", "16"])
-                .args(filter)
-                .env("ORDERFLOW_STACK", &target.stack)
-                .env("RUST_BACKTRACE", "0")
-                .envs(env.iter().cloned()),
-        )
-        .context("the whole-flow tests failed")?;
+    if let Some(log) = target.cloud.authorization_log().filter(|_| !target.aws) {
+        env.push(("ORDERFLOW_AUTHZ_LOG", log.display().to_string()));
     }
-    Ok(())
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(project_root())
+        .args(["test", "-p", "orderflow-flow"]);
+    for test in tests {
+        cargo.args(["--test", test]);
+    }
+    run_cmd(
+        cargo
+            .arg("--")
+            .args(["--ignored", "--nocapture", "--test-threads", "16"])
+            .args(filter)
+            .env("ORDERFLOW_STACK", &target.stack)
+            .env("RUST_BACKTRACE", "0")
+            .envs(env),
+    )
 }
 
 fn step(name: &str) {

@@ -1,0 +1,238 @@
+"""Where ministack 1.5.33 does not do what AWS does, and orderflow's stack or tests notice.
+
+Each fix names the AWS documentation it follows and has a test in `infra/ministack/tests` that
+fails without it: set `ORDERFLOW_SKIP_<NAME>_FIX=1` in ministack's environment (for example
+`ORDERFLOW_SKIP_SQS_BATCH_ACTIONS_FIX=1 cargo xtask cloud up --cloud ministack`) to see it fail.
+Each fix also checks that the code it replaces is still missing or wrong, so an upgrade that
+fixes a bug upstream turns the fix into a no-op instead of a conflict.
+
+One more hook is not a fix: `authorization_log` records every IAM decision ministack makes for a
+role, which is what the least-privilege test compares with the template's policies.
+"""
+
+import json
+import logging
+import os
+import threading
+
+LOG = logging.getLogger("orderflow_ministack")
+
+
+def _skipped(name: str) -> bool:
+    """Whether `ORDERFLOW_SKIP_<NAME>_FIX=1` asks to leave ministack as it is (to prove a test
+    fails without the fix)."""
+    return os.environ.get(f"ORDERFLOW_SKIP_{name.upper()}_FIX") == "1"
+
+
+# --------------------------------------------------------------------------------------------
+# AWS::Events::Archive in CloudFormation
+# --------------------------------------------------------------------------------------------
+
+
+def _response_error(response) -> str | None:
+    """A ministack handler's `(status, headers, body)`: the error text, if it failed."""
+    status, _headers, body = response
+    if status < 300:
+        return None
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def _archive_request(name: str, props: dict) -> dict:
+    pattern = props.get("EventPattern", "")
+    return {
+        "ArchiveName": name,
+        "EventSourceArn": props.get("SourceArn", ""),
+        "Description": props.get("Description", ""),
+        # CloudFormation takes the pattern as an object; the API as a JSON string.
+        "EventPattern": pattern if isinstance(pattern, str) else json.dumps(pattern),
+        "RetentionDays": int(props.get("RetentionDays", 0)),
+    }
+
+
+def _archive_handlers():
+    """Create, update and delete of `AWS::Events::Archive`, through ministack's own EventBridge
+    archive API (which it has: only CloudFormation lacks the type).
+
+    As on AWS (AWS::Events::Archive reference): `Ref` is the archive name, `Fn::GetAtt Arn` its
+    ARN; `ArchiveName` and `SourceArn` are create-only, so changing them replaces the archive."""
+    from ministack.services import eventbridge
+    from ministack.services.cloudformation.provisioners import _physical_name
+
+    def create(logical_id, props, stack_name):
+        name = props.get("ArchiveName") or _physical_name(stack_name, logical_id, max_len=48)
+        error = _response_error(eventbridge._create_archive(_archive_request(name, props)))
+        if error:
+            raise ValueError(f"AWS::Events::Archive {name}: {error}")
+        return name, {"Arn": eventbridge._archives[name]["ArchiveArn"], "ArchiveName": name}
+
+    def update(physical_id, old_props, new_props, stack_name):
+        replaced = new_props.get("ArchiveName", physical_id) != physical_id or new_props.get(
+            "SourceArn"
+        ) != old_props.get("SourceArn")
+        if replaced:
+            delete(physical_id, old_props)
+            return create(physical_id, new_props, stack_name)
+        request = _archive_request(physical_id, new_props)
+        request.pop("EventSourceArn")
+        error = _response_error(eventbridge._update_archive(request))
+        if error:
+            raise ValueError(f"AWS::Events::Archive {physical_id}: {error}")
+        arn = eventbridge._archives[physical_id]["ArchiveArn"]
+        return physical_id, {"Arn": arn, "ArchiveName": physical_id}
+
+    def delete(physical_id, _props):
+        if physical_id in eventbridge._archives:
+            eventbridge._delete_archive({"ArchiveName": physical_id})
+
+    return {"create": create, "update": update, "delete": delete}
+
+
+def fix_events_archive_resource() -> None:
+    """ministack's CloudFormation refuses `AWS::Events::Archive` ("Unrecognized resource types"),
+    so orderflow's stack could not deploy at all."""
+    from ministack.services.cloudformation import provisioners
+
+    handlers = provisioners._RESOURCE_HANDLERS
+    if _skipped("events_archive_resource") or "AWS::Events::Archive" in handlers:
+        return
+    handlers["AWS::Events::Archive"] = _archive_handlers()
+    LOG.info("orderflow: AWS::Events::Archive registered with CloudFormation")
+
+
+# --------------------------------------------------------------------------------------------
+# SQS batch calls are authorized as their single-message actions
+# --------------------------------------------------------------------------------------------
+
+#: The SQS batch operations and the IAM action AWS authorizes each with. The Service
+#: Authorization Reference for Amazon SQS lists no `*Batch` action, and the SQS API reference
+#: (AddPermission) says "Specifying SendMessage, DeleteMessage, or ChangeMessageVisibility ...
+#: also grants permissions for the corresponding batch versions of those actions".
+SQS_BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+def _single_message_actions(extract):
+    def wrapper(*args, **kwargs):
+        action = extract(*args, **kwargs)
+        return SQS_BATCH_ACTIONS.get(action, action)
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+def fix_sqs_batch_actions() -> None:
+    """ministack authorizes `ChangeMessageVisibilityBatch` (and the other two) as actions of
+    their own, so a role granted `sqs:ChangeMessageVisibility`, as AWS wants, was refused."""
+    from ministack.core import iam_actions
+
+    if _skipped("sqs_batch_actions") or getattr(
+        iam_actions.extract_iam_action, "orderflow_patched", False
+    ):
+        return
+    iam_actions.extract_iam_action = _single_message_actions(iam_actions.extract_iam_action)
+    LOG.info("orderflow: SQS batch calls authorized as their single-message actions")
+
+
+# --------------------------------------------------------------------------------------------
+# A replay reaches only the rules in its Destination.FilterArns
+# --------------------------------------------------------------------------------------------
+
+
+def _filter_arns(eventbridge, event) -> list[str] | None:
+    """The rules a replayed event may reach, or None for every rule (a live event, or a replay
+    without FilterArns)."""
+    name = event.get("ReplayName")
+    if name is None:
+        return None
+    replay = eventbridge._replays.get(name) or {}
+    arns = (replay.get("Destination") or {}).get("FilterArns") or None
+    return list(arns) if arns else None
+
+
+def _replay_filtered(eventbridge, dispatch):
+    """StartReplay (EventBridge API reference, ReplayDestination.FilterArns): "A list of ARNs
+    for rules to replay events to." ministack 1.5.33 ignores it and dispatches a replayed event
+    to every rule on the bus, so `ops trace`, whose replay is meant for its own rule alone,
+    re-delivered the whole window to the three functions."""
+
+    def wrapper(event, view=None):
+        allowed = _filter_arns(eventbridge, event)
+        if allowed is None:
+            return dispatch(event, view)
+        view = view or eventbridge._pattern_event_view(event)
+        bus = event.get("EventBusName", "default")
+        for key, rule in list(eventbridge._rules.items()):
+            if rule.get("Arn") not in allowed or rule.get("EventBusName", "default") != bus:
+                continue
+            if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
+                continue
+            if eventbridge._matches_pattern_view(rule["EventPattern"], view, f"rule {key}"):
+                for target in eventbridge._targets.get(key, []):
+                    eventbridge._invoke_target(target, event, rule, view)
+        return None
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+def fix_replay_filter_arns() -> None:
+    from ministack.services import eventbridge
+
+    dispatch = eventbridge._dispatch_event
+    if _skipped("replay_filter") or getattr(dispatch, "orderflow_patched", False):
+        return
+    eventbridge._dispatch_event = _replay_filtered(eventbridge, dispatch)
+    LOG.info("orderflow: replays limited to their FilterArns")
+
+
+# --------------------------------------------------------------------------------------------
+# The authorization log
+# --------------------------------------------------------------------------------------------
+
+_log_lock = threading.Lock()
+
+
+def _logged(evaluate, path: str):
+    """Wraps `iam_evaluator.evaluate`, which decides every request made with a role's or a
+    user's credentials (the root caller is allowed before it): one JSON line per decision."""
+
+    def wrapper(ctx, *args, **kwargs):
+        result = evaluate(ctx, *args, **kwargs)
+        line = json.dumps(
+            {
+                "principal": ctx.principal_arn,
+                "action": ctx.action,
+                "resource": ctx.resource_arn,
+                "decision": result.decision,
+            }
+        )
+        with _log_lock, open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        return result
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+def authorization_log() -> None:
+    """With `ORDERFLOW_AUTHZ_LOG=<file>`, every IAM decision on a role or user is appended to
+    it as `{"principal", "action", "resource", "decision"}`. The least-privilege test reads it
+    after the whole-flow run: which actions each function's role really needed."""
+    from ministack.core import iam_evaluator
+
+    path = os.environ.get("ORDERFLOW_AUTHZ_LOG")
+    if not path or getattr(iam_evaluator.evaluate, "orderflow_patched", False):
+        return
+    iam_evaluator.evaluate = _logged(iam_evaluator.evaluate, path)
+    LOG.info("orderflow: IAM decisions logged to %s", path)
+
+
+def apply_all() -> None:
+    logging.basicConfig(level=logging.INFO)
+    fix_events_archive_resource()
+    fix_sqs_batch_actions()
+    fix_replay_filter_arns()
+    authorization_log()
