@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import threading
+import time
+import uuid
 
 LOG = logging.getLogger("orderflow_ministack")
 
@@ -189,6 +191,112 @@ def fix_replay_filter_arns() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# DLQ redrive: StartMessageMoveTask and ListMessageMoveTasks
+# --------------------------------------------------------------------------------------------
+
+
+def _move_task_handlers(sqs):
+    """StartMessageMoveTask and ListMessageMoveTasks (SQS API reference), which ministack 1.5.33
+    does not have ("The action StartMessageMoveTask is not valid"), so `ops dlq redrive --all`
+    could not run on it.
+
+    The move runs to its end inside StartMessageMoveTask, through ministack's own receive, send
+    and delete (so a queue policy applies as it would to those calls), and the task is then
+    listed as COMPLETED, as AWS lists a finished one. Each message keeps its body and message
+    attributes. Without a DestinationArn AWS moves each message back to the queue it was
+    dead-lettered from; ministack does not record that, so such a call is refused with a reason
+    rather than guessed."""
+    tasks: dict[str, list[dict]] = {}
+    lock = threading.Lock()
+
+    def queue(arn: str, what: str) -> dict:
+        found = sqs._queue_by_arn(arn) if arn else None
+        if found is None:
+            raise sqs._Err(
+                "ResourceNotFoundException",
+                f"The resource that you specified for {what} doesn't exist.",
+            )
+        return found
+
+    async def start(data: dict, _qurl: str) -> dict:
+        source_arn = data.get("SourceArn", "")
+        source = queue(source_arn, "the SourceArn parameter")
+        destination_arn = data.get("DestinationArn")
+        if not destination_arn:
+            raise sqs._Err(
+                "UnsupportedOperation",
+                "orderflow's ministack moves messages only to an explicit DestinationArn "
+                "(it does not record which queue dead-lettered a message)",
+            )
+        destination = queue(destination_arn, "the DestinationArn parameter")
+        with lock:
+            if any(t["Status"] == "RUNNING" for t in tasks.get(source_arn, [])):
+                raise sqs._Err(
+                    "UnsupportedOperation", "There is already a task running on this queue."
+                )
+            task = {
+                "TaskHandle": f"{source_arn}|{uuid.uuid4()}",
+                "Status": "RUNNING",
+                "SourceArn": source_arn,
+                "DestinationArn": destination_arn,
+                "ApproximateNumberOfMessagesMoved": 0,
+                "StartedTimestamp": int(time.time() * 1000),
+            }
+            tasks.setdefault(source_arn, []).insert(0, task)
+        try:
+            while True:
+                batch = await sqs._act_receive_message(
+                    {
+                        "QueueUrl": source["url"],
+                        "MaxNumberOfMessages": 10,
+                        "VisibilityTimeout": 60,
+                        "MessageAttributeNames": ["All"],
+                    },
+                    source["url"],
+                )
+                messages = batch.get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    sent = {"QueueUrl": destination["url"], "MessageBody": message["Body"]}
+                    if message.get("MessageAttributes"):
+                        sent["MessageAttributes"] = message["MessageAttributes"]
+                    sqs._act_send_message(sent, destination["url"])
+                    sqs._act_delete_message(
+                        {"QueueUrl": source["url"], "ReceiptHandle": message["ReceiptHandle"]},
+                        source["url"],
+                    )
+                    task["ApproximateNumberOfMessagesMoved"] += 1
+            task["Status"] = "COMPLETED"
+        except sqs._Err as error:
+            task["Status"] = "FAILED"
+            task["FailureReason"] = f"{error.code}: {error.message}"
+        return {"TaskHandle": task["TaskHandle"]}
+
+    def list_tasks(data: dict, _qurl: str) -> dict:
+        source_arn = data.get("SourceArn", "")
+        queue(source_arn, "the SourceArn parameter")
+        limit = int(data.get("MaxResults", 1))
+        with lock:
+            results = [dict(t) for t in tasks.get(source_arn, [])[:limit]]
+        for result in results:
+            if result["Status"] != "RUNNING":
+                result.pop("TaskHandle")  # AWS gives the handle of a running task only
+        return {"Results": results}
+
+    return {"StartMessageMoveTask": start, "ListMessageMoveTasks": list_tasks}
+
+
+def fix_message_move_tasks() -> None:
+    from ministack.services import sqs
+
+    if _skipped("message_move_tasks") or "StartMessageMoveTask" in sqs._HANDLERS:
+        return
+    sqs._HANDLERS.update(_move_task_handlers(sqs))
+    LOG.info("orderflow: SQS StartMessageMoveTask and ListMessageMoveTasks added")
+
+
+# --------------------------------------------------------------------------------------------
 # The authorization log
 # --------------------------------------------------------------------------------------------
 
@@ -235,4 +343,5 @@ def apply_all() -> None:
     fix_events_archive_resource()
     fix_sqs_batch_actions()
     fix_replay_filter_arns()
+    fix_message_move_tasks()
     authorization_log()
