@@ -3,7 +3,8 @@
 //! Layout:
 //! - `main.rs`: the command table and dispatch.
 //! - `venv.rs`: the project's Python virtualenvs, installed from lock files.
-//! - `cloud.rs`: the embedded local cloud (LocalStack in host mode).
+//! - `cloud.rs`: the two local clouds (LocalStack in host mode, and
+//!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
@@ -48,8 +49,10 @@ commands:
                        see and recover a deployed stack (cargo xtask ops
                        alone explains)
 
-  seed, place-order and flow point at the local cloud unless given --aws
-  (with --profile, --region); all take --stack-name (default orderflow).
+  seed, place-order, flow and ops point at the local cloud unless given
+  --aws (with --profile, --region), and at ministack, the local cloud that
+  enforces IAM, with --cloud ministack; all take --stack-name (default
+  orderflow).
   invoke-samples       invoke every function on every sample in events/ with
                        cargo lambda watch (in-memory adapters)
   setup                install the project's Python tools into .venv/
@@ -58,8 +61,9 @@ commands:
                        bare lambda_runtime binary
   bench cloud          local-cloud baselines: SQS hop rate, invoke p50/p99
                        warm and cold
-  cloud up|down|status|logs|test
-                       the embedded local cloud (LocalStack in host mode)
+  cloud up|down|status|logs|test [--cloud localstack|ministack]
+                       a local cloud: LocalStack in host mode (the default)
+                       or ministack with IAM enforced
 ";
 
 fn main() -> ExitCode {

@@ -12,7 +12,7 @@ use orderflow_flow::ops::parse_time;
 use crate::target::Target;
 
 const USAGE: &str = "\
-usage: cargo xtask ops <command> [--aws [--profile P] [--region R]] [--stack-name NAME]
+usage: cargo xtask ops <command> [--aws [--profile P] [--region R] | --cloud NAME] [--stack-name NAME]
 
   dlq list                         every DLQ: depth, in flight, oldest message age
   dlq show <queue>                 each message with its reason (read only)

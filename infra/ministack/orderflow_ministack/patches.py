@@ -303,18 +303,25 @@ def fix_message_move_tasks() -> None:
 _log_lock = threading.Lock()
 
 
-def _logged(evaluate, path: str):
-    """Wraps `iam_evaluator.evaluate`, which decides every request made with a role's or a
-    user's credentials (the root caller is allowed before it): one JSON line per decision."""
+def _logged(enforce, iam_evaluator, path: str):
+    """Wraps `iam_evaluator.enforce`, which makes the final decision on every request (identity
+    policies, boundaries and the resource's own policy together): one JSON line per decision on
+    a role or user. The root caller is allowed everything and is not logged."""
 
-    def wrapper(ctx, *args, **kwargs):
-        result = evaluate(ctx, *args, **kwargs)
+    def wrapper(access_key_id, iam_action, service, region, *args, **kwargs):
+        result = enforce(access_key_id, iam_action, service, region, *args, **kwargs)
+        identity = iam_evaluator.resolve_caller_identity(access_key_id or "") or {}
+        principal = identity.get("userArn", "")
+        if principal.endswith(":root"):
+            return result
+        resource = kwargs.get("resource_arn", args[0] if args else "*")
+        decision = "Allow" if result is None else getattr(result, "decision", None)
         line = json.dumps(
             {
-                "principal": ctx.principal_arn,
-                "action": ctx.action,
-                "resource": ctx.resource_arn,
-                "decision": result.decision,
+                "principal": principal,
+                "action": iam_action,
+                "resource": resource,
+                "decision": decision or type(result).__name__,
             }
         )
         with _log_lock, open(path, "a", encoding="utf-8") as log:
@@ -332,9 +339,9 @@ def authorization_log() -> None:
     from ministack.core import iam_evaluator
 
     path = os.environ.get("ORDERFLOW_AUTHZ_LOG")
-    if not path or getattr(iam_evaluator.evaluate, "orderflow_patched", False):
+    if not path or getattr(iam_evaluator.enforce, "orderflow_patched", False):
         return
-    iam_evaluator.evaluate = _logged(iam_evaluator.evaluate, path)
+    iam_evaluator.enforce = _logged(iam_evaluator.enforce, iam_evaluator, path)
     LOG.info("orderflow: IAM decisions logged to %s", path)
 
 
