@@ -297,6 +297,38 @@ def fix_message_move_tasks() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Loopback HTTP stands for the HTTPS every AWS endpoint speaks
+# --------------------------------------------------------------------------------------------
+
+_LOOPBACK = ("127.", "::1")
+
+
+def _loopback_as_tls(pin):
+    def wrapper(source_ip, secure_transport):
+        loopback = str(source_ip).startswith(_LOOPBACK)
+        return pin(source_ip, secure_transport or loopback)
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+def loopback_as_tls() -> None:
+    """Not a ministack bug, but a difference of the local setup: AWS endpoints answer only
+    HTTPS, so on AWS `aws:SecureTransport` is true for every call the functions make; locally
+    they speak plain HTTP to 127.0.0.1, and the label bucket's TLS-only policy (Deny `s3:*` when
+    `aws:SecureTransport` is false) refused every label. A request from the loopback address is
+    therefore treated as having arrived over TLS, which is what ministack already does for a
+    request a TLS-terminating proxy forwards (`X-Forwarded-Proto: https`). Everything else about
+    the policy is still evaluated; what this cannot show is that plain HTTP is refused."""
+    from ministack import app
+
+    if _skipped("loopback_as_tls") or getattr(app.pin_request_origin, "orderflow_patched", False):
+        return
+    app.pin_request_origin = _loopback_as_tls(app.pin_request_origin)
+    LOG.info("orderflow: loopback requests count as TLS (aws:SecureTransport)")
+
+
+# --------------------------------------------------------------------------------------------
 # The authorization log
 # --------------------------------------------------------------------------------------------
 
@@ -351,4 +383,5 @@ def apply_all() -> None:
     fix_sqs_batch_actions()
     fix_replay_filter_arns()
     fix_message_move_tasks()
+    loopback_as_tls()
     authorization_log()

@@ -113,3 +113,26 @@ def test_every_decision_on_a_role_is_in_the_authorization_log(aws, as_role):
     assert ("sqs:GetQueueAttributes", arn, "Allow") in seen, mine
     assert ("sqs:SendMessage", arn, "ImplicitDeny") in seen, mine
     aws("sqs").delete_queue(QueueUrl=url)
+
+
+def test_a_tls_only_bucket_takes_a_role_s_put_over_loopback(aws, as_role):
+    """The label bucket denies `s3:*` when `aws:SecureTransport` is false. On AWS the SDK
+    speaks only HTTPS, so the deny never meets orderflow's functions; locally they speak HTTP to
+    127.0.0.1, which the launcher counts as TLS. Without that every label was refused."""
+    bucket = unique("orderflow-tls")
+    aws("s3").create_bucket(Bucket=bucket)
+    arn = f"arn:aws:s3:::{bucket}"
+    deny_plain_http = {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    policy = {"Version": "2012-10-17", "Statement": [deny_plain_http]}
+    aws("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    role = as_role([{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{arn}/*"}])
+    role("s3").put_object(Bucket=bucket, Key="label.pdf", Body=b"%PDF-1.4")
+    code = _denied(lambda: role("s3").get_object(Bucket=bucket, Key="label.pdf"))
+    assert code == "AccessDenied", "only what the role grants is allowed"
