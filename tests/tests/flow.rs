@@ -443,20 +443,35 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
 
         let mut outcomes = BTreeMap::new();
         let mut latencies = Vec::new();
+        // Each order's own settle time: from its OrderPlaced to its last
+        // event, both as the audit queue delivered them.
+        let mut settle_times = Vec::new();
         for order in &orders {
             let left = BATCH_SETTLE.saturating_sub(started.elapsed());
             let outcome = flow.settle(order.order_id(), left).await?;
             *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
-            if let Some(last) = flow.audit().of(order.order_id()).last() {
+            let events = flow.audit().of(order.order_id());
+            if let (Some(first), Some(last)) = (events.first(), events.last()) {
                 latencies.push(last.at.saturating_duration_since(started));
+                settle_times.push(last.at.saturating_duration_since(first.at));
             }
         }
         let settled = latencies.iter().max().copied().unwrap_or_default();
+        settle_times.sort();
+        let percentile = |p: usize| {
+            settle_times
+                .get((settle_times.len() * p / 100).min(settle_times.len().saturating_sub(1)))
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default()
+        };
         eprintln!(
-            "200 orders: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); outcomes {outcomes:?}",
+            "200 orders: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); \
+             settle time per order p50 {:.1}s, p99 {:.1}s; outcomes {outcomes:?}",
             put.as_secs_f64(),
             settled.as_secs_f64(),
             200.0 / settled.as_secs_f64().max(0.001),
+            percentile(50),
+            percentile(99),
         );
         let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
         ensure!(count("shipped") == 130, "{outcomes:?}");

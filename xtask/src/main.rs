@@ -43,7 +43,8 @@ commands:
   place-order [--file events/...] [--as-is]
                        place one order (fresh ids unless --as-is) and follow
                        it until it settles
-  flow                 only the whole-flow tests, against the deployed stack
+  flow                 only the whole-flow and operations tests, against the
+                       deployed stack (on ministack, the IAM tests too)
   check-template       cfn-lint and checkov on infra/template.yaml
   ops dlq list|show|redrive, ops replay
                        see and recover a deployed stack (cargo xtask ops

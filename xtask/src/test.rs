@@ -109,8 +109,8 @@ pub fn check_template() -> Result<()> {
 }
 
 /// The whole-flow and operations tests (`tests/tests/{flow,ops}.rs`)
-/// against a deployed stack:
-/// the local cloud's unless `--aws`.
+/// against a deployed stack: the local cloud's unless `--aws`; on
+/// ministack, the IAM tests (`tests/tests/iam.rs`) after them.
 pub fn flow(args: &[String]) -> Result<()> {
     let (target, rest) = Target::parse(args)?;
     if let Some(unknown) = rest.first() {
@@ -119,7 +119,11 @@ pub fn flow(args: &[String]) -> Result<()> {
              [--stack-name NAME])"
         );
     }
-    flow_on(&target)
+    flow_on(&target)?;
+    if !target.aws && target.cloud == Cloud::Ministack {
+        iam_on(&target)?;
+    }
+    Ok(())
 }
 
 /// The whole-flow and operations tests against `target`'s stack, in two
