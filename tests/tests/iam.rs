@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{new_order_id, new_sku};
+use orderflow_flow::order::{malformed_detail, new_order_id, new_sku};
 use orderflow_flow::{Flow, OrderSpec, Outcome};
 use serde_json::Value;
 
@@ -124,6 +124,12 @@ fn decisions() -> Result<Vec<Decision>> {
 /// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
 fn role_of(principal: &str) -> Option<&str> {
     principal.split_once(":assumed-role/")?.1.split('/').next()
+}
+
+/// The decisions made on the sessions of role `name`.
+fn of_role<'a>(log: &'a [Decision], name: &'a str) -> impl Iterator<Item = &'a Decision> {
+    log.iter()
+        .filter(move |d| role_of(&d.principal) == Some(name))
 }
 
 /// The actions of a policy document's `Allow` statements.
@@ -241,10 +247,7 @@ fn every_action_a_function_asked_for_was_allowed() -> Result<()> {
         let log = decisions()?;
         let mut refused = BTreeSet::new();
         for role in &roles {
-            let asked: Vec<&Decision> = log
-                .iter()
-                .filter(|d| role_of(&d.principal) == Some(role.name.as_str()))
-                .collect();
+            let asked: Vec<&Decision> = of_role(&log, &role.name).collect();
             ensure!(
                 !asked.is_empty(),
                 "no decision on role {} ({}) in the log: did the whole-flow run happen on this \
@@ -276,9 +279,7 @@ fn every_action_a_function_role_grants_was_used() -> Result<()> {
         let log = decisions()?;
         let mut unused = Vec::new();
         for role in &roles {
-            let used: BTreeSet<&str> = log
-                .iter()
-                .filter(|d| role_of(&d.principal) == Some(role.name.as_str()))
+            let used: BTreeSet<&str> = of_role(&log, &role.name)
                 .filter(|d| d.decision == "Allow")
                 .map(|d| d.action.as_str())
                 .collect();
@@ -390,21 +391,6 @@ fn uuid_suffix() -> String {
     orderflow_flow::order::new_event_id().to_string()[..12].to_owned()
 }
 
-/// A detail that decodes as JSON but not as an OrderPlaced: `items` is a
-/// string, so payment dead-letters it as `malformed`.
-fn malformed_detail(order: &str) -> String {
-    serde_json::json!({
-        "event_id": orderflow_flow::order::new_event_id().to_string(),
-        "order_id": order,
-        "causation_id": null,
-        "occurred_at": "2026-11-24T09:30:00Z",
-        "schema_version": 1,
-        "producer": "orderflow.orders",
-        "data": { "items": "not a list", "payment_token": "tok_visa_4242" },
-    })
-    .to_string()
-}
-
 #[test]
 #[ignore = "IAM: needs a deployed stack on ministack (cargo xtask test)"]
 fn an_operator_holding_exactly_the_readme_permissions_runs_the_ops_commands() -> Result<()> {
@@ -492,10 +478,7 @@ fn an_operator_holding_exactly_the_readme_permissions_runs_the_ops_commands() ->
         // What the operator's session was refused, and which listed
         // permissions it never needed.
         let log = decisions()?;
-        let mine: Vec<&Decision> = log
-            .iter()
-            .filter(|d| role_of(&d.principal) == Some(role.as_str()))
-            .collect();
+        let mine: Vec<&Decision> = of_role(&log, &role).collect();
         let refused: BTreeSet<String> = mine
             .iter()
             .filter(|d| d.decision != "Allow")

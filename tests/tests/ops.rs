@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, ensure};
 use chrono::Utc;
 use orderflow_contracts::EventKind;
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{new_event_id, new_order_id, new_sku};
+use orderflow_flow::order::{malformed_detail, new_order_id, new_sku};
 use orderflow_flow::{DeadLetter, Flow, OrderSpec, Outcome};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -17,20 +17,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// has no peek), so tests that read or move dead letters take turns: one
 /// test's read must not hide what another is about to count or move.
 static DLQS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A detail that decodes as JSON but not as the event: `items` is a string.
-fn malformed_detail(order: &str) -> String {
-    serde_json::json!({
-        "event_id": new_event_id().to_string(),
-        "order_id": order,
-        "causation_id": null,
-        "occurred_at": "2026-11-24T09:30:00Z",
-        "schema_version": 1,
-        "producer": "orderflow.payment",
-        "data": { "items": "not an authorization" },
-    })
-    .to_string()
-}
 
 async fn letter_about(flow: &Flow, queue: &str, order: &str) -> Result<Option<DeadLetter>> {
     let dlq = flow.dead_letter_queue(queue)?;
