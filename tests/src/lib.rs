@@ -175,6 +175,17 @@ impl Flow {
             .await
     }
 
+    /// Puts an OrderPlaced for `order` that decodes as JSON but not as the
+    /// event ([`order::malformed_detail`]): each consumer dead-letters it.
+    pub async fn put_malformed_order(&self, order: &str) -> Result<()> {
+        self.put_raw(
+            "orderflow.orders",
+            "OrderPlaced",
+            &order::malformed_detail(order),
+        )
+        .await
+    }
+
     fn entry(&self, source: &str, detail_type: &str, detail: &str) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.stack.bus)

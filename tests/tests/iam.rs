@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{malformed_detail, new_order_id, new_sku};
+use orderflow_flow::order::{new_order_id, new_sku};
 use orderflow_flow::{Flow, OrderSpec, Outcome};
 use serde_json::Value;
 
@@ -407,12 +407,7 @@ fn an_operator_holding_exactly_the_readme_permissions_runs_the_ops_commands() ->
         let started = Utc::now() - TimeDelta::seconds(5);
         flow.place(&order.message()?).await?;
         let poison = new_order_id("operator-poison")?;
-        flow.put_raw(
-            "orderflow.orders",
-            "OrderPlaced",
-            &malformed_detail(poison.as_str()),
-        )
-        .await?;
+        flow.put_malformed_order(poison.as_str()).await?;
         let outcome = flow.settle(order.order_id(), SETTLE).await?;
         ensure!(outcome == Outcome::Shipped, "outcome {outcome}");
         let letter = flow

@@ -34,12 +34,7 @@ fn dlq_list_and_show_explain_a_poison_event() -> Result<()> {
         let _dlqs = DLQS.lock().await;
         // The payment DLQ: the redrive test empties the shipping one.
         let order = new_order_id("ops-show")?;
-        flow.put_raw(
-            "orderflow.orders",
-            "OrderPlaced",
-            &malformed_detail(order.as_str()),
-        )
-        .await?;
+        flow.put_malformed_order(order.as_str()).await?;
         let letter = flow
             .wait_dead_letter(&flow.stack.payment, order.as_str(), SETTLE)
             .await?;
@@ -86,12 +81,7 @@ fn dlq_show_lists_every_message_not_only_the_first_ten() -> Result<()> {
             .map(|_| new_order_id("ops-many"))
             .collect::<Result<Vec<_>>>()?;
         for order in &orders {
-            flow.put_raw(
-                "orderflow.orders",
-                "OrderPlaced",
-                &malformed_detail(order.as_str()),
-            )
-            .await?;
+            flow.put_malformed_order(order.as_str()).await?;
         }
         let dlq = flow.dead_letter_queue("payment")?;
         let deadline = Instant::now() + SETTLE;
