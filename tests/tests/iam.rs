@@ -188,7 +188,7 @@ async fn function_roles(flow: &Flow, config: &SdkConfig) -> Result<Vec<FunctionR
                 .policy_name(policy)
                 .send()
                 .await?;
-            let text = urlencoding_decode(document.policy_document());
+            let text = policy_text(document.policy_document());
             let value: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{name}/{policy}: not a policy document: {text}"))?;
             granted.extend(allowed_actions(&value));
@@ -205,30 +205,13 @@ async fn function_roles(flow: &Flow, config: &SdkConfig) -> Result<Vec<FunctionR
 
 /// IAM returns policy documents URL-encoded (RFC 3986); some emulators
 /// return them as they are. Plain JSON passes through.
-fn urlencoding_decode(text: &str) -> String {
-    if text.trim_start().starts_with('{') {
-        return text.to_owned();
+fn policy_text(document: &str) -> String {
+    if document.trim_start().starts_with('{') {
+        return document.to_owned();
     }
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(byte) = bytes.next() {
-        if byte != b'%' {
-            out.push(byte);
-            continue;
-        }
-        let pair: Vec<u8> = bytes.by_ref().take(2).collect();
-        match std::str::from_utf8(&pair)
-            .ok()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            Some(decoded) => out.push(decoded),
-            None => {
-                out.push(b'%');
-                out.extend(pair);
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(document)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The root caller's configuration, from the environment that `cargo xtask

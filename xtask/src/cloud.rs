@@ -472,7 +472,10 @@ fn ministack_env(state: &Path) -> Vec<(&'static str, String)> {
         ("TMPDIR", format!("{dir}/tmp")),
         (
             "PYTHONPATH",
-            project_root().join("infra/ministack").display().to_string(),
+            project_root()
+                .join(Cloud::Ministack.python_dir())
+                .display()
+                .to_string(),
         ),
         ("PYTHONUNBUFFERED", "1".to_string()),
     ];
@@ -502,55 +505,57 @@ fn install(cloud: Cloud) -> Result<PathBuf> {
             python.display()
         );
     }
-    let stamp = venv.dir.join(".orderflow-extension");
-    let (wanted, import) = match cloud {
+    // What the venv was last checked against: for LocalStack the extension's entry points,
+    // which live in the installed metadata, so a changed pyproject.toml (or a moved checkout)
+    // needs a reinstall (the code itself is editable); for ministack the checkout, as the
+    // launcher is on PYTHONPATH and only ministack itself is installed.
+    let extension = root.join("infra/localstack/extension");
+    let wanted = match cloud {
         Cloud::LocalStack => {
-            let extension = root.join("infra/localstack/extension");
             let pyproject = fs::read_to_string(extension.join("pyproject.toml"))
                 .context("reading infra/localstack/extension/pyproject.toml")?;
-            // The entry points live in the installed metadata, so a changed pyproject.toml (or
-            // a moved checkout) needs a reinstall; the code itself is editable.
-            let wanted = format!("{}\n{pyproject}", extension.display());
-            if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-                eprintln!(
-                    "xtask: installing the orderflow LocalStack extension into .venv/localstack"
-                );
-                run_cmd(
-                    venv.pip_install()
-                        .args(["--no-deps", "--no-build-isolation", "-e"])
-                        .arg(&extension),
-                )
-                .with_context(|| format!("installing the extension; {start_over}"))?;
-            }
-            (
-                wanted,
-                "import localstack.runtime.main, orderflow_localstack.process_executor",
-            )
+            format!("{}\n{pyproject}", extension.display())
         }
-        // The launcher is on PYTHONPATH; only ministack itself is installed.
-        Cloud::Ministack => (
-            root.display().to_string(),
-            "import ministack.app, orderflow_ministack.patches",
-        ),
+        Cloud::Ministack => root.display().to_string(),
     };
-    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        let check = Command::new(&python)
-            .args(["-c", import])
-            .env("OVERRIDE_IN_DOCKER", "0")
-            .env("FILESYSTEM_ROOT", root.join(".localstack/filesystem"))
-            .env("PYTHONPATH", root.join("infra/ministack"))
-            .output()
-            .context("running the venv's python")?;
-        if !check.status.success() {
-            bail!(
-                "broken install: {} does not import in .venv/{}:\n{}\n{start_over}",
-                cloud.title(),
-                cloud.key(),
-                String::from_utf8_lossy(&check.stderr).trim_end()
-            );
-        }
-        fs::write(&stamp, wanted)?;
+    let stamp = venv.dir.join(".orderflow-extension");
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
     }
+    let mut check = Command::new(&python);
+    match cloud {
+        Cloud::LocalStack => {
+            eprintln!("xtask: installing the orderflow LocalStack extension into .venv/localstack");
+            run_cmd(
+                venv.pip_install()
+                    .args(["--no-deps", "--no-build-isolation", "-e"])
+                    .arg(&extension),
+            )
+            .with_context(|| format!("installing the extension; {start_over}"))?;
+            check
+                .args([
+                    "-c",
+                    "import localstack.runtime.main, orderflow_localstack.process_executor",
+                ])
+                .env("OVERRIDE_IN_DOCKER", "0")
+                .env("FILESYSTEM_ROOT", root.join(".localstack/filesystem"));
+        }
+        Cloud::Ministack => {
+            check
+                .args(["-c", "import ministack.app, orderflow_ministack.patches"])
+                .env("PYTHONPATH", root.join(cloud.python_dir()));
+        }
+    }
+    let check = check.output().context("running the venv's python")?;
+    if !check.status.success() {
+        bail!(
+            "broken install: {} does not import in .venv/{}:\n{}\n{start_over}",
+            cloud.title(),
+            cloud.key(),
+            String::from_utf8_lossy(&check.stderr).trim_end()
+        );
+    }
+    fs::write(&stamp, wanted)?;
     Ok(python)
 }
 

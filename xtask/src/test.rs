@@ -65,12 +65,7 @@ pub fn main(args: &[String]) -> Result<()> {
             deploy::deploy_built_local(DEFAULT_STACK, cloud)?;
         }
         step(&format!("whole-flow and operations tests on {name}"));
-        let target = Target::local(cloud);
-        flow_on(&target)?;
-        if cloud == Cloud::Ministack {
-            step("IAM on ministack: least privilege both ways, and the operator's permissions");
-            iam_on(&target)?;
-        }
+        suites_on(&Target::local(cloud))?;
         took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
     }
     step(&format!(
@@ -119,16 +114,23 @@ pub fn flow(args: &[String]) -> Result<()> {
              [--stack-name NAME])"
         );
     }
-    flow_on(&target)?;
-    if !target.aws && target.cloud == Cloud::Ministack {
-        iam_on(&target)?;
+    suites_on(&target)
+}
+
+/// The whole-flow and operations tests against `target`'s stack and, on
+/// the cloud that enforces IAM, the IAM tests, which read what the others
+/// made the functions call.
+fn suites_on(target: &Target) -> Result<()> {
+    flow_on(target)?;
+    if !target.aws && target.cloud.authorization_log().is_some() {
+        iam_on(target)?;
     }
     Ok(())
 }
 
 /// The whole-flow and operations tests against `target`'s stack, in two
 /// passes: the cases in parallel, then the 200-order load alone.
-pub fn flow_on(target: &Target) -> Result<()> {
+fn flow_on(target: &Target) -> Result<()> {
     let passes: [&[&str]; 2] = [&["--skip", "load_"], &["load_"]];
     for filter in passes {
         stack_tests(target, &["flow", "ops"], filter)
@@ -141,10 +143,11 @@ pub fn flow_on(target: &Target) -> Result<()> {
 /// run: every action a function's role was asked for was allowed, every
 /// action its policy grants was asked for (or carries a reason), and an
 /// operator holding exactly the README's permissions runs the ops commands.
-pub fn iam_on(target: &Target) -> Result<()> {
+fn iam_on(target: &Target) -> Result<()> {
     let Some(log) = target.cloud.authorization_log() else {
         bail!("the IAM tests need the cloud that enforces IAM: --cloud ministack");
     };
+    step("IAM: least privilege both ways, and the operator's permissions");
     stack_tests(target, &["iam"], &[]).with_context(|| {
         format!(
             "the IAM tests failed (decisions read from {})",
