@@ -29,6 +29,8 @@ pub enum EventKind {
     PaymentDeclined,
     /// An authorized payment was voided.
     PaymentVoided,
+    /// An authorized payment was captured, once its order shipped.
+    PaymentCaptured,
     /// Stock for every line of an order was reserved.
     StockReserved,
     /// Some lines of an order could not be reserved.
@@ -50,11 +52,12 @@ pub const SOURCE_SHIPPING: &str = "orderflow.shipping";
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         Self::OrderPlaced,
         Self::PaymentAuthorized,
         Self::PaymentDeclined,
         Self::PaymentVoided,
+        Self::PaymentCaptured,
         Self::StockReserved,
         Self::StockUnavailable,
         Self::StockReleased,
@@ -68,6 +71,7 @@ impl EventKind {
             Self::PaymentAuthorized => "PaymentAuthorized",
             Self::PaymentDeclined => "PaymentDeclined",
             Self::PaymentVoided => "PaymentVoided",
+            Self::PaymentCaptured => "PaymentCaptured",
             Self::StockReserved => "StockReserved",
             Self::StockUnavailable => "StockUnavailable",
             Self::StockReleased => "StockReleased",
@@ -79,10 +83,20 @@ impl EventKind {
     pub const fn source(self) -> &'static str {
         match self {
             Self::OrderPlaced => SOURCE_ORDERS,
-            Self::PaymentAuthorized | Self::PaymentDeclined | Self::PaymentVoided => SOURCE_PAYMENT,
+            Self::PaymentAuthorized
+            | Self::PaymentDeclined
+            | Self::PaymentVoided
+            | Self::PaymentCaptured => SOURCE_PAYMENT,
             Self::StockReserved | Self::StockUnavailable | Self::StockReleased => SOURCE_INVENTORY,
             Self::ShipmentScheduled => SOURCE_SHIPPING,
         }
+    }
+
+    /// Whether an event of this kind opens an order: an order id is opened
+    /// once, so a second opening event with the same order id and other
+    /// contents is a reused id, not a retry.
+    pub const fn opens_order(self) -> bool {
+        matches!(self, Self::OrderPlaced)
     }
 
     /// The producer name of this kind's source.
@@ -116,6 +130,8 @@ pub enum Event {
     PaymentDeclined(PaymentDeclined),
     /// See [`PaymentVoided`].
     PaymentVoided(PaymentVoided),
+    /// See [`PaymentCaptured`].
+    PaymentCaptured(PaymentCaptured),
     /// See [`StockReserved`].
     StockReserved(StockReserved),
     /// See [`StockUnavailable`].
@@ -134,6 +150,7 @@ impl Event {
             Self::PaymentAuthorized(_) => EventKind::PaymentAuthorized,
             Self::PaymentDeclined(_) => EventKind::PaymentDeclined,
             Self::PaymentVoided(_) => EventKind::PaymentVoided,
+            Self::PaymentCaptured(_) => EventKind::PaymentCaptured,
             Self::StockReserved(_) => EventKind::StockReserved,
             Self::StockUnavailable(_) => EventKind::StockUnavailable,
             Self::StockReleased(_) => EventKind::StockReleased,
@@ -347,6 +364,18 @@ pub struct PaymentVoided {
     /// The voided authorization.
     pub authorization_id: AuthorizationId,
     /// Its amount.
+    pub amount_minor: MinorUnits,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// An authorized payment was captured: its order shipped, and the hold
+/// became a charge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentCaptured {
+    /// The captured authorization.
+    pub authorization_id: AuthorizationId,
+    /// The amount captured: the whole authorization.
     pub amount_minor: MinorUnits,
     /// Its currency.
     pub currency: Currency,

@@ -30,7 +30,7 @@ pub use envelope::{BusEnvelope, Detail, Message, Metadata, SCHEMA_VERSION};
 pub use error::ContractError;
 pub use events::{
     Address, DeclineReason, Event, EventKind, LabelLocation, LineItem, OrderPlaced,
-    PaymentAuthorized, PaymentDeclined, PaymentVoided, PickupWindow, ReservedLine,
+    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided, PickupWindow, ReservedLine,
     ShipmentScheduled, ShortLine, StockReleased, StockReserved, StockUnavailable,
 };
 pub use ids::{

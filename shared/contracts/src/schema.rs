@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::envelope::Detail;
 use crate::events::{
-    EventKind, OrderPlaced, PaymentAuthorized, PaymentDeclined, PaymentVoided, ShipmentScheduled,
+    EventKind, OrderPlaced, PaymentAuthorized, PaymentDeclined, PaymentCaptured, PaymentVoided, ShipmentScheduled,
     StockReleased, StockReserved, StockUnavailable,
 };
 
@@ -19,6 +19,7 @@ pub fn detail_schema(kind: EventKind) -> Schema {
         EventKind::PaymentAuthorized => schema_of::<PaymentAuthorized>(kind),
         EventKind::PaymentDeclined => schema_of::<PaymentDeclined>(kind),
         EventKind::PaymentVoided => schema_of::<PaymentVoided>(kind),
+        EventKind::PaymentCaptured => schema_of::<PaymentCaptured>(kind),
         EventKind::StockReserved => schema_of::<StockReserved>(kind),
         EventKind::StockUnavailable => schema_of::<StockUnavailable>(kind),
         EventKind::StockReleased => schema_of::<StockReleased>(kind),

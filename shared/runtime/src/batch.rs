@@ -14,7 +14,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use futures::{FutureExt, StreamExt, stream};
@@ -109,7 +109,18 @@ pub struct BatchOptions {
     /// A FIFO queue: records run in order, and the first failure stops the
     /// batch so that nothing overtakes it.
     pub fifo: bool,
+    /// The invocation's deadline. A record is not started with less than
+    /// [`START_RESERVE`] left: it is reported as failed instead, so the
+    /// invocation answers in time. An invocation that times out answers
+    /// nothing, and SQS then delivers every record of the batch again,
+    /// including those already dead-lettered, which would be sent twice.
+    pub deadline: Option<SystemTime>,
 }
+
+/// The least time left that a record is started with: enough for one
+/// record's calls, and for the batch's closing calls (delaying the
+/// retries), under the 10 s function timeout.
+pub const START_RESERVE: Duration = Duration::from_secs(2);
 
 /// How a batch went.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -159,6 +170,18 @@ where
         let handled = AssertUnwindSafe(handle(record)).catch_unwind();
         async move {
             let started = Instant::now();
+            if let Some(left) = too_little_time(options.deadline) {
+                let end = End::Retry {
+                    kind: "deadline",
+                    reason: format!(
+                        "not started: {} ms of the invocation left, under the {} ms reserve",
+                        left.as_millis(),
+                        START_RESERVE.as_millis()
+                    ),
+                };
+                log(options.function, record, None, &end, None);
+                return (record.message_id.clone(), end.into_disposition(), 0.0);
+            }
             let (subject, end) = match handled.await {
                 Ok(Handled { subject, result }) => {
                     let end = settle(record, result, options.function, dead_letters).await;
@@ -229,6 +252,15 @@ where
         }
     }
     report
+}
+
+/// How much time is left before `deadline`, if that is under
+/// [`START_RESERVE`].
+fn too_little_time(deadline: Option<SystemTime>) -> Option<Duration> {
+    let left = deadline?
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    (left < START_RESERVE).then_some(left)
 }
 
 /// How one record ended, with what its log line says about it.

@@ -91,6 +91,17 @@ pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
     })
 }
 
+/// Whether `payload` is a JSON object with a `Records` member, whatever
+/// its shape.
+fn has_records(payload: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "Records")]
+        records: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Probe>(payload).is_ok_and(|p| p.records.is_some())
+}
+
 /// The parts of an invocation payload that tell the two shapes apart.
 #[derive(Deserialize)]
 struct RawInvocation<'a> {
@@ -184,6 +195,12 @@ where
                 self.handle_batch(&records, fifo, source.as_deref(), deadline)
                     .await,
             )),
+            // A payload with `Records` that does not read as an SQS batch
+            // fails the invocation: its records are SQS's to deliver again
+            // (and to move to the DLQ after maxReceiveCount). Acknowledging
+            // it, or dead-lettering it as one event, would drop every
+            // record in it.
+            Err(err) if has_records(payload) => Err(err),
             // A payload that is no SQS batch is read as a bus envelope; one
             // that is neither is dead-lettered whole, with its reason,
             // rather than failed forever.
@@ -204,6 +221,7 @@ where
             function: S::FUNCTION,
             concurrency: self.concurrency,
             fifo,
+            deadline,
         };
         let report = batch::process(records, options, &self.dead_letters, |record| {
             self.one(&record.body, deadline)
@@ -288,6 +306,7 @@ where
             function: S::FUNCTION,
             concurrency: 1,
             fifo: false,
+            deadline,
         };
         let report = batch::process(
             std::slice::from_ref(&record),

@@ -5,25 +5,44 @@
 //!    its stored outcome is re-published with the same event ids and
 //!    nothing is applied again. This also covers a crash or a failed publish
 //!    after commit. A record in progress under an unexpired lease means a
-//!    concurrent duplicate: retry later.
-//! 2. **Load** the order's state and any counters, and let the [`Service`]
-//!    decide.
-//! 3. **Commit** the new state, the counter changes and the completed event
-//!    record holding the outbox, in one transaction.
-//! 4. **Publish** the outbox.
+//!    concurrent duplicate: retry later. A completed record whose
+//!    fingerprint differs means the id was reused for another event: that
+//!    goes to the DLQ as `event_id_reused`.
+//! 2. **Load** the order's record and any counters. The record lists every
+//!    event applied to the order, and never expires: an event found there
+//!    (its idempotency record long gone, say a redrive on day 13) has its
+//!    stored outcome re-published and nothing applied. A second opening
+//!    event (`OrderPlaced`) under a new id and with other contents is a
+//!    reused order id: `order_id_reused`, naming both events.
+//! 3. **Decide**: the [`Service`] turns the event into a [`Decision`]. Before
+//!    an external call whose effect a later decision could otherwise miss,
+//!    it writes ahead ([`Input::write_ahead`]): the order's record says what
+//!    is being attempted before it is attempted.
+//! 4. **Commit** the new state, the counter changes, the applied event and
+//!    the completed event record holding the outbox, in one transaction. On
+//!    a conflict, wait a jittered moment and decide again.
+//! 5. **Publish** the outbox.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::SystemTime;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, SCHEMA_VERSION};
+use orderflow_contracts::{
+    Event, EventId, EventKind, Message, Metadata, OrderId, SCHEMA_VERSION,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{RecordError, Transient};
 use crate::publish::{EventPublisher, MAX_BYTES_PER_CALL, entry_size};
-use crate::store::{Claim, Commit, CommitError, CounterChange, OutboxEntry, StateStore};
+use crate::store::{
+    Applied, Claim, Commit, CommitError, CounterChange, Fingerprint, Opening, OrderRecord,
+    OutboxEntry, StateStore, Ticket,
+};
 
 /// What a function supplies: the events it consumes, the state it keeps per
 /// order, and how it decides.
@@ -63,7 +82,6 @@ pub trait Service: Send + Sync {
 }
 
 /// What a decision is made from.
-#[derive(Debug)]
 pub struct Input<'a, S> {
     /// The event.
     pub message: &'a Message,
@@ -71,6 +89,44 @@ pub struct Input<'a, S> {
     pub state: S,
     /// The counters asked for by [`Service::counters`], in order.
     pub counters: Vec<Option<i64>>,
+    ahead: &'a dyn WriteAhead,
+}
+
+impl<S> std::fmt::Debug for Input<'_, S>
+where
+    S: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("message", &self.message)
+            .field("state", &self.state)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Serialize> Input<'_, S> {
+    /// Writes `state` as the order's state now, before an external call
+    /// whose effect must not be lost: a provider's authorization, say. If
+    /// this delivery then crashes, times out or loses a write conflict,
+    /// whoever decides next reads `state` and knows the call may have
+    /// happened, so it makes the call again under the same idempotency key
+    /// (learning what the first one did) instead of deciding as if it never
+    /// happened.
+    ///
+    /// A conflict here (the order changed since it was read) makes the
+    /// runtime decide again from the new state, like a conflict at commit.
+    pub async fn write_ahead(&self, state: &S) -> Result<(), RecordError> {
+        let json = serde_json::to_string(state).map_err(|e| {
+            RecordError::rejected("rejected", format!("state does not serialize: {e}"))
+        })?;
+        self.ahead.write(json).await
+    }
+}
+
+/// Where [`Input::write_ahead`] writes.
+trait WriteAhead: Send + Sync {
+    fn write(&self, state: String) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>>;
 }
 
 /// What an event does.
@@ -156,18 +212,30 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let lease_until = deadline
             .and_then(|d| d.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(now + DEFAULT_LEASE_SECS, |d| d.as_secs() as i64 + 1);
-        let expires_at = now + self.ttl_secs;
-        let event_id = message.meta.event_id;
+        let ticket = Ticket {
+            event_id: message.meta.event_id,
+            order_id: message.meta.order_id.clone(),
+            detail_type: kind.detail_type(),
+            fingerprint: Fingerprint::of(message.detail_json().as_bytes()),
+            lease_until,
+            now,
+            expires_at: now + self.ttl_secs,
+        };
+        let event_id = ticket.event_id;
 
-        match self
-            .store
-            .claim(event_id, lease_until, now, expires_at)
-            .await?
-        {
-            Claim::Completed(outbox) => {
-                self.publisher.publish(&outbox).await?;
+        match self.store.claim(&ticket).await? {
+            Claim::Completed(done) => {
+                if let Some(first) = done.first.filter(|f| f.fingerprint != ticket.fingerprint) {
+                    return Err(reused_event_id(
+                        &ticket,
+                        &first.detail_type,
+                        &first.order_id,
+                        &first.fingerprint,
+                    ));
+                }
+                self.publisher.publish(&done.outbox).await?;
                 return Ok(Processed::Duplicate {
-                    republished: outbox.len(),
+                    republished: done.outbox.len(),
                 });
             }
             Claim::Busy => {
@@ -179,51 +247,68 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             Claim::Acquired => {}
         }
 
-        let outbox = match self.decide_and_commit_retrying(message, expires_at).await {
-            Ok(outbox) => outbox,
+        let done = match self.decide_and_commit_retrying(message, &ticket).await {
+            Ok(Done::Committed(outbox)) => outbox,
+            Ok(Done::AlreadyApplied(outbox)) => {
+                // Applied long ago, its idempotency record expired since.
+                self.release(message).await;
+                self.publisher.publish(&outbox).await?;
+                return Ok(Processed::Duplicate {
+                    republished: outbox.len(),
+                });
+            }
             Err(err) => {
                 // Give the claim up so the retry need not wait for the lease.
-                if let Err(release) = self.store.release(event_id).await {
-                    tracing::warn!(
-                        order_id = message.meta.order_id.as_str(),
-                        event_id = %event_id,
-                        error = %crate::error::describe(&release),
-                        "could not release the claim; it will expire"
-                    );
-                }
+                self.release(message).await;
                 return Err(err);
             }
         };
         // Committed: from here on a failure is retried as a duplicate, which
         // re-publishes this same outbox.
-        self.publisher.publish(&outbox).await?;
+        self.publisher.publish(&done).await?;
         Ok(Processed::Applied {
-            published: outbox.len(),
+            published: done.len(),
         })
+    }
+
+    async fn release(&self, message: &Message) {
+        if let Err(release) = self.store.release(message.meta.event_id).await {
+            tracing::warn!(
+                order_id = message.meta.order_id.as_str(),
+                event_id = %message.meta.event_id,
+                error = %crate::error::describe(&release),
+                "could not release the claim; it will expire"
+            );
+        }
     }
 
     /// Decides and commits, deciding again on a write conflict: two records
     /// of one order in one batch (shipping's two positives, say) conflict on
-    /// the order's version, and re-reading settles it at once instead of a
-    /// visibility timeout later. Conflicts that persist become transient
+    /// the order's version, and many orders on one sku conflict on its
+    /// counter. Each new attempt waits a random moment, up to twice as long
+    /// as the one before, so that contenders spread out instead of
+    /// colliding again in step. Conflicts that persist become transient
     /// errors, retried by SQS.
     async fn decide_and_commit_retrying(
         &self,
         message: &Message,
-        expires_at: i64,
-    ) -> Result<Vec<OutboxEntry>, RecordError> {
+        ticket: &Ticket,
+    ) -> Result<Done, RecordError> {
         let mut attempt = 1;
         loop {
-            match self.decide_and_commit(message, expires_at).await {
-                Ok(outbox) => return Ok(outbox),
+            match self.decide_and_commit(message, ticket).await {
+                Ok(done) => return Ok(done),
                 Err(Attempt::Conflict(what)) if attempt < CONFLICT_ATTEMPTS => {
+                    let pause = conflict_pause(attempt);
                     tracing::info!(
                         order_id = message.meta.order_id.as_str(),
                         event_id = %message.meta.event_id,
                         attempt,
                         conflict = %what,
+                        pause_ms = pause.as_millis() as u64,
                         "write conflict; deciding again"
                     );
+                    tokio::time::sleep(pause).await;
                     attempt += 1;
                 }
                 Err(Attempt::Conflict(what)) => {
@@ -237,36 +322,73 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         }
     }
 
-    async fn decide_and_commit(
-        &self,
-        message: &Message,
-        expires_at: i64,
-    ) -> Result<Vec<OutboxEntry>, Attempt> {
+    async fn decide_and_commit(&self, message: &Message, ticket: &Ticket) -> Result<Done, Attempt> {
         let counters = self.service.counters(message);
         let snapshot = self.store.load(&message.meta.order_id, &counters).await?;
-        let (state, version) = match &snapshot.state {
-            Some((json, version)) => (
-                serde_json::from_str(json).map_err(|e| {
-                    Transient::caused_by(
-                        format!(
-                            "stored state of order {} is unreadable",
-                            message.meta.order_id
-                        ),
-                        e,
-                    )
-                })?,
-                *version,
-            ),
-            None => (S::State::default(), 0),
+        let record = snapshot.order.unwrap_or_default();
+        if let Some(applied) = record.applied.get(&ticket.event_id) {
+            if applied.fingerprint != ticket.fingerprint {
+                return Err(reused_event_id(
+                    ticket,
+                    ticket.detail_type,
+                    ticket.order_id.as_str(),
+                    &applied.fingerprint,
+                )
+                .into());
+            }
+            return Ok(Done::AlreadyApplied(applied.outbox.clone()));
+        }
+        let opening = opening(message);
+        if let (Some(ours), Some(first)) = (&opening, &record.opened_by) {
+            if first.event_id != ours.event_id && first.fingerprint != ours.fingerprint {
+                return Err(RecordError::rejected(
+                    "order_id_reused",
+                    format!(
+                        "order {} was opened by event {} and event {} opens it again with \
+                         other contents; an order id names one order",
+                        message.meta.order_id, first.event_id, ours.event_id
+                    ),
+                )
+                .into());
+            }
+        }
+        let state = if record.version == 0 {
+            S::State::default()
+        } else {
+            serde_json::from_str(&record.state).map_err(|e| {
+                Transient::caused_by(
+                    format!(
+                        "stored state of order {} is unreadable",
+                        message.meta.order_id
+                    ),
+                    e,
+                )
+            })?
         };
-        let decision = self
+        let ahead = Ahead {
+            store: &self.store,
+            order_id: &message.meta.order_id,
+            opening: opening.clone(),
+            record: Mutex::new(record),
+            conflict: Mutex::new(None),
+        };
+        let handled = self
             .service
             .handle(Input {
                 message,
                 state,
                 counters: snapshot.counters,
+                ahead: &ahead,
             })
-            .await?;
+            .await;
+        let Ahead {
+            record, conflict, ..
+        } = ahead;
+        let mut record = record.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(what) = conflict.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(Attempt::Conflict(what));
+        }
+        let decision = handled?;
         let outbox = outbox_for(message, decision.emit);
         if let Some(big) = outbox.iter().find(|e| entry_size(e) > MAX_BYTES_PER_CALL) {
             return Err(RecordError::rejected(
@@ -282,17 +404,28 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let state = serde_json::to_string(&decision.state).map_err(|e| {
             RecordError::rejected("rejected", format!("state does not serialize: {e}"))
         })?;
+        let expected_version = record.version;
+        record.state = state;
+        record.version += 1;
+        record.applied.insert(
+            ticket.event_id,
+            Applied {
+                fingerprint: ticket.fingerprint.clone(),
+                outbox: outbox.clone(),
+            },
+        );
+        if record.opened_by.is_none() {
+            record.opened_by = opening;
+        }
         let commit = Commit {
-            event_id: message.meta.event_id,
-            order_id: message.meta.order_id.clone(),
-            expected_version: version,
-            state,
+            ticket: ticket.clone(),
+            expected_version,
+            order: record,
             counters: decision.counters,
             outbox,
-            expires_at,
         };
         match self.store.commit(&commit).await {
-            Ok(()) => Ok(commit.outbox),
+            Ok(()) => Ok(Done::Committed(commit.outbox)),
             Err(CommitError::Conflict(what)) => Err(Attempt::Conflict(what)),
             Err(CommitError::Transient(t)) => Err(Attempt::Failed(t.into())),
         }
@@ -300,7 +433,29 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
 }
 
 /// How many times one delivery decides before a conflict goes back to SQS.
-const CONFLICT_ATTEMPTS: u32 = 3;
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The most the first pause after a conflict lasts; each later one may
+/// last twice as long as the one before.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(25);
+
+/// A random pause in `[0, CONFLICT_PAUSE × 2^(attempt-1))`: full jitter,
+/// as AWS's architecture blog recommends for contended writes.
+fn conflict_pause(attempt: u32) -> Duration {
+    let ceiling = CONFLICT_PAUSE.as_micros() as u64 * (1 << attempt.saturating_sub(1).min(8));
+    // RandomState is seeded per process and per instance: randomness enough
+    // for jitter, with no dependency.
+    let random = RandomState::new().hash_one(attempt);
+    Duration::from_micros(random % ceiling.max(1))
+}
+
+/// What a committed attempt came to.
+enum Done {
+    /// Decided and committed: publish this.
+    Committed(Vec<OutboxEntry>),
+    /// Applied before, as the order's record shows: re-publish this.
+    AlreadyApplied(Vec<OutboxEntry>),
+}
 
 /// Why one decide-and-commit attempt did not commit.
 enum Attempt {
@@ -313,6 +468,76 @@ enum Attempt {
 impl<E: Into<RecordError>> From<E> for Attempt {
     fn from(err: E) -> Self {
         Self::Failed(err.into())
+    }
+}
+
+/// The opening that `message` makes, if its kind opens an order.
+fn opening(message: &Message) -> Option<Opening> {
+    message.kind().opens_order().then(|| Opening {
+        event_id: message.meta.event_id,
+        // The data alone: a retry of the same order under a new event id
+        // has other metadata and the same data.
+        fingerprint: Fingerprint::of(
+            serde_json::to_string(&message.event)
+                .unwrap_or_default()
+                .as_bytes(),
+        ),
+    })
+}
+
+/// The dead-letter reason for an event id seen before with other contents.
+fn reused_event_id(
+    ticket: &Ticket,
+    first_kind: &str,
+    first_order: &str,
+    first: &Fingerprint,
+) -> RecordError {
+    RecordError::rejected(
+        "event_id_reused",
+        format!(
+            "event {} was first {first_kind} of order {first_order} (fingerprint {first}), \
+             and now arrives as {} of order {} with other contents (fingerprint {}); \
+             an event id names one event",
+            ticket.event_id, ticket.detail_type, ticket.order_id, ticket.fingerprint
+        ),
+    )
+}
+
+/// The write-ahead of one decision: the order's record as last written.
+struct Ahead<'s, St> {
+    store: &'s St,
+    order_id: &'s OrderId,
+    opening: Option<Opening>,
+    record: Mutex<OrderRecord>,
+    conflict: Mutex<Option<String>>,
+}
+
+impl<St: StateStore> WriteAhead for Ahead<'_, St> {
+    fn write(
+        &self,
+        state: String,
+    ) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut next = self.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let expected = next.version;
+            next.state = state;
+            next.version += 1;
+            if next.opened_by.is_none() {
+                next.opened_by = self.opening.clone();
+            }
+            match self.store.write_ahead(self.order_id, expected, &next).await {
+                Ok(()) => {
+                    *self.record.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    Ok(())
+                }
+                Err(CommitError::Conflict(what)) => {
+                    let err = Transient::new(format!("write-ahead conflict: {what}"));
+                    *self.conflict.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
+                    Err(err.into())
+                }
+                Err(CommitError::Transient(t)) => Err(t.into()),
+            }
+        })
     }
 }
 

@@ -4,12 +4,16 @@
 //! One table per function holds three kinds of item, keyed by `pk`:
 //! - `EVENT#<event_id>`: the idempotency record. `IN_PROGRESS` with a lease
 //!   while an invocation works on the event, then `COMPLETED` holding the
-//!   outbox (the events to publish). It expires through the `expires_at`
-//!   TTL attribute.
-//! - `ORDER#<order_id>`: the function's state for one order, with a version
-//!   for optimistic concurrency.
+//!   outbox (the events to publish), with the event's fingerprint. It
+//!   expires through the `expires_at` TTL attribute; it is the fast path
+//!   for duplicates and the lease for concurrent ones.
+//! - `ORDER#<order_id>`: the function's record of one order: its state,
+//!   with a version for optimistic concurrency, and what every event applied
+//!   to the order left (its fingerprint and outbox). It never expires, so
+//!   it answers redeliveries at any age.
 //! - `<counter key>`: a non-negative counter, e.g. `STOCK#<sku>`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use orderflow_contracts::{EventId, OrderId};
@@ -20,7 +24,7 @@ use crate::error::Transient;
 mod dynamo;
 mod memory;
 
-pub use dynamo::{COUNTER_ATTRIBUTE, DynamoStore, PK, STATE_ATTRIBUTE};
+pub use dynamo::{APPLIED_ATTRIBUTE, COUNTER_ATTRIBUTE, DynamoStore, PK, STATE_ATTRIBUTE};
 pub use memory::MemoryStore;
 
 /// One event to publish, as stored in the outbox.
@@ -36,22 +40,144 @@ pub struct OutboxEntry {
     pub detail: String,
 }
 
+/// A stable digest of an event's contents: the same event always has the
+/// same fingerprint, so an event id that arrives with another fingerprint
+/// was reused for something else.
+///
+/// 64-bit FNV-1a over 8-byte words, then a final mix. Fixed here rather than
+/// std's hasher, whose output may change between Rust releases: stored
+/// fingerprints must mean the same thing to every later build.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ bytes.len() as u64;
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            hash = (hash ^ u64::from_le_bytes(w)).wrapping_mul(PRIME).rotate_left(29);
+        }
+        for &byte in words.remainder() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
+        }
+        // murmur3's fmix64: every input bit reaches every output bit.
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        hash ^= hash >> 33;
+        Self(format!("{hash:016x}"))
+    }
+
+    /// The digest, as 16 hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asks for an event, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The event.
+    pub event_id: EventId,
+    /// Its order.
+    pub order_id: OrderId,
+    /// Its detail-type.
+    pub detail_type: &'static str,
+    /// Its contents' fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Until when the claim holds (epoch seconds).
+    pub lease_until: i64,
+    /// Now (epoch seconds): a lease that ended before this can be taken.
+    pub now: i64,
+    /// When the record expires (epoch seconds).
+    pub expires_at: i64,
+}
+
 /// What claiming an event found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// Nobody has processed the event: this invocation holds the lease.
     Acquired,
-    /// The event was processed before; here is its outcome to re-publish.
-    Completed(Vec<OutboxEntry>),
+    /// The event was processed before; here is what it left.
+    Completed(Completed),
     /// Another invocation holds an unexpired lease on the event.
     Busy,
 }
 
-/// An order's state and the counters a decision needs, read together.
+/// What a completed event record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The fingerprint, order and detail-type it was completed for; `None`
+    /// for a record written before they were kept.
+    pub first: Option<FirstSeen>,
+    /// Its outcome, to re-publish.
+    pub outbox: Vec<OutboxEntry>,
+}
+
+/// What an event id was first seen as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstSeen {
+    /// Its contents' fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Its order.
+    pub order_id: String,
+    /// Its detail-type.
+    pub detail_type: String,
+}
+
+/// What one applied event left in its order's record. Order records never
+/// expire, so a redelivery or a replay at any age, long after the event's
+/// idempotency record is gone, still finds this and re-publishes the same
+/// outbox instead of deciding again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The event's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The events it caused.
+    pub outbox: Vec<OutboxEntry>,
+}
+
+/// The event that opened an order (see `EventKind::opens_order`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    /// Its id.
+    pub event_id: EventId,
+    /// The fingerprint of its data (metadata excluded): a retry under a new
+    /// event id has the same one.
+    pub fingerprint: Fingerprint,
+}
+
+/// A function's record of one order: its state, with a version for
+/// optimistic concurrency, and every event applied to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The state, as JSON.
+    pub state: String,
+    /// Bumped by every write.
+    pub version: u64,
+    /// What each applied event left, by event id.
+    pub applied: BTreeMap<EventId, Applied>,
+    /// The event that opened the order, once one has.
+    pub opened_by: Option<Opening>,
+}
+
+/// An order's record and the counters a decision needs, read together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The order's state as JSON with its version, if there is any yet.
-    pub state: Option<(String, u64)>,
+    /// The order's record, if it has one yet.
+    pub order: Option<OrderRecord>,
     /// The counters asked for, in the same order; `None` for a missing one.
     pub counters: Vec<Option<i64>>,
 }
@@ -70,19 +196,15 @@ pub struct CounterChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
     /// The event being completed; its record must still be ours.
-    pub event_id: EventId,
-    /// The order whose state changes.
-    pub order_id: OrderId,
-    /// The version read in the [`Snapshot`] (0 when there was no state).
+    pub ticket: Ticket,
+    /// The version the order's record must still have (0: no record yet).
     pub expected_version: u64,
-    /// The order's new state, as JSON.
-    pub state: String,
+    /// The order's new record (its version is `expected_version + 1`).
+    pub order: OrderRecord,
     /// Counter changes.
     pub counters: Vec<CounterChange>,
     /// The events to publish once committed.
     pub outbox: Vec<OutboxEntry>,
-    /// When the idempotency record expires (epoch seconds).
-    pub expires_at: i64,
 }
 
 /// Why a commit did not happen.
@@ -97,30 +219,34 @@ pub enum CommitError {
     Transient(#[from] Transient),
 }
 
-/// Where a function keeps idempotency records, order state and counters.
+/// Where a function keeps idempotency records, order records and counters.
 pub trait StateStore: Send + Sync {
-    /// Claims `event` until `lease_until` (epoch seconds), or reports what
+    /// Claims `ticket.event_id` until `ticket.lease_until`, or reports what
     /// an earlier delivery left.
-    fn claim(
-        &self,
-        event: EventId,
-        lease_until: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Claim, Transient>> + Send;
+    fn claim(&self, ticket: &Ticket) -> impl Future<Output = Result<Claim, Transient>> + Send;
 
     /// Gives a claim up, so a retry need not wait for the lease to expire.
     fn release(&self, event: EventId) -> impl Future<Output = Result<(), Transient>> + Send;
 
-    /// Reads an order's state and the counters named by `counters`.
+    /// Reads an order's record and the counters named by `counters`.
     fn load(
         &self,
         order: &OrderId,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send;
 
-    /// Writes the state, the counter changes and the completed event record
-    /// in one transaction.
+    /// Writes an order's record alone, if it is still at `expected_version`:
+    /// a write-ahead, made before an external call so that whoever decides
+    /// next knows the call may have happened.
+    fn write_ahead(
+        &self,
+        order: &OrderId,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// Writes the order's record, the counter changes and the completed
+    /// event record in one transaction.
     fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
 }
 

@@ -20,7 +20,8 @@ use orderflow_contracts::{EventId, OrderId};
 use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
 use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher};
 use orderflow_runtime::store::{
-    Claim, Commit, CommitError, CounterChange, DynamoStore, OutboxEntry, StateStore,
+    Claim, Commit, CommitError, Completed, CounterChange, DynamoStore, Fingerprint, FirstSeen,
+    OrderRecord, OutboxEntry, StateStore, Ticket,
 };
 
 fn entry(n: u128) -> OutboxEntry {
@@ -188,7 +189,25 @@ fn completed_item(outbox: &[OutboxEntry]) -> HashMap<String, AttributeValue> {
             "outbox".to_owned(),
             AttributeValue::S(serde_json::to_string(outbox).unwrap_or_default()),
         ),
+        (
+            "fingerprint".to_owned(),
+            AttributeValue::S(Fingerprint::of(b"first").to_string()),
+        ),
+        ("order_id".to_owned(), AttributeValue::S("ord-1".into())),
+        ("detail_type".to_owned(), AttributeValue::S("OrderPlaced".into())),
     ])
+}
+
+fn ticket() -> Ticket {
+    Ticket {
+        event_id: event(),
+        order_id: OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+        detail_type: "OrderPlaced",
+        fingerprint: Fingerprint::of(b"second"),
+        lease_until: 100,
+        now: 50,
+        expires_at: 1000,
+    }
 }
 
 #[tokio::test]
@@ -211,10 +230,20 @@ async fn a_conditional_check_failure_on_claim_means_duplicate() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
     let result = store
-        .claim(event(), 100, 50, 1000)
+        .claim(&ticket())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(result, Claim::Completed(outbox));
+    assert_eq!(
+        result,
+        Claim::Completed(Completed {
+            first: Some(FirstSeen {
+                fingerprint: Fingerprint::of(b"first"),
+                order_id: "ord-1".into(),
+                detail_type: "OrderPlaced".into(),
+            }),
+            outbox
+        })
+    );
 }
 
 #[tokio::test]
@@ -232,7 +261,7 @@ async fn a_claim_on_a_record_in_progress_is_busy() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
     assert_eq!(
-        store.claim(event(), 100, 50, 1000).await.ok(),
+        store.claim(&ticket()).await.ok(),
         Some(Claim::Busy)
     );
 }
@@ -251,7 +280,7 @@ async fn a_fresh_claim_is_acquired() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
     assert_eq!(
-        store.claim(event(), 100, 50, 1000).await.ok(),
+        store.claim(&ticket()).await.ok(),
         Some(Claim::Acquired)
     );
 }
@@ -269,7 +298,7 @@ async fn throttled_dynamodb_is_a_transient_error() {
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
     let store = DynamoStore::new(client, "payment");
     let err = store
-        .claim(event(), 100, 50, 1000)
+        .claim(&ticket())
         .await
         .err()
         .unwrap_or_else(|| panic!("must fail"));
@@ -281,10 +310,13 @@ async fn throttled_dynamodb_is_a_transient_error() {
 
 fn commit() -> Commit {
     Commit {
-        event_id: event(),
-        order_id: OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+        ticket: ticket(),
         expected_version: 3,
-        state: "{}".into(),
+        order: OrderRecord {
+            state: "{}".into(),
+            version: 4,
+            ..OrderRecord::default()
+        },
         counters: vec![
             CounterChange {
                 key: "STOCK#A".into(),
@@ -296,7 +328,6 @@ fn commit() -> Commit {
             },
         ],
         outbox: vec![entry(1)],
-        expires_at: 1000,
     }
 }
 

@@ -46,6 +46,7 @@ fn options(fifo: bool) -> BatchOptions {
         function: "payment",
         concurrency: 4,
         fifo,
+        deadline: None,
     }
 }
 

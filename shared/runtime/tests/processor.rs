@@ -11,7 +11,9 @@ use orderflow_runtime::config::MEMORY_STOCK;
 use orderflow_runtime::lambda::memory_store;
 use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
-use orderflow_runtime::store::{Claim, CounterChange, MemoryStore, OutboxEntry, StateStore};
+use orderflow_runtime::store::{
+    Claim, CounterChange, Fingerprint, MemoryStore, OrderRecord, OutboxEntry, StateStore, Ticket,
+};
 use orderflow_runtime::{
     Config, Decision, Input, Processed, Processor, RecordError, Service, Transient,
 };
@@ -107,6 +109,19 @@ async fn fails<S: Service, St: StateStore, P: EventPublisher>(
     }
 }
 
+/// A claim on `message` between `now` and `lease_until`.
+fn ticket(message: &Message, lease_until: i64, now: i64) -> Ticket {
+    Ticket {
+        event_id: message.meta.event_id,
+        order_id: message.meta.order_id.clone(),
+        detail_type: message.kind().detail_type(),
+        fingerprint: Fingerprint::of(message.detail_json().as_bytes()),
+        lease_until,
+        now,
+        expires_at: now + 3600,
+    }
+}
+
 fn deadline() -> Option<SystemTime> {
     Some(SystemTime::now() + Duration::from_secs(30))
 }
@@ -165,7 +180,7 @@ async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
     let now = chrono::Utc::now().timestamp();
     let claim = p
         .store()
-        .claim(message.meta.event_id, now + 30, now, now + 3600)
+        .claim(&ticket(&message, now + 30, now))
         .await;
     assert_eq!(claim.ok(), Some(Claim::Acquired));
     let err = fails(&p, &message).await;
@@ -181,7 +196,7 @@ async fn an_expired_lease_is_taken_over() {
     let now = chrono::Utc::now().timestamp();
     let _ = p
         .store()
-        .claim(message.meta.event_id, now - 1, now - 100, now + 3600)
+        .claim(&ticket(&message, now - 1, now - 100))
         .await;
     let done = p
         .process(&message, deadline())
@@ -249,14 +264,19 @@ struct Conflicting {
 }
 
 impl StateStore for Conflicting {
-    async fn claim(
+    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
+        self.inner.claim(ticket).await
+    }
+
+    async fn write_ahead(
         &self,
-        event: orderflow_contracts::EventId,
-        lease_until: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Claim, Transient> {
-        self.inner.claim(event, lease_until, now, expires_at).await
+        order: &orderflow_contracts::OrderId,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> Result<(), orderflow_runtime::store::CommitError> {
+        self.inner
+            .write_ahead(order, expected_version, record)
+            .await
     }
 
     async fn release(&self, event: orderflow_contracts::EventId) -> Result<(), Transient> {
@@ -300,7 +320,7 @@ fn conflicting(conflicts: u32) -> Processor<Counting, Conflicting, MemoryPublish
 
 #[tokio::test]
 async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
-    let p = conflicting(2);
+    let p = conflicting(4);
     let done = p
         .process(&order(), deadline())
         .await
@@ -311,11 +331,11 @@ async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
 
 #[tokio::test]
 async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
-    let p = conflicting(3);
+    let p = conflicting(5);
     let message = order();
     let err = fails(&p, &message).await;
     assert!(!err.is_permanent());
-    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    assert!(err.to_string().contains("after 5 attempts"), "{err}");
     // The claim was released: the redelivery goes through at once.
     let done = p
         .process(&message, deadline())
@@ -339,4 +359,129 @@ fn a_function_that_keeps_no_stock_seeds_nothing_from_the_stock_file() {
     );
     let store = memory_store(&Counting, &config).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.counter("STOCK#SKU-RED-MUG"), None);
+}
+
+#[tokio::test]
+async fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republishes() {
+    let p = processor(0);
+    let message = order();
+    let first = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, Processed::Applied { published: 1 });
+    // Day 8: DynamoDB's TTL has removed the idempotency record; a DLQ
+    // redrive or an archive replay delivers the event again.
+    p.store().expire_event_records();
+    let again = p
+        .process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, Processed::Duplicate { republished: 1 });
+    assert_eq!(p.store().counter("STOCK#X"), Some(4), "applied once");
+    let published = p.publisher().inner.published();
+    assert_eq!(published.len(), 2);
+    assert_eq!(
+        published[0], published[1],
+        "the same outbox, the same event ids"
+    );
+}
+
+#[tokio::test]
+async fn an_event_id_reused_with_other_contents_is_refused_naming_both() {
+    let p = processor(0);
+    let message = order();
+    p.process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut reused = message.clone();
+    reused.meta.order_id =
+        orderflow_contracts::OrderId::new("ord-someone-else").unwrap_or_else(|e| panic!("{e}"));
+    let err = fails(&p, &reused).await;
+    assert!(err.is_permanent(), "{err}");
+    assert_eq!(err.kind(), "event_id_reused");
+    let text = err.to_string();
+    assert!(text.contains(message.meta.order_id.as_str()), "{text}");
+    assert!(text.contains("ord-someone-else"), "{text}");
+    assert_eq!(p.store().counter("STOCK#X"), Some(4), "nothing applied");
+
+    // Past the idempotency record's TTL, the order's record still knows it.
+    p.store().expire_event_records();
+    let mut changed = message.clone();
+    changed.meta.occurred_at += chrono::Duration::seconds(1);
+    let err = fails(&p, &changed).await;
+    assert_eq!(err.kind(), "event_id_reused", "{err}");
+    assert_eq!(p.store().counter("STOCK#X"), Some(4), "nothing applied");
+}
+
+#[tokio::test]
+async fn an_order_id_opened_again_with_other_contents_is_refused_and_a_retry_is_not() {
+    let p = processor(0);
+    let message = order();
+    p.process(&message, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // The storefront retried with a new event id: same order, same data.
+    let mut retried = message.clone();
+    retried.meta.event_id = orderflow_contracts::EventId::from_uuid(uuid::Uuid::from_u128(7));
+    retried.meta.occurred_at += chrono::Duration::seconds(5);
+    assert!(p.process(&retried, deadline()).await.is_ok());
+
+    // Another order under the same id.
+    let mut other = message.clone();
+    other.meta.event_id = orderflow_contracts::EventId::from_uuid(uuid::Uuid::from_u128(8));
+    if let Event::OrderPlaced(order) = &mut other.event {
+        order.total_minor = MinorUnits(order.total_minor.0 + 1);
+    }
+    let err = fails(&p, &other).await;
+    assert!(err.is_permanent(), "{err}");
+    assert_eq!(err.kind(), "order_id_reused");
+    let text = err.to_string();
+    assert!(text.contains(&message.meta.event_id.to_string()), "{text}");
+    assert!(text.contains(&other.meta.event_id.to_string()), "{text}");
+}
+
+/// Writes ahead, then fails as a provider timeout would.
+struct WritesAheadThenTimesOut;
+
+impl Service for WritesAheadThenTimesOut {
+    type State = Seen;
+    const FUNCTION: &'static str = "payment";
+
+    fn consumes(&self, kind: EventKind) -> bool {
+        kind == EventKind::OrderPlaced
+    }
+
+    async fn handle(&self, input: Input<'_, Seen>) -> Result<Decision<Seen>, RecordError> {
+        input
+            .write_ahead(&Seen {
+                orders: input.state.orders + 100,
+            })
+            .await?;
+        Err(Transient::new("provider timed out (test)").into())
+    }
+}
+
+#[tokio::test]
+async fn a_write_ahead_outlives_the_delivery_that_failed_after_it() {
+    let p = Processor::new(
+        WritesAheadThenTimesOut,
+        MemoryStore::new(),
+        MemoryPublisher::new(),
+        3600,
+    );
+    let message = order();
+    let err = fails(&p, &message).await;
+    assert!(!err.is_permanent());
+    let record = p
+        .store()
+        .order(&message.meta.order_id)
+        .unwrap_or_else(|| panic!("no record written ahead"));
+    assert_eq!(record.state, r#"{"orders":100}"#);
+    assert!(record.applied.is_empty(), "the event is not applied");
+    assert_eq!(
+        record.opened_by.map(|o| o.event_id),
+        Some(message.meta.event_id)
+    );
 }

@@ -6,7 +6,7 @@
 //! progress. DynamoDB applies all or none of them, so an effect and the
 //! record that it happened can never disagree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::types::{
 use orderflow_contracts::{EventId, OrderId};
 
 use super::{
-    Claim, Commit, CommitError, OutboxEntry, STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot,
-    StateStore, event_key, order_key,
+    Applied, Claim, Commit, CommitError, Completed, FirstSeen, Opening, OrderRecord, OutboxEntry,
+    STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket, event_key, order_key,
 };
 use crate::error::Transient;
 
@@ -32,6 +32,11 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const COUNTER_ATTRIBUTE: &str = "value";
 /// The attribute that holds a function's state for one order (JSON).
 pub const STATE_ATTRIBUTE: &str = "state";
+/// The attribute of an order's record that holds what each applied event
+/// left (JSON: event id to fingerprint and outbox).
+pub const APPLIED_ATTRIBUTE: &str = "applied";
+/// The attribute of an order's record naming the event that opened it.
+const OPENED_BY_ATTRIBUTE: &str = "opened_by";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -91,27 +96,91 @@ fn existing_claim(item: &Item) -> Result<Claim, Transient> {
         return Ok(Claim::Busy);
     }
     let outbox = get_s(item, "outbox").unwrap_or("[]");
-    let entries: Vec<OutboxEntry> = serde_json::from_str(outbox)
+    let outbox: Vec<OutboxEntry> = serde_json::from_str(outbox)
         .map_err(|e| Transient::caused_by("stored outbox is unreadable", e))?;
-    Ok(Claim::Completed(entries))
+    let first = match (
+        get_s(item, "fingerprint"),
+        get_s(item, "order_id"),
+        get_s(item, "detail_type"),
+    ) {
+        (Some(fingerprint), Some(order_id), Some(detail_type)) => Some(FirstSeen {
+            fingerprint: serde_json::from_value(serde_json::Value::from(fingerprint))
+                .map_err(|e| Transient::caused_by("stored fingerprint is unreadable", e))?,
+            order_id: order_id.to_owned(),
+            detail_type: detail_type.to_owned(),
+        }),
+        _ => None,
+    };
+    Ok(Claim::Completed(Completed { first, outbox }))
+}
+
+/// Reads an order's record from its item.
+fn order_record(item: &Item) -> Result<OrderRecord, Transient> {
+    let state = get_s(item, STATE_ATTRIBUTE)
+        .ok_or_else(|| Transient::new("order item has no state attribute"))?;
+    let version = get_n(item, "version")
+        .ok_or_else(|| Transient::new("order item has no version attribute"))?;
+    let applied: BTreeMap<EventId, Applied> = match get_s(item, APPLIED_ATTRIBUTE) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| Transient::caused_by("order item's applied events are unreadable", e))?,
+        None => BTreeMap::new(),
+    };
+    let opened_by: Option<Opening> = match get_s(item, OPENED_BY_ATTRIBUTE) {
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| Transient::caused_by("order item's opening is unreadable", e))?,
+        ),
+        None => None,
+    };
+    Ok(OrderRecord {
+        state: state.to_owned(),
+        version: version as u64,
+        applied,
+        opened_by,
+    })
+}
+
+/// An order's record as an item.
+fn order_item(order: &OrderId, record: &OrderRecord) -> Item {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(order_key(order))),
+        (STATE_ATTRIBUTE.to_owned(), s(record.state.clone())),
+        ("version".to_owned(), n(record.version)),
+        (
+            APPLIED_ATTRIBUTE.to_owned(),
+            // Serializing these types cannot fail: every map key is a string.
+            s(serde_json::to_string(&record.applied).unwrap_or_default()),
+        ),
+    ]);
+    if let Some(opening) = &record.opened_by {
+        item.insert(
+            OPENED_BY_ATTRIBUTE.to_owned(),
+            s(serde_json::to_string(opening).unwrap_or_default()),
+        );
+    }
+    item
+}
+
+/// The condition that an order's item is still at `expected` (0: absent).
+fn version_condition(expected: u64) -> (&'static str, Option<AttributeValue>) {
+    if expected == 0 {
+        ("attribute_not_exists(pk)", None)
+    } else {
+        ("version = :v", Some(n(expected)))
+    }
 }
 
 impl StateStore for DynamoStore {
-    async fn claim(
-        &self,
-        event: EventId,
-        lease_until: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Claim, Transient> {
+    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
+        let event = ticket.event_id;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(PK, s(event_key(event)))
             .item("status", s(STATUS_IN_PROGRESS))
-            .item("lease_until", n(lease_until))
-            .item(TTL_ATTRIBUTE, n(expires_at))
+            .item("lease_until", n(ticket.lease_until))
+            .item(TTL_ATTRIBUTE, n(ticket.expires_at))
             // A new event, or one whose holder ran out of time without
             // completing (its Lambda timed out or crashed).
             .condition_expression(
@@ -119,7 +188,7 @@ impl StateStore for DynamoStore {
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", n(ticket.now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -210,16 +279,10 @@ impl StateStore for DynamoStore {
             .iter()
             .filter_map(|item| get_s(item, PK).map(|k| (k, item)))
             .collect();
-        let state = match by_key.get(order_pk.as_str()) {
-            Some(item) => {
-                let json = get_s(item, STATE_ATTRIBUTE)
-                    .ok_or_else(|| Transient::new("order item has no state attribute"))?;
-                let version = get_n(item, "version")
-                    .ok_or_else(|| Transient::new("order item has no version attribute"))?;
-                Some((json.to_owned(), version as u64))
-            }
-            None => None,
-        };
+        let order = by_key
+            .get(order_pk.as_str())
+            .map(|item| order_record(item))
+            .transpose()?;
         let counters = counters
             .iter()
             .map(|k| {
@@ -228,27 +291,55 @@ impl StateStore for DynamoStore {
                     .and_then(|i| get_n(i, COUNTER_ATTRIBUTE))
             })
             .collect();
-        Ok(Snapshot { state, counters })
+        Ok(Snapshot { order, counters })
+    }
+
+    async fn write_ahead(
+        &self,
+        order: &OrderId,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> Result<(), CommitError> {
+        let (condition, value) = version_condition(expected_version);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(order_item(order, record)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(value.map(|v| HashMap::from([(":v".to_owned(), v)])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(CommitError::Conflict(format!(
+                    "order {order} moved past version {expected_version}"
+                )))
+            }
+            Err(e) => Err(CommitError::Transient(Transient::caused_by(
+                "DynamoDB PutItem (write-ahead) failed",
+                e,
+            ))),
+        }
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
         let build = |e: aws_sdk_dynamodb::error::BuildError| {
             CommitError::Transient(Transient::caused_by("building TransactWriteItems", e))
         };
+        let ticket = &commit.ticket;
         let mut items = Vec::with_capacity(commit.counters.len() + 2);
 
-        let mut order = Put::builder()
+        let (condition, value) = version_condition(commit.expected_version);
+        let order = Put::builder()
             .table_name(&self.table)
-            .item(PK, s(order_key(&commit.order_id)))
-            .item(STATE_ATTRIBUTE, s(commit.state.clone()))
-            .item("version", n(commit.expected_version + 1));
-        order = if commit.expected_version == 0 {
-            order.condition_expression("attribute_not_exists(pk)")
-        } else {
-            order
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(commit.expected_version))
-        };
+            .set_item(Some(order_item(&ticket.order_id, &commit.order)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(value.map(|v| HashMap::from([(":v".to_owned(), v)])));
         items.push(
             TransactWriteItem::builder()
                 .put(order.build().map_err(build)?)
@@ -278,10 +369,13 @@ impl StateStore for DynamoStore {
         let outbox = serde_json::to_string(&commit.outbox).unwrap_or_else(|_| "[]".to_owned());
         let done = Put::builder()
             .table_name(&self.table)
-            .item(PK, s(event_key(commit.event_id)))
+            .item(PK, s(event_key(ticket.event_id)))
             .item("status", s(STATUS_COMPLETED))
             .item("outbox", s(outbox))
-            .item(TTL_ATTRIBUTE, n(commit.expires_at))
+            .item("fingerprint", s(ticket.fingerprint.as_str()))
+            .item("order_id", s(ticket.order_id.as_str()))
+            .item("detail_type", s(ticket.detail_type))
+            .item(TTL_ATTRIBUTE, n(ticket.expires_at))
             .condition_expression("#status = :in_progress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
@@ -330,8 +424,8 @@ fn explain_cancellation(
             continue;
         }
         let item = match index {
-            0 => format!("order {}", commit.order_id),
-            i if i == last => format!("event record {}", commit.event_id),
+            0 => format!("order {}", commit.ticket.order_id),
+            i if i == last => format!("event record {}", commit.ticket.event_id),
             i => commit
                 .counters
                 .get(i - 1)

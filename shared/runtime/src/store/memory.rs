@@ -5,19 +5,21 @@ use std::sync::Mutex;
 
 use orderflow_contracts::{EventId, OrderId};
 
-use super::{Claim, Commit, CommitError, OutboxEntry, Snapshot, StateStore};
+use super::{
+    Claim, Commit, CommitError, Completed, FirstSeen, OrderRecord, Snapshot, StateStore, Ticket,
+};
 use crate::error::Transient;
 
 #[derive(Debug, Clone)]
 enum Record {
     InProgress { lease_until: i64 },
-    Completed(Vec<OutboxEntry>),
+    Completed(Completed),
 }
 
 #[derive(Debug, Default)]
 struct Tables {
     events: HashMap<EventId, Record>,
-    orders: HashMap<String, (String, u64)>,
+    orders: HashMap<String, OrderRecord>,
     counters: HashMap<String, i64>,
 }
 
@@ -45,10 +47,18 @@ impl MemoryStore {
 
     /// An order's state JSON.
     pub fn state(&self, order: &OrderId) -> Option<String> {
-        self.lock()
-            .orders
-            .get(&super::order_key(order))
-            .map(|(s, _)| s.clone())
+        self.order(order).map(|r| r.state)
+    }
+
+    /// An order's whole record.
+    pub fn order(&self, order: &OrderId) -> Option<OrderRecord> {
+        self.lock().orders.get(&super::order_key(order)).cloned()
+    }
+
+    /// Forgets every idempotency record, as DynamoDB's TTL does once they
+    /// expire; order records and counters stay.
+    pub fn expire_event_records(&self) {
+        self.lock().events.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -58,20 +68,35 @@ impl MemoryStore {
     }
 }
 
+fn check_version(t: &Tables, order: &OrderId, expected: u64) -> Result<(), CommitError> {
+    let version = t
+        .orders
+        .get(&super::order_key(order))
+        .map_or(0, |r| r.version);
+    if version == expected {
+        Ok(())
+    } else {
+        Err(CommitError::Conflict(format!(
+            "order {order} is at version {version}, not {expected}"
+        )))
+    }
+}
+
 impl StateStore for MemoryStore {
-    async fn claim(
-        &self,
-        event: EventId,
-        lease_until: i64,
-        now: i64,
-        _expires_at: i64,
-    ) -> Result<Claim, Transient> {
+    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
         let mut t = self.lock();
-        match t.events.get(&event) {
-            Some(Record::Completed(outbox)) => Ok(Claim::Completed(outbox.clone())),
-            Some(Record::InProgress { lease_until: until }) if *until >= now => Ok(Claim::Busy),
+        match t.events.get(&ticket.event_id) {
+            Some(Record::Completed(done)) => Ok(Claim::Completed(done.clone())),
+            Some(Record::InProgress { lease_until: until }) if *until >= ticket.now => {
+                Ok(Claim::Busy)
+            }
             _ => {
-                t.events.insert(event, Record::InProgress { lease_until });
+                t.events.insert(
+                    ticket.event_id,
+                    Record::InProgress {
+                        lease_until: ticket.lease_until,
+                    },
+                );
                 Ok(Claim::Acquired)
             }
         }
@@ -88,7 +113,7 @@ impl StateStore for MemoryStore {
     async fn load(&self, order: &OrderId, counters: &[String]) -> Result<Snapshot, Transient> {
         let t = self.lock();
         Ok(Snapshot {
-            state: t.orders.get(&super::order_key(order)).cloned(),
+            order: t.orders.get(&super::order_key(order)).cloned(),
             counters: counters
                 .iter()
                 .map(|k| t.counters.get(k).copied())
@@ -96,23 +121,29 @@ impl StateStore for MemoryStore {
         })
     }
 
+    async fn write_ahead(
+        &self,
+        order: &OrderId,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> Result<(), CommitError> {
+        let mut t = self.lock();
+        check_version(&t, order, expected_version)?;
+        t.orders.insert(super::order_key(order), record.clone());
+        Ok(())
+    }
+
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
         let mut t = self.lock();
-        let key = super::order_key(&commit.order_id);
-        let version = t.orders.get(&key).map_or(0, |(_, v)| *v);
-        if version != commit.expected_version {
-            return Err(CommitError::Conflict(format!(
-                "order {} is at version {version}, not {}",
-                commit.order_id, commit.expected_version
-            )));
-        }
+        let ticket = &commit.ticket;
+        check_version(&t, &ticket.order_id, commit.expected_version)?;
         if !matches!(
-            t.events.get(&commit.event_id),
+            t.events.get(&ticket.event_id),
             Some(Record::InProgress { .. })
         ) {
             return Err(CommitError::Conflict(format!(
                 "event {} is no longer in progress",
-                commit.event_id
+                ticket.event_id
             )));
         }
         for change in &commit.counters {
@@ -127,9 +158,19 @@ impl StateStore for MemoryStore {
         for change in &commit.counters {
             *t.counters.entry(change.key.clone()).or_insert(0) += change.delta;
         }
-        t.orders.insert(key, (commit.state.clone(), version + 1));
-        t.events
-            .insert(commit.event_id, Record::Completed(commit.outbox.clone()));
+        t.orders
+            .insert(super::order_key(&ticket.order_id), commit.order.clone());
+        t.events.insert(
+            ticket.event_id,
+            Record::Completed(Completed {
+                first: Some(FirstSeen {
+                    fingerprint: ticket.fingerprint.clone(),
+                    order_id: ticket.order_id.to_string(),
+                    detail_type: ticket.detail_type.to_owned(),
+                }),
+                outbox: commit.outbox.clone(),
+            }),
+        );
         Ok(())
     }
 }
