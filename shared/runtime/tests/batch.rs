@@ -255,3 +255,34 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn records_are_not_started_with_too_little_time_left_and_come_back() {
+    let records = vec![record("a", "ok"), record("b", "permanent")];
+    let dlq = MemoryDeadLetters::new();
+    let options = BatchOptions {
+        deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_millis(500)),
+        ..options(false)
+    };
+    let report = batch::process(&records, options, &dlq, scripted).await;
+    // Neither ran: the permanent one is not dead-lettered now, so an
+    // invocation that would have timed out cannot send it twice.
+    assert_eq!(failed_ids(&report), vec!["a", "b"]);
+    assert!(dlq.letters().is_empty());
+    match &report.outcomes[0].1 {
+        Disposition::Retry(why) => assert!(why.contains("not started"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn records_with_time_enough_left_run() {
+    let records = vec![record("a", "ok")];
+    let dlq = MemoryDeadLetters::new();
+    let options = BatchOptions {
+        deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(10)),
+        ..options(false)
+    };
+    let report = batch::process(&records, options, &dlq, scripted).await;
+    assert_eq!(report.outcomes[0].1, Disposition::Ack);
+}

@@ -312,3 +312,19 @@ async fn a_direct_invocation_logs_its_outcome_and_answers_duplicate_the_second_t
     assert!(lines.iter().all(|l| l["message_id"] == "test-request"));
     assert_eq!(handler.metric_lines().len(), 2);
 }
+
+#[tokio::test]
+async fn a_batch_with_records_that_do_not_parse_fails_the_invocation() {
+    let handler = memory_handler(Orders);
+    // `Records` whose entries lack every SQS field: not a batch we can answer
+    // record by record, and not one bus event either.
+    let payload = json!({ "Records": [{ "body": 1 }, { "nonsense": true }] }).to_string();
+    match handler.invoke(&payload).await {
+        Err(err) => assert_eq!(err.kind(), "malformed", "{err}"),
+        Ok(answer) => panic!("acknowledged a batch it could not read: {answer:?}"),
+    }
+    assert!(
+        handler.letters().is_empty(),
+        "the records are SQS's to deliver again, not one dead letter"
+    );
+}
