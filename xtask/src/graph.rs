@@ -992,7 +992,7 @@ Resources:
             "Bus -->|\"OrderPlaced<br/>StockUnavailable\"| PayRule",
             "PayRule --> PayQueue",
             "PayQueue --> Pay",
-            "Pay -->|\"PaymentAuthorized<br/>PaymentDeclined<br/>PaymentVoided\"| Bus",
+            "Pay -->|\"PaymentAuthorized<br/>PaymentDeclined<br/>PaymentVoided<br/>PaymentCaptured\"| Bus",
             "PayQueue -.->|\"after 3 receives\"| PayDlq",
         ] {
             assert!(

@@ -2,14 +2,23 @@
 //!
 //! - `OrderPlaced` asks the provider to authorize the total, unless stock
 //!   was already reported unavailable for the order: then it is declined
-//!   without charging.
+//!   without charging. Before the call the order is written ahead as
+//!   `Authorizing`, so that whoever decides next knows a hold may exist.
+//! - An order found `Authorizing` (the delivery that asked crashed, timed
+//!   out or lost a write conflict) asks again under the same idempotency
+//!   key, and so learns what the first call did.
 //! - `StockUnavailable` voids an authorized payment. If it arrives before
-//!   the order, it is remembered so that the order is never charged.
-//! - A second `OrderPlaced` for an order already decided changes nothing.
+//!   the order, or while the authorization is in flight, it is remembered:
+//!   the order is then never charged, and a hold the flight produced is
+//!   voided as soon as it is known.
+//! - `ShipmentScheduled` captures the authorization: a hold expires if
+//!   nobody captures it.
+//! - A second `OrderPlaced` for an order already decided changes nothing,
+//!   and every close (void, capture) happens at most once.
 
 use orderflow_contracts::{
     AuthorizationId, Currency, DeclineReason, Event, MinorUnits, OrderId, PaymentAuthorized,
-    PaymentDeclined, PaymentVoided,
+    PaymentCaptured, PaymentDeclined, PaymentVoided,
 };
 use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
@@ -32,7 +41,14 @@ pub enum Status {
     /// No order seen yet.
     #[default]
     Pending,
-    /// Authorized and not voided.
+    /// An authorization was asked for; its answer is not recorded yet.
+    Authorizing {
+        /// The amount.
+        amount_minor: MinorUnits,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// Authorized: a hold, not yet captured or voided.
     Authorized {
         /// The provider's authorization.
         authorization_id: AuthorizationId,
@@ -51,6 +67,15 @@ pub enum Status {
         /// The voided authorization.
         authorization_id: AuthorizationId,
     },
+    /// Authorized, then captured: the order shipped and was charged.
+    Captured {
+        /// The captured authorization.
+        authorization_id: AuthorizationId,
+        /// The amount charged.
+        amount_minor: MinorUnits,
+        /// Its currency.
+        currency: Currency,
+    },
 }
 
 /// What to do with an event.
@@ -59,47 +84,114 @@ pub enum Plan {
     /// Apply this decision; no provider call is needed.
     Apply(Decision<PaymentState>),
     /// Call the provider, then [`settle`] with its answer.
-    Call(GatewayCall),
+    Call(Call),
+}
+
+/// A provider call still to make, and what to settle its answer against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The state the answer applies to.
+    pub state: PaymentState,
+    /// The call.
+    pub call: GatewayCall,
+    /// Write `state` ahead of the call: the call opens something (a hold)
+    /// that a decision from the current state would not know about.
+    pub write_ahead: bool,
+    /// Events already decided on the way here, emitted with the rest.
+    pub emitted: Vec<Event>,
+}
+
+impl Call {
+    fn new(state: PaymentState, call: GatewayCall) -> Plan {
+        Plan::Call(Self {
+            state,
+            call,
+            write_ahead: false,
+            emitted: Vec::new(),
+        })
+    }
 }
 
 /// Decides what `event` does to an order's payment.
 pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
     match (event, &state.status) {
         (Event::OrderPlaced(_), Status::Pending) if state.stock_unavailable => {
-            Plan::Apply(declined(state.clone(), DeclineReason::StockUnavailable))
+            Plan::Apply(declined(state.clone(), DeclineReason::StockUnavailable, Vec::new()))
         }
-        (Event::OrderPlaced(order), Status::Pending) => Plan::Call(GatewayCall::Authorize {
-            idempotency_key: format!("authorize-{order_id}"),
-            order_id: order_id.clone(),
-            amount_minor: order.total_minor,
-            currency: order.currency,
-            token: order.payment_token.clone(),
-        }),
+        (Event::OrderPlaced(order), Status::Pending | Status::Authorizing { .. }) => {
+            let call = GatewayCall::authorize(
+                order_id,
+                order.total_minor,
+                order.currency,
+                order.payment_token.clone(),
+            );
+            let write_ahead = state.status == Status::Pending;
+            Plan::Call(Call {
+                state: PaymentState {
+                    status: Status::Authorizing {
+                        amount_minor: order.total_minor,
+                        currency: order.currency,
+                    },
+                    ..state.clone()
+                },
+                call,
+                write_ahead,
+                emitted: Vec::new(),
+            })
+        }
+        (Event::StockUnavailable(_), Status::Authorized { .. }) => void(state.clone(), order_id),
+        (Event::StockUnavailable(_), Status::Pending | Status::Authorizing { .. }) => {
+            Plan::Apply(Decision::unchanged(PaymentState {
+                stock_unavailable: true,
+                ..state.clone()
+            }))
+        }
         (
-            Event::StockUnavailable(_),
+            Event::ShipmentScheduled(_),
             Status::Authorized {
-                authorization_id, ..
+                authorization_id,
+                amount_minor,
+                ..
             },
-        ) => Plan::Call(GatewayCall::Void {
-            idempotency_key: format!("void-{order_id}"),
-            authorization_id: authorization_id.clone(),
-        }),
-        (Event::StockUnavailable(_), Status::Pending) => Plan::Apply(unchanged(PaymentState {
-            stock_unavailable: true,
-            ..state.clone()
-        })),
-        // Already decided, already voided, or not ours: nothing changes.
-        _ => Plan::Apply(unchanged(state.clone())),
+        ) => Call::new(
+            state.clone(),
+            GatewayCall::Capture {
+                idempotency_key: format!("capture-{order_id}"),
+                authorization_id: authorization_id.clone(),
+                amount_minor: *amount_minor,
+            },
+        ),
+        // Already decided, already closed, or not ours: nothing changes.
+        _ => Plan::Apply(Decision::unchanged(state.clone())),
     }
 }
 
-/// Applies the provider's answer to a [`GatewayCall`] made for `state`.
-pub fn settle(
-    state: PaymentState,
-    call: &GatewayCall,
-    result: GatewayResult,
-) -> Decision<PaymentState> {
-    match (call, result, &state.status) {
+/// The void of `state`'s authorization.
+fn void(state: PaymentState, order_id: &OrderId) -> Plan {
+    match &state.status {
+        Status::Authorized {
+            authorization_id, ..
+        } => Call::new(
+            state.clone(),
+            GatewayCall::Void {
+                idempotency_key: format!("void-{order_id}"),
+                authorization_id: authorization_id.clone(),
+            },
+        ),
+        _ => Plan::Apply(Decision::unchanged(state)),
+    }
+}
+
+/// Applies the provider's answer to a [`Call`]; the result may be another
+/// call (a hold that turns out to need voiding at once).
+pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
+    let Call {
+        state,
+        call,
+        mut emitted,
+        ..
+    } = call;
+    match (&call, result, &state.status) {
         (
             GatewayCall::Authorize {
                 amount_minor,
@@ -109,26 +201,34 @@ pub fn settle(
             GatewayResult::Authorized(id),
             _,
         ) => {
-            let event = PaymentAuthorized {
+            emitted.push(Event::PaymentAuthorized(PaymentAuthorized {
                 authorization_id: id.clone(),
                 amount_minor: *amount_minor,
                 currency: *currency,
-            };
-            Decision {
-                state: PaymentState {
-                    status: Status::Authorized {
-                        authorization_id: id,
-                        amount_minor: *amount_minor,
-                        currency: *currency,
-                    },
-                    ..state
+            }));
+            let state = PaymentState {
+                status: Status::Authorized {
+                    authorization_id: id,
+                    amount_minor: *amount_minor,
+                    currency: *currency,
                 },
-                counters: Vec::new(),
-                emit: vec![Event::PaymentAuthorized(event)],
+                ..state
+            };
+            if state.stock_unavailable {
+                // Stock was reported short while the authorization was in
+                // flight: the hold it made is released at once.
+                return match void(state, order_id) {
+                    Plan::Call(mut next) => {
+                        next.emitted = emitted;
+                        Plan::Call(next)
+                    }
+                    apply => apply,
+                };
             }
+            Plan::Apply(Decision::emit(state, emitted))
         }
         (GatewayCall::Authorize { .. }, GatewayResult::Declined(reason), _) => {
-            declined(state, reason)
+            Plan::Apply(declined(state, reason, emitted))
         }
         (
             GatewayCall::Void { .. },
@@ -139,49 +239,69 @@ pub fn settle(
                 currency,
             },
         ) => {
-            let event = PaymentVoided {
+            emitted.push(Event::PaymentVoided(PaymentVoided {
                 authorization_id: authorization_id.clone(),
                 amount_minor: *amount_minor,
                 currency: *currency,
-            };
-            Decision {
-                state: PaymentState {
-                    status: Status::Voided {
-                        authorization_id: authorization_id.clone(),
-                    },
-                    stock_unavailable: true,
+            }));
+            let state = PaymentState {
+                status: Status::Voided {
+                    authorization_id: authorization_id.clone(),
                 },
-                counters: Vec::new(),
-                emit: vec![Event::PaymentVoided(event)],
-            }
+                stock_unavailable: true,
+            };
+            Plan::Apply(Decision::emit(state, emitted))
+        }
+        (
+            GatewayCall::Capture { .. },
+            GatewayResult::Captured,
+            Status::Authorized {
+                authorization_id,
+                amount_minor,
+                currency,
+            },
+        ) => {
+            emitted.push(Event::PaymentCaptured(PaymentCaptured {
+                authorization_id: authorization_id.clone(),
+                amount_minor: *amount_minor,
+                currency: *currency,
+            }));
+            let state = PaymentState {
+                status: Status::Captured {
+                    authorization_id: authorization_id.clone(),
+                    amount_minor: *amount_minor,
+                    currency: *currency,
+                },
+                ..state
+            };
+            Plan::Apply(Decision::emit(state, emitted))
         }
         // An answer that does not fit the call or the state changes nothing.
-        _ => unchanged(state),
+        _ => Plan::Apply(Decision::emit(state, emitted)),
     }
 }
 
-fn declined(state: PaymentState, reason: DeclineReason) -> Decision<PaymentState> {
-    Decision {
-        state: PaymentState {
+fn declined(
+    state: PaymentState,
+    reason: DeclineReason,
+    mut emitted: Vec<Event>,
+) -> Decision<PaymentState> {
+    emitted.push(Event::PaymentDeclined(PaymentDeclined { reason }));
+    Decision::emit(
+        PaymentState {
             status: Status::Declined { reason },
             ..state
         },
-        counters: Vec::new(),
-        emit: vec![Event::PaymentDeclined(PaymentDeclined { reason })],
-    }
-}
-
-fn unchanged(state: PaymentState) -> Decision<PaymentState> {
-    Decision {
-        state,
-        counters: Vec::new(),
-        emit: Vec::new(),
-    }
+        emitted,
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use orderflow_contracts::{ShortLine, Sku, StockUnavailable};
+    use orderflow_contracts::{
+        LabelLocation, PickupWindow, ShipmentScheduled, ShortLine, Sku, StockUnavailable,
+        TrackingNumber,
+    };
     use orderflow_runtime::testing::fixtures::order_placed;
 
     use super::*;
@@ -208,8 +328,28 @@ mod tests {
         })
     }
 
+    fn shipped() -> Event {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Event::ShipmentScheduled(ShipmentScheduled {
+            tracking_number: TrackingNumber::derive("ord-1"),
+            label: LabelLocation {
+                bucket: "labels".into(),
+                key: "labels/ord-1.pdf".into(),
+                content_type: "application/pdf".into(),
+            },
+            pickup: PickupWindow {
+                from: at,
+                to: at + chrono::Duration::hours(4),
+            },
+        })
+    }
+
     fn auth() -> AuthorizationId {
         ok(AuthorizationId::new("auth_1"))
+    }
+
+    fn eur() -> Currency {
+        ok(Currency::new("EUR"))
     }
 
     fn authorized() -> PaymentState {
@@ -217,17 +357,26 @@ mod tests {
             status: Status::Authorized {
                 authorization_id: auth(),
                 amount_minor: MinorUnits(1000),
-                currency: ok(Currency::new("EUR")),
+                currency: eur(),
             },
             stock_unavailable: false,
         }
     }
 
-    /// The provider call a fresh order asks for.
-    fn authorize_call() -> GatewayCall {
-        match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
+    fn authorizing(stock_unavailable: bool) -> PaymentState {
+        PaymentState {
+            status: Status::Authorizing {
+                amount_minor: MinorUnits(1000),
+                currency: eur(),
+            },
+            stock_unavailable,
+        }
+    }
+
+    fn call(plan: Plan) -> Call {
+        match plan {
             Plan::Call(call) => call,
-            other => panic!("{other:?}"),
+            Plan::Apply(d) => panic!("expected a provider call, got {d:?}"),
         }
     }
 
@@ -243,13 +392,20 @@ mod tests {
     }
 
     #[test]
-    fn an_order_asks_the_provider_to_authorize_its_total_with_an_idempotency_key() {
-        match decide(&PaymentState::default(), &order_id(), &placed("tok_ok")) {
-            Plan::Call(GatewayCall::Authorize {
+    fn an_order_writes_ahead_then_asks_to_authorize_its_total_with_an_idempotency_key() {
+        let c = call(decide(
+            &PaymentState::default(),
+            &order_id(),
+            &placed("tok_ok"),
+        ));
+        assert!(c.write_ahead, "the hold must be known before it exists");
+        assert_eq!(c.state, authorizing(false));
+        match c.call {
+            GatewayCall::Authorize {
                 idempotency_key,
                 amount_minor,
                 ..
-            }) => {
+            } => {
                 assert_eq!(idempotency_key, "authorize-ord-1");
                 assert_eq!(amount_minor, MinorUnits(1000));
             }
@@ -259,24 +415,28 @@ mod tests {
 
     #[test]
     fn an_authorization_emits_payment_authorized() {
-        let call = authorize_call();
-        let d = settle(
-            PaymentState::default(),
-            &call,
-            GatewayResult::Authorized(auth()),
-        );
+        let c = call(decide(
+            &PaymentState::default(),
+            &order_id(),
+            &placed("tok_ok"),
+        ));
+        let d = applied(settle(c, &order_id(), GatewayResult::Authorized(auth())));
         assert_eq!(kinds(&d), ["PaymentAuthorized"]);
         assert_eq!(d.state, authorized());
     }
 
     #[test]
     fn a_decline_emits_payment_declined_with_the_reason() {
-        let call = authorize_call();
-        let d = settle(
-            PaymentState::default(),
-            &call,
+        let c = call(decide(
+            &PaymentState::default(),
+            &order_id(),
+            &placed("tok_ok"),
+        ));
+        let d = applied(settle(
+            c,
+            &order_id(),
             GatewayResult::Declined(DeclineReason::OverLimit),
-        );
+        ));
         assert_eq!(
             d.emit,
             [Event::PaymentDeclined(PaymentDeclined {
@@ -293,28 +453,22 @@ mod tests {
 
     #[test]
     fn stock_unavailable_voids_an_authorized_payment() {
-        match decide(&authorized(), &order_id(), &unavailable()) {
-            Plan::Call(GatewayCall::Void {
-                authorization_id,
-                idempotency_key,
-            }) => {
-                assert_eq!(authorization_id, auth());
-                assert_eq!(idempotency_key, "void-ord-1");
-                let call = GatewayCall::Void {
-                    authorization_id,
-                    idempotency_key,
-                };
-                let d = settle(authorized(), &call, GatewayResult::Voided);
-                assert_eq!(kinds(&d), ["PaymentVoided"]);
-                assert_eq!(
-                    d.state.status,
-                    Status::Voided {
-                        authorization_id: auth()
-                    }
-                );
+        let c = call(decide(&authorized(), &order_id(), &unavailable()));
+        assert_eq!(
+            c.call,
+            GatewayCall::Void {
+                authorization_id: auth(),
+                idempotency_key: "void-ord-1".into()
             }
-            other => panic!("{other:?}"),
-        }
+        );
+        let d = applied(settle(c, &order_id(), GatewayResult::Voided));
+        assert_eq!(kinds(&d), ["PaymentVoided"]);
+        assert_eq!(
+            d.state.status,
+            Status::Voided {
+                authorization_id: auth()
+            }
+        );
     }
 
     #[test]
@@ -333,6 +487,63 @@ mod tests {
                 reason: DeclineReason::StockUnavailable
             })]
         );
+    }
+
+    #[test]
+    fn an_order_found_authorizing_asks_again_under_the_same_key_without_writing_ahead() {
+        let c = call(decide(&authorizing(false), &order_id(), &placed("tok_ok")));
+        assert!(!c.write_ahead);
+        assert!(matches!(
+            c.call,
+            GatewayCall::Authorize { ref idempotency_key, .. } if idempotency_key == "authorize-ord-1"
+        ));
+    }
+
+    #[test]
+    fn stock_unavailable_during_an_authorization_is_remembered_and_the_hold_voided_once_known() {
+        // The shortage lands while the authorization is in flight.
+        let d = applied(decide(&authorizing(false), &order_id(), &unavailable()));
+        assert!(d.emit.is_empty());
+        assert_eq!(d.state, authorizing(true));
+        // The order's next decision asks again, learns of the hold, and
+        // voids it in the same delivery.
+        let c = call(decide(&d.state, &order_id(), &placed("tok_ok")));
+        let void = call(settle(c, &order_id(), GatewayResult::Authorized(auth())));
+        assert!(matches!(void.call, GatewayCall::Void { .. }));
+        let d = applied(settle(void, &order_id(), GatewayResult::Voided));
+        assert_eq!(kinds(&d), ["PaymentAuthorized", "PaymentVoided"]);
+        assert_eq!(
+            d.state.status,
+            Status::Voided {
+                authorization_id: auth()
+            }
+        );
+    }
+
+    #[test]
+    fn a_shipment_captures_the_authorization_once() {
+        let c = call(decide(&authorized(), &order_id(), &shipped()));
+        assert_eq!(
+            c.call,
+            GatewayCall::Capture {
+                idempotency_key: "capture-ord-1".into(),
+                authorization_id: auth(),
+                amount_minor: MinorUnits(1000),
+            }
+        );
+        let d = applied(settle(c, &order_id(), GatewayResult::Captured));
+        assert_eq!(
+            d.emit,
+            [Event::PaymentCaptured(PaymentCaptured {
+                authorization_id: auth(),
+                amount_minor: MinorUnits(1000),
+                currency: eur(),
+            })]
+        );
+        let again = applied(decide(&d.state, &order_id(), &shipped()));
+        assert!(again.emit.is_empty(), "captured once");
+        let void = applied(decide(&d.state, &order_id(), &unavailable()));
+        assert!(void.emit.is_empty(), "a captured payment is never voided");
     }
 
     #[test]
@@ -380,10 +591,9 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_json() {
-        let json = ok(serde_json::to_string(&authorized()));
-        assert_eq!(
-            ok(serde_json::from_str::<PaymentState>(&json)),
-            authorized()
-        );
+        for state in [authorized(), authorizing(true)] {
+            let json = ok(serde_json::to_string(&state));
+            assert_eq!(ok(serde_json::from_str::<PaymentState>(&json)), state);
+        }
     }
 }

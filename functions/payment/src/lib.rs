@@ -1,22 +1,32 @@
 //! orderflow's payment function.
 //!
-//! Consumes `OrderPlaced` and `StockUnavailable`; emits `PaymentAuthorized`,
-//! `PaymentDeclined` and `PaymentVoided`.
+//! Consumes `OrderPlaced`, `StockUnavailable` and `ShipmentScheduled`;
+//! emits `PaymentAuthorized`, `PaymentDeclined`, `PaymentVoided` and
+//! `PaymentCaptured`. Every order's payment ends captured (it shipped),
+//! voided (stock was short) or declined.
 //!
 //! Layout:
 //! - [`decide`]: the rules, as pure functions over [`PaymentState`].
-//! - [`gateway`]: the [`gateway::PaymentGateway`] port and its simulator.
-//! - [`Payment`]: the [`Service`] that wires the two together for the
-//!   shared runtime.
+//! - [`gateway`]: the [`gateway::PaymentGateway`] port.
+//! - [`simulator`]: the provider orderflow ships, a deterministic
+//!   simulator that keeps a [`ledger`].
+//! - [`ledger`]: the simulator's record of every authorization, in memory
+//!   or in DynamoDB.
+//! - [`Payment`]: the [`Service`] that wires the rules and the provider
+//!   together for the shared runtime.
 
 pub mod decide;
 pub mod gateway;
+pub mod ledger;
+pub mod simulator;
 
 use orderflow_contracts::EventKind;
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{PaymentState, Plan};
-pub use gateway::{GatewayCall, PaymentGateway, Simulator};
+pub use gateway::{GatewayCall, PaymentGateway};
+pub use ledger::{AnyLedger, DynamoLedger, Hold, HoldStatus, Ledger, MemoryLedger};
+pub use simulator::Simulator;
 
 /// The payment [`Service`].
 #[derive(Debug)]
@@ -25,9 +35,14 @@ pub struct Payment<G> {
 }
 
 impl<G: PaymentGateway> Payment<G> {
-    /// A payment service that authorizes through `gateway`.
+    /// A payment service that calls the provider through `gateway`.
     pub fn new(gateway: G) -> Self {
         Self { gateway }
+    }
+
+    /// The provider.
+    pub fn gateway(&self) -> &G {
+        &self.gateway
     }
 }
 
@@ -36,22 +51,28 @@ impl<G: PaymentGateway> Service for Payment<G> {
     const FUNCTION: &'static str = "payment";
 
     fn consumes(&self, kind: EventKind) -> bool {
-        matches!(kind, EventKind::OrderPlaced | EventKind::StockUnavailable)
+        matches!(
+            kind,
+            EventKind::OrderPlaced | EventKind::StockUnavailable | EventKind::ShipmentScheduled
+        )
     }
 
     async fn handle(
         &self,
         input: Input<'_, PaymentState>,
     ) -> Result<Decision<PaymentState>, RecordError> {
-        match decide::decide(
-            &input.state,
-            &input.message.meta.order_id,
-            &input.message.event,
-        ) {
-            Plan::Apply(decision) => Ok(decision),
-            Plan::Call(call) => {
-                let result = self.gateway.call(&call).await?;
-                Ok(decide::settle(input.state, &call, result))
+        let order_id = &input.message.meta.order_id;
+        let mut plan = decide::decide(&input.state, order_id, &input.message.event);
+        loop {
+            match plan {
+                Plan::Apply(decision) => return Ok(decision),
+                Plan::Call(call) => {
+                    if call.write_ahead {
+                        input.write_ahead(&call.state).await?;
+                    }
+                    let result = self.gateway.call(&call.call).await?;
+                    plan = decide::settle(call, order_id, result);
+                }
             }
         }
     }

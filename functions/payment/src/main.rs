@@ -1,7 +1,10 @@
 //! The payment function's Lambda binary (`bootstrap`).
 
 use orderflow_runtime::{Config, config, lambda, telemetry};
-use payment::{Payment, Simulator};
+use payment::{AnyLedger, DynamoLedger, MemoryLedger, Payment, Simulator};
+
+/// The simulated provider's ledger table (see `payment::ledger`).
+const LEDGER_TABLE: &str = "ORDERFLOW_PROVIDER_LEDGER";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,9 +13,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let limit = config::number(
         &|name| std::env::var(name).ok(),
         "ORDERFLOW_PAYMENT_LIMIT_MINOR",
-        Simulator::DEFAULT_LIMIT_MINOR,
+        Simulator::<AnyLedger>::DEFAULT_LIMIT_MINOR,
         1,
         u64::MAX,
     )?;
-    lambda::run(config, |_aws| Payment::new(Simulator::new(limit))).await
+    let table = config.require(LEDGER_TABLE)?;
+    lambda::run(config, |aws| {
+        let ledger = match aws {
+            Some(aws) => {
+                AnyLedger::Dynamo(DynamoLedger::new(aws_sdk_dynamodb::Client::new(aws), table))
+            }
+            None => AnyLedger::Memory(MemoryLedger::new()),
+        };
+        Payment::new(Simulator::new(limit, ledger))
+    })
+    .await
 }

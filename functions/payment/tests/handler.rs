@@ -5,7 +5,7 @@ use orderflow_runtime::lambda::Response;
 use orderflow_runtime::testing::{
     Expect, MemoryHandler, check_samples, memory_handler, read_sample,
 };
-use payment::{Payment, Simulator};
+use payment::{HoldStatus, MemoryLedger, Payment, Simulator};
 
 /// What each sample must do to a fresh function (besides the shared
 /// `POISON` expectations).
@@ -20,10 +20,29 @@ const EXPECTED: &[(&str, Expect)] = &[
         Expect::Emits(&["PaymentDeclined"]),
     ),
     ("stock-unavailable", Expect::Emits(&[])),
+    // A shipment of an order this fresh function never authorized.
+    ("shipment-scheduled", Expect::Emits(&[])),
 ];
 
-fn handler() -> MemoryHandler<Payment<Simulator>> {
-    memory_handler(Payment::new(Simulator::new(Simulator::DEFAULT_LIMIT_MINOR)))
+type Provider = Simulator<MemoryLedger>;
+
+fn handler() -> MemoryHandler<Payment<Provider>> {
+    memory_handler(Payment::new(Simulator::new(
+        Provider::DEFAULT_LIMIT_MINOR,
+        MemoryLedger::new(),
+    )))
+}
+
+/// The provider's holds, by status name.
+fn ledger(h: &MemoryHandler<Payment<Provider>>) -> Vec<HoldStatus> {
+    h.processor()
+        .service()
+        .gateway()
+        .ledger()
+        .holds()
+        .into_iter()
+        .map(|hold| hold.status)
+        .collect()
 }
 
 #[tokio::test]
@@ -69,6 +88,51 @@ async fn stock_unavailable_after_authorization_voids_the_payment() {
     ])
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.published_kinds(), ["PaymentAuthorized", "PaymentVoided"]);
+    assert_eq!(ledger(&h), [HoldStatus::Voided], "no hold left open");
+}
+
+#[tokio::test]
+async fn a_shipment_captures_the_authorization_once() {
+    let h = handler();
+    h.feed(&[
+        "payment/order-placed.sqs.json",
+        "payment/shipment-scheduled.sqs.json",
+        "payment/shipment-scheduled.eventbridge.json",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        h.published_kinds(),
+        ["PaymentAuthorized", "PaymentCaptured", "PaymentCaptured"],
+        "the duplicate re-publishes the same capture"
+    );
+    let published = h.published();
+    assert_eq!(published[1], published[2]);
+    assert_eq!(ledger(&h), [HoldStatus::Captured]);
+}
+
+#[tokio::test]
+async fn a_provider_timeout_after_a_real_authorization_leaves_no_open_hold() {
+    let h = handler();
+    // The provider authorizes, then the answer times out; stock is reported
+    // short before the order's redelivery.
+    let placed = read_sample("payment/order-placed.sqs.json")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("tok_visa_4242", "tok_timeout_1");
+    match h.invoke(&placed).await {
+        Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ledger(&h), [HoldStatus::Open], "the hold is real");
+    h.feed(&["payment/stock-unavailable.sqs.json"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    match h.invoke(&placed).await {
+        Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty(), "{b:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ledger(&h), [HoldStatus::Voided], "no hold left open");
     assert_eq!(h.published_kinds(), ["PaymentAuthorized", "PaymentVoided"]);
 }
 
@@ -200,10 +264,6 @@ async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
     let cases = [
         ("[1, 2]", "malformed"),
         ("\"text\"", "malformed"),
-        (
-            "{\"Records\": [{\"body\": \"no message id\"}]}",
-            "missing_field",
-        ),
     ];
     for (payload, kind) in cases {
         let h = handler();
@@ -220,4 +280,17 @@ async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
             letters[0].error_message
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_whose_records_do_not_parse_fails_the_invocation_instead_of_one_dead_letter() {
+    let h = handler();
+    let payload = "{\"Records\": [{\"body\": \"no message id\"}]}";
+    let err = h
+        .invoke(payload)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the batch was answered"));
+    assert_eq!(err.kind(), "malformed", "{err}");
+    assert!(h.letters().is_empty());
 }

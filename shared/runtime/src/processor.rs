@@ -140,6 +140,26 @@ pub struct Decision<S> {
     pub emit: Vec<Event>,
 }
 
+impl<S> Decision<S> {
+    /// The order moves to `state`; nothing is emitted or counted.
+    pub fn unchanged(state: S) -> Self {
+        Self {
+            state,
+            counters: Vec::new(),
+            emit: Vec::new(),
+        }
+    }
+
+    /// The order moves to `state` and `emit` is published.
+    pub fn emit(state: S, emit: Vec<Event>) -> Self {
+        Self {
+            state,
+            counters: Vec::new(),
+            emit,
+        }
+    }
+}
+
 /// How a processed event ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {

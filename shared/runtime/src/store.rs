@@ -250,6 +250,39 @@ pub trait StateStore: Send + Sync {
     fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
 }
 
+/// A shared store is a store: two processors over one `Arc<MemoryStore>`
+/// are two execution environments over one table, for tests of races.
+impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
+    fn claim(&self, ticket: &Ticket) -> impl Future<Output = Result<Claim, Transient>> + Send {
+        (**self).claim(ticket)
+    }
+
+    fn release(&self, event: EventId) -> impl Future<Output = Result<(), Transient>> + Send {
+        (**self).release(event)
+    }
+
+    fn load(
+        &self,
+        order: &OrderId,
+        counters: &[String],
+    ) -> impl Future<Output = Result<Snapshot, Transient>> + Send {
+        (**self).load(order, counters)
+    }
+
+    fn write_ahead(
+        &self,
+        order: &OrderId,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send {
+        (**self).write_ahead(order, expected_version, record)
+    }
+
+    fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), CommitError>> + Send {
+        (**self).commit(commit)
+    }
+}
+
 pub(crate) const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
 pub(crate) const STATUS_COMPLETED: &str = "COMPLETED";
 
