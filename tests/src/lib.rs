@@ -19,19 +19,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
-use orderflow_contracts::{Message, OrderId, Sku};
+use orderflow_contracts::{EventId, Message, OrderId, Sku};
 use orderflow_runtime::dlq::{RetryLater, change_visibility};
-use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, order_key};
+use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, event_key, order_key};
 
 pub use audit::{Audit, Seen};
 pub use order::OrderSpec;
 pub use outcome::Outcome;
+pub use payment::{Hold, HoldStatus};
 pub use stack::{DEFAULT_STACK, ServiceResources, Stack};
 
 /// A deployed stack and the clients to reach it.
@@ -295,6 +296,77 @@ impl Flow {
             ),
             None => Ok(None),
         }
+    }
+
+    /// Deletes `event`'s idempotency record from `service`'s table, as
+    /// DynamoDB's TTL does once the record expires.
+    pub async fn expire_event_record(
+        &self,
+        service: &ServiceResources,
+        event: EventId,
+    ) -> Result<()> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&service.table)
+            .key(PK, AttributeValue::S(event_key(event)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .with_context(|| format!("could not delete {}'s record of {event}", service.name))?;
+        Ok(())
+    }
+
+    /// What the payment provider's ledger holds for `order`'s
+    /// authorization, if one was ever asked for.
+    pub async fn hold(&self, order: &OrderId) -> Result<Option<payment::Hold>> {
+        let id = payment::ledger::authorization_id(&payment::gateway::authorize_key(order))?;
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.stack.provider_ledger)
+            .key("pk", AttributeValue::S(id.as_str().to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("could not read the provider's ledger for {order}"))?;
+        item.item()
+            .map(payment::ledger::hold_from_item)
+            .transpose()
+            .map_err(|e| anyhow!("the ledger's item for {order}: {e}"))
+    }
+
+    /// Checks the provider's ledger against how `order` (whose total is
+    /// `total_minor`) ended: shipped means its whole total captured once;
+    /// declined means a decline or nothing asked; out of stock means
+    /// voided or nothing asked. Never an open hold.
+    pub async fn check_ledger(
+        &self,
+        order: &OrderId,
+        outcome: Outcome,
+        total_minor: u64,
+    ) -> Result<Option<payment::Hold>> {
+        use payment::HoldStatus;
+        let hold = self.hold(order).await?;
+        let status = hold.as_ref().map(|h| h.status);
+        let fits = match outcome {
+            Outcome::Shipped => {
+                status == Some(HoldStatus::Captured)
+                    && hold.as_ref().map(|h| h.amount_minor.0) == Some(total_minor)
+            }
+            Outcome::Declined => {
+                matches!(
+                    status,
+                    None | Some(HoldStatus::Declined(_) | HoldStatus::Voided)
+                )
+            }
+            Outcome::OutOfStock => matches!(status, None | Some(HoldStatus::Voided)),
+            Outcome::Pending => false,
+        };
+        ensure!(
+            fits,
+            "order {order} ended {outcome} but the provider's ledger holds {hold:?}"
+        );
+        Ok(hold)
     }
 
     /// The label at `key` in the label bucket, if it exists.

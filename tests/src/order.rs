@@ -72,6 +72,11 @@ impl OrderSpec {
         &self.order_id
     }
 
+    /// The order's total, in minor units.
+    pub fn total_minor(&self) -> u64 {
+        self.lines.iter().map(|(_, q, p)| u64::from(*q) * p).sum()
+    }
+
     /// The OrderPlaced event, with a fresh event id.
     pub fn message(&self) -> Result<Message> {
         let items = self
@@ -85,10 +90,9 @@ impl OrderSpec {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let total: u64 = self.lines.iter().map(|(_, q, p)| u64::from(*q) * p).sum();
         let order = OrderPlaced {
             items,
-            total_minor: MinorUnits(total),
+            total_minor: MinorUnits(self.total_minor()),
             currency: Currency::new("EUR").map_err(anyhow::Error::msg)?,
             payment_token: PaymentToken::new(self.token.clone()).map_err(anyhow::Error::msg)?,
             shipping_address: Address {

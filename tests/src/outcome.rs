@@ -11,7 +11,7 @@ use crate::audit::Seen;
 pub enum Outcome {
     /// Still moving.
     Pending,
-    /// Paid, reserved, and the pickup is scheduled.
+    /// Reserved, the pickup scheduled, and the payment captured.
     Shipped,
     /// The payment was declined; any reservation was released.
     Declined,
@@ -25,7 +25,13 @@ impl Outcome {
     pub fn of(events: &[Seen]) -> Self {
         let has = |kind: EventKind| events.iter().any(|s| s.kind() == Some(kind));
         if has(EventKind::ShipmentScheduled) {
-            Self::Shipped
+            // A shipment is settled once its payment is captured: a hold
+            // nobody captures expires, and the order is never paid.
+            if has(EventKind::PaymentCaptured) {
+                Self::Shipped
+            } else {
+                Self::Pending
+            }
         } else if has(EventKind::StockUnavailable)
             && (has(EventKind::PaymentVoided) || has(EventKind::PaymentDeclined))
         {
@@ -63,31 +69,24 @@ impl fmt::Display for Outcome {
 mod tests {
     use std::time::Instant;
 
-    use chrono::{DateTime, Utc};
-    use orderflow_contracts::{
-        Event, EventKind, LabelLocation, Message, PickupWindow, ShipmentScheduled, TrackingNumber,
-    };
+    use orderflow_contracts::{Event, EventKind, Message, PaymentCaptured};
     use orderflow_runtime::testing::read_sample;
 
     use super::{Outcome, declined_without_stock_event};
     use crate::audit::Seen;
 
-    /// An event of `kind`: from the samples, or built for ShipmentScheduled
+    /// An event of `kind`: from the samples, or built for PaymentCaptured
     /// (which no function consumes, so it has no sample).
     fn message(kind: EventKind) -> Message {
-        if kind == EventKind::ShipmentScheduled {
-            let mut message = message(EventKind::StockReserved);
-            message.event = Event::ShipmentScheduled(ShipmentScheduled {
-                tracking_number: TrackingNumber::derive("ord-1001"),
-                label: LabelLocation {
-                    bucket: "labels".into(),
-                    key: "labels/ord-1001.pdf".into(),
-                    content_type: "application/pdf".into(),
-                },
-                pickup: PickupWindow {
-                    from: DateTime::<Utc>::UNIX_EPOCH,
-                    to: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
-                },
+        if kind == EventKind::PaymentCaptured {
+            let mut message = message(EventKind::PaymentAuthorized);
+            let Event::PaymentAuthorized(authorized) = message.event else {
+                panic!("not an authorization")
+            };
+            message.event = Event::PaymentCaptured(PaymentCaptured {
+                authorization_id: authorized.authorization_id,
+                amount_minor: authorized.amount_minor,
+                currency: authorized.currency,
             });
             return message;
         }
@@ -98,7 +97,7 @@ mod tests {
             }
             name.push(c.to_ascii_lowercase());
         }
-        let folder = if kind == EventKind::OrderPlaced {
+        let folder = if matches!(kind, EventKind::OrderPlaced | EventKind::ShipmentScheduled) {
             "payment"
         } else {
             "shipping"
@@ -141,6 +140,16 @@ mod tests {
                     PaymentAuthorized,
                     StockReserved,
                     ShipmentScheduled,
+                ],
+                Outcome::Pending,
+            ),
+            (
+                &[
+                    OrderPlaced,
+                    PaymentAuthorized,
+                    StockReserved,
+                    ShipmentScheduled,
+                    PaymentCaptured,
                 ],
                 Outcome::Shipped,
             ),

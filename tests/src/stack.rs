@@ -41,6 +41,8 @@ pub struct Stack {
     pub audit_dlq_url: String,
     /// The bucket that holds shipping labels.
     pub label_bucket: String,
+    /// The simulated payment provider's ledger (a DynamoDB table).
+    pub provider_ledger: String,
     /// payment.
     pub payment: ServiceResources,
     /// inventory.
@@ -104,6 +106,7 @@ impl Stack {
             audit_queue_url: get("AuditQueueUrl")?,
             audit_dlq_url: get("AuditDeadLetterQueueUrl")?,
             label_bucket: get("LabelBucketName")?,
+            provider_ledger: get("ProviderLedgerTableName")?,
             payment: service("payment", "Payment")?,
             inventory: service("inventory", "Inventory")?,
             shipping: service("shipping", "Shipping")?,
@@ -122,7 +125,7 @@ mod tests {
 
     use super::Stack;
 
-    const KEYS: [&str; 19] = [
+    const KEYS: [&str; 20] = [
         "BusName",
         "BusArn",
         "ArchiveName",
@@ -130,6 +133,7 @@ mod tests {
         "AuditQueueUrl",
         "AuditDeadLetterQueueUrl",
         "LabelBucketName",
+        "ProviderLedgerTableName",
         "PaymentQueueUrl",
         "PaymentDeadLetterQueueUrl",
         "PaymentTableName",

@@ -362,10 +362,11 @@ fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> R
             "PaymentAuthorized",
             "StockReserved",
             "ShipmentScheduled",
+            "PaymentCaptured",
         ] {
             ensure!(kinds.contains(&kind), "{kind} not in {kinds:?}");
         }
-        ensure!(kinds.len() == 4, "{kinds:?}");
+        ensure!(kinds.len() == 5, "{kinds:?}");
         let id_of = |kind: &str| {
             trace
                 .events
@@ -387,8 +388,10 @@ fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> R
             shipped_by == id_of("PaymentAuthorized") || shipped_by == id_of("StockReserved"),
             "ShipmentScheduled caused by {shipped_by:?}"
         );
+        ensure!(cause_of("PaymentCaptured") == id_of("ShipmentScheduled"));
         let text = trace.render();
         ensure!(text.contains("└─ ShipmentScheduled"), "{text}");
+        ensure!(text.contains("└─ PaymentCaptured"), "{text}");
         ensure!(trace.dead_letters.is_empty(), "{:?}", trace.dead_letters);
 
         // The replay went to the trace's own rule only: the audit queue

@@ -72,18 +72,32 @@ pub fn demo(args: &[String]) -> Result<()> {
     let results = runtime.block_on(follow(&flow, &messages))?;
 
     println!(
-        "\n{:<34} {:<13} {:<13} {:>9}",
+        "\n{:<34} {:<13} {:<13} {:>9}  provider's ledger",
         "order", "outcome", "expected", "latency"
     );
     let mut failed = 0;
+    let mut open = 0;
     for ((order, expected), (outcome, latency)) in orders.iter().zip(&results) {
-        let ok = outcome == expected;
+        // What the provider says, not what our events say: captured for a
+        // shipped order, declined, voided or never asked otherwise.
+        let ledger =
+            runtime.block_on(flow.check_ledger(order.order_id(), *outcome, order.total_minor()));
+        let provider = match &ledger {
+            Ok(Some(hold)) => format!("{} {}", hold.status, hold.amount_minor.0),
+            Ok(None) => "never asked".to_owned(),
+            Err(err) => format!("{err:#}"),
+        };
+        open += usize::from(matches!(
+            runtime.block_on(flow.hold(order.order_id())),
+            Ok(Some(hold)) if hold.status == orderflow_flow::HoldStatus::Open
+        ));
+        let ok = outcome == expected && ledger.is_ok();
         failed += usize::from(!ok);
         let latency = latency
             .map(|l| format!("{:.2}s", l.as_secs_f64()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<34} {:<13} {:<13} {:>9}{}",
+            "{:<34} {:<13} {:<13} {:>9}  {provider}{}",
             order.order_id().as_str(),
             outcome.to_string(),
             expected.to_string(),
@@ -93,11 +107,14 @@ pub fn demo(args: &[String]) -> Result<()> {
     }
     if failed > 0 {
         bail!(
-            "{failed} of {} orders did not settle as expected",
+            "{failed} of {} orders did not settle as expected ({open} open hold(s) at the provider)",
             orders.len()
         );
     }
-    println!("\nAll {} orders settled as expected.", orders.len());
+    println!(
+        "\nAll {} orders settled as expected; {open} open holds at the provider.",
+        orders.len()
+    );
     Ok(())
 }
 

@@ -128,10 +128,15 @@ fn suites_on(target: &Target) -> Result<()> {
     Ok(())
 }
 
-/// The whole-flow and operations tests against `target`'s stack, in two
-/// passes: the cases in parallel, then the 200-order load alone.
+/// The whole-flow and operations tests against `target`'s stack, in three
+/// passes: the cases in parallel, then the 200-order load alone, then the
+/// 200-order flash sale alone.
 fn flow_on(target: &Target) -> Result<()> {
-    let passes: [&[&str]; 2] = [&["--skip", "load_"], &["load_"]];
+    let passes: [&[&str]; 3] = [
+        &["--skip", "load_", "--skip", "flash_sale_"],
+        &["load_"],
+        &["flash_sale_"],
+    ];
     for filter in passes {
         stack_tests(target, &["flow", "ops"], filter)
             .with_context(|| format!("the whole-flow tests failed on {}", target.describe()))?;

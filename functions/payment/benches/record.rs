@@ -42,9 +42,7 @@ fn record(c: &mut Criterion) {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
     });
     group.bench_function("record: decode, validate, decide, encode", |b| {
-        b.iter(|| {
-            cpu_path(black_box(&payload), |m| decided(&state, m, &auth))
-        })
+        b.iter(|| cpu_path(black_box(&payload), |m| decided(&state, m, &auth)))
     });
     // Where the time goes, stage by stage.
     group.bench_function("stage: read the SQS invocation", |b| {

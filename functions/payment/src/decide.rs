@@ -102,7 +102,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn new(state: PaymentState, call: GatewayCall) -> Plan {
+    fn plan(state: PaymentState, call: GatewayCall) -> Plan {
         Plan::Call(Self {
             state,
             call,
@@ -115,9 +115,9 @@ impl Call {
 /// Decides what `event` does to an order's payment.
 pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
     match (event, &state.status) {
-        (Event::OrderPlaced(_), Status::Pending) if state.stock_unavailable => {
-            Plan::Apply(declined(state.clone(), DeclineReason::StockUnavailable, Vec::new()))
-        }
+        (Event::OrderPlaced(_), Status::Pending) if state.stock_unavailable => Plan::Apply(
+            declined(state.clone(), DeclineReason::StockUnavailable, Vec::new()),
+        ),
         (Event::OrderPlaced(order), Status::Pending | Status::Authorizing { .. }) => {
             let call = GatewayCall::authorize(
                 order_id,
@@ -153,7 +153,7 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
                 amount_minor,
                 ..
             },
-        ) => Call::new(
+        ) => Call::plan(
             state.clone(),
             GatewayCall::Capture {
                 idempotency_key: format!("capture-{order_id}"),
@@ -171,7 +171,7 @@ fn void(state: PaymentState, order_id: &OrderId) -> Plan {
     match &state.status {
         Status::Authorized {
             authorization_id, ..
-        } => Call::new(
+        } => Call::plan(
             state.clone(),
             GatewayCall::Void {
                 idempotency_key: format!("void-{order_id}"),

@@ -47,6 +47,11 @@ pub enum GatewayCall {
     },
 }
 
+/// The idempotency key of `order_id`'s authorization.
+pub fn authorize_key(order_id: &OrderId) -> String {
+    format!("authorize-{order_id}")
+}
+
 impl GatewayCall {
     /// The call that authorizes `order_id`'s total.
     pub fn authorize(
@@ -56,7 +61,7 @@ impl GatewayCall {
         token: PaymentToken,
     ) -> Self {
         Self::Authorize {
-            idempotency_key: format!("authorize-{order_id}"),
+            idempotency_key: authorize_key(order_id),
             order_id: order_id.clone(),
             amount_minor,
             currency,

@@ -23,6 +23,16 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use orderflow_contracts::{AuthorizationId, Currency, DeclineReason, MinorUnits, OrderId};
 use orderflow_runtime::Transient;
 
+/// The authorization id the simulator gives an idempotency key: the same
+/// key, the same id, in every environment.
+pub fn authorization_id(key: &str) -> Result<AuthorizationId, Transient> {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    AuthorizationId::new(format!("auth_{hash:016x}")).map_err(Transient::new)
+}
+
 /// Where an authorization stands at the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldStatus {
@@ -205,7 +215,7 @@ fn decline_reason(reason: DeclineReason) -> &'static str {
     }
 }
 
-/// Reads a ledger item; `what` names the call, for the error.
+/// Reads a ledger item.
 pub fn hold_from_item(item: &Item) -> Result<Hold, Transient> {
     let field = |name: &str| {
         get_s(item, name).ok_or_else(|| Transient::new(format!("ledger item has no {name}")))
@@ -263,7 +273,11 @@ impl DynamoLedger {
 
     /// The item a failed condition returned, or, where an implementation
     /// returns none, the item read again.
-    async fn old_item(&self, returned: Option<Item>, id: &AuthorizationId) -> Result<Option<Item>, Transient> {
+    async fn old_item(
+        &self,
+        returned: Option<Item>,
+        id: &AuthorizationId,
+    ) -> Result<Option<Item>, Transient> {
         match returned {
             Some(item) => Ok(Some(item)),
             None => self.read(id).await,

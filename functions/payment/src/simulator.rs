@@ -23,7 +23,7 @@ use orderflow_contracts::{AuthorizationId, DeclineReason};
 use orderflow_runtime::{RecordError, Transient};
 
 use crate::gateway::{GatewayCall, GatewayResult, PaymentGateway};
-use crate::ledger::{Closed, Hold, HoldStatus, Ledger};
+use crate::ledger::{Closed, Hold, HoldStatus, Ledger, authorization_id};
 
 /// The simulated provider.
 #[derive(Debug)]
@@ -50,15 +50,6 @@ impl<L: Ledger> Simulator<L> {
     /// The ledger.
     pub fn ledger(&self) -> &L {
         &self.ledger
-    }
-
-    /// The authorization id of an idempotency key.
-    pub fn authorization_id(key: &str) -> Result<AuthorizationId, Transient> {
-        // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        AuthorizationId::new(format!("auth_{hash:016x}")).map_err(Transient::new)
     }
 
     /// Fails transiently while `key` has failed fewer than `n` times here.
@@ -140,7 +131,7 @@ impl<L: Ledger> PaymentGateway for Simulator<L> {
                 let recorded = self
                     .ledger
                     .record(&Hold {
-                        authorization_id: Self::authorization_id(idempotency_key)?,
+                        authorization_id: authorization_id(idempotency_key)?,
                         idempotency_key: idempotency_key.clone(),
                         order_id: order_id.clone(),
                         amount_minor: *amount_minor,
@@ -254,7 +245,11 @@ mod tests {
         };
         assert_eq!(sim.call(&capture).await.ok(), Some(GatewayResult::Captured));
         assert_eq!(sim.call(&capture).await.ok(), Some(GatewayResult::Captured));
-        let refused = sim.call(&void).await.err().unwrap_or_else(|| panic!("voided a capture"));
+        let refused = sim
+            .call(&void)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("voided a capture"));
         assert!(refused.is_permanent());
         assert_eq!(statuses(&sim), [HoldStatus::Captured]);
     }

@@ -261,10 +261,7 @@ async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
 
 #[tokio::test]
 async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
-    let cases = [
-        ("[1, 2]", "malformed"),
-        ("\"text\"", "malformed"),
-    ];
+    let cases = [("[1, 2]", "malformed"), ("\"text\"", "malformed")];
     for (payload, kind) in cases {
         let h = handler();
         match h.invoke(payload).await {

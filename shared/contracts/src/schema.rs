@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::envelope::Detail;
 use crate::events::{
-    EventKind, OrderPlaced, PaymentAuthorized, PaymentDeclined, PaymentCaptured, PaymentVoided, ShipmentScheduled,
-    StockReleased, StockReserved, StockUnavailable,
+    EventKind, OrderPlaced, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
+    ShipmentScheduled, StockReleased, StockReserved, StockUnavailable,
 };
 
 /// The schema of the `detail` of an event of kind `kind`.

@@ -31,9 +31,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use orderflow_contracts::{
-    Event, EventId, EventKind, Message, Metadata, OrderId, SCHEMA_VERSION,
-};
+use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, OrderId, SCHEMA_VERSION};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -126,7 +124,10 @@ impl<S: Serialize> Input<'_, S> {
 
 /// Where [`Input::write_ahead`] writes.
 trait WriteAhead: Send + Sync {
-    fn write(&self, state: String) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>>;
+    fn write(
+        &self,
+        state: String,
+    ) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>>;
 }
 
 /// What an event does.
@@ -359,18 +360,19 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             return Ok(Done::AlreadyApplied(applied.outbox.clone()));
         }
         let opening = opening(message);
-        if let (Some(ours), Some(first)) = (&opening, &record.opened_by) {
-            if first.event_id != ours.event_id && first.fingerprint != ours.fingerprint {
-                return Err(RecordError::rejected(
-                    "order_id_reused",
-                    format!(
-                        "order {} was opened by event {} and event {} opens it again with \
+        if let (Some(ours), Some(first)) = (&opening, &record.opened_by)
+            && first.event_id != ours.event_id
+            && first.fingerprint != ours.fingerprint
+        {
+            return Err(RecordError::rejected(
+                "order_id_reused",
+                format!(
+                    "order {} was opened by event {} and event {} opens it again with \
                          other contents; an order id names one order",
-                        message.meta.order_id, first.event_id, ours.event_id
-                    ),
-                )
-                .into());
-            }
+                    message.meta.order_id, first.event_id, ours.event_id
+                ),
+            )
+            .into());
         }
         let state = if record.version == 0 {
             S::State::default()
@@ -538,7 +540,11 @@ impl<St: StateStore> WriteAhead for Ahead<'_, St> {
         state: String,
     ) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>> {
         Box::pin(async move {
-            let mut next = self.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut next = self
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let expected = next.version;
             next.state = state;
             next.version += 1;

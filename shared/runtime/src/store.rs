@@ -60,7 +60,9 @@ impl Fingerprint {
         for word in &mut words {
             let mut w = [0; 8];
             w.copy_from_slice(word);
-            hash = (hash ^ u64::from_le_bytes(w)).wrapping_mul(PRIME).rotate_left(29);
+            hash = (hash ^ u64::from_le_bytes(w))
+                .wrapping_mul(PRIME)
+                .rotate_left(29);
         }
         for &byte in words.remainder() {
             hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
@@ -286,7 +288,8 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
 pub(crate) const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
 pub(crate) const STATUS_COMPLETED: &str = "COMPLETED";
 
-pub(crate) fn event_key(event: EventId) -> String {
+/// The key of an event's idempotency record.
+pub fn event_key(event: EventId) -> String {
     format!("EVENT#{event}")
 }
 

@@ -194,7 +194,10 @@ fn completed_item(outbox: &[OutboxEntry]) -> HashMap<String, AttributeValue> {
             AttributeValue::S(Fingerprint::of(b"first").to_string()),
         ),
         ("order_id".to_owned(), AttributeValue::S("ord-1".into())),
-        ("detail_type".to_owned(), AttributeValue::S("OrderPlaced".into())),
+        (
+            "detail_type".to_owned(),
+            AttributeValue::S("OrderPlaced".into()),
+        ),
     ])
 }
 
@@ -260,10 +263,7 @@ async fn a_claim_on_a_record_in_progress_is_busy() {
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    assert_eq!(
-        store.claim(&ticket()).await.ok(),
-        Some(Claim::Busy)
-    );
+    assert_eq!(store.claim(&ticket()).await.ok(), Some(Claim::Busy));
 }
 
 #[tokio::test]
@@ -279,10 +279,7 @@ async fn a_fresh_claim_is_acquired() {
         .then_output(|| PutItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    assert_eq!(
-        store.claim(&ticket()).await.ok(),
-        Some(Claim::Acquired)
-    );
+    assert_eq!(store.claim(&ticket()).await.ok(), Some(Claim::Acquired));
 }
 
 #[tokio::test]

@@ -178,10 +178,7 @@ async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
     let p = processor(0);
     let message = order();
     let now = chrono::Utc::now().timestamp();
-    let claim = p
-        .store()
-        .claim(&ticket(&message, now + 30, now))
-        .await;
+    let claim = p.store().claim(&ticket(&message, now + 30, now)).await;
     assert_eq!(claim.ok(), Some(Claim::Acquired));
     let err = fails(&p, &message).await;
     assert!(err.to_string().contains("another invocation"), "{err}");
@@ -194,10 +191,7 @@ async fn an_expired_lease_is_taken_over() {
     let p = processor(0);
     let message = order();
     let now = chrono::Utc::now().timestamp();
-    let _ = p
-        .store()
-        .claim(&ticket(&message, now - 1, now - 100))
-        .await;
+    let _ = p.store().claim(&ticket(&message, now - 1, now - 100)).await;
     let done = p
         .process(&message, deadline())
         .await
