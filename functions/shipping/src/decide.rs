@@ -291,7 +291,7 @@ mod tests {
         );
         assert_eq!(pickup.to - pickup.from, Duration::hours(3));
         assert_eq!(ships[0].tracking_number, TrackingNumber::derive("ord-1"));
-        assert_eq!(ships[0].tracking_number.as_str().len(), 12);
+        assert_eq!(ships[0].tracking_number.as_str().len(), 20);
     }
 
     #[test]
