@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
-use orderflow_contracts::{Event, EventKind, Message, Sku};
+use orderflow_contracts::{Event, EventKind, Message, OrderId, Sku};
 use orderflow_flow::harness::run;
 use orderflow_flow::order::{new_order_id, new_sku};
 use orderflow_flow::{Flow, OrderSpec, Outcome, Seen, ServiceResources};
@@ -172,12 +172,7 @@ fn out_of_stock_voids_the_payment_and_never_ships() -> Result<()> {
         ensure!(outcome == Outcome::OutOfStock, "outcome {outcome}");
         // The void follows the authorization; give it time when the
         // shortage settled the order first.
-        let events = flow
-            .audit()
-            .wait_for(order.order_id(), SETTLE, |e| {
-                distinct(e, EventKind::PaymentAuthorized) == distinct(e, EventKind::PaymentVoided)
-            })
-            .await?;
+        let events = every_authorization_voided(flow, order.order_id()).await?;
         tokio::time::sleep(GRACE).await;
         let events = [events, flow.audit().of(order.order_id())].concat();
         expect(&events, EventKind::StockUnavailable, 1)?;
@@ -437,17 +432,7 @@ fn a_flaky_payment_is_retried_until_it_succeeds_and_nothing_is_dead_lettered() -
             "flaky order shipped after {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        for service in flow.stack.services() {
-            let letters = flow.dead_letters(service).await?;
-            ensure!(
-                !letters
-                    .iter()
-                    .any(|l| l.order_id().as_deref() == Some(order.order_id().as_str())),
-                "the flaky order reached the {} DLQ",
-                service.name
-            );
-        }
-        Ok(())
+        none_dead_lettered(flow, std::slice::from_ref(&order)).await
     })
 }
 
@@ -467,50 +452,8 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
             };
             orders.push(order);
         }
-        let started = Instant::now();
-        let messages = orders
-            .iter()
-            .map(OrderSpec::message)
-            .collect::<Result<Vec<_>>>()?;
-        flow.place_all(&messages).await?;
-        let put = started.elapsed();
-
-        let mut outcomes = BTreeMap::new();
-        let mut latencies = Vec::new();
-        // Each order's own settle time: from its OrderPlaced to its last
-        // event, both as the audit queue delivered them.
-        let mut settle_times = Vec::new();
-        let mut ledger = Ledger::default();
-        for order in &orders {
-            let left = BATCH_SETTLE.saturating_sub(started.elapsed());
-            let outcome = flow.settle(order.order_id(), left).await?;
-            *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
-            ledger.add(flow, order, outcome).await?;
-            let events = flow.audit().of(order.order_id());
-            if let (Some(first), Some(last)) = (events.first(), events.last()) {
-                latencies.push(last.at.saturating_duration_since(started));
-                settle_times.push(last.at.saturating_duration_since(first.at));
-            }
-        }
-        let settled = latencies.iter().max().copied().unwrap_or_default();
-        settle_times.sort();
-        let percentile = |p: usize| {
-            settle_times
-                .get((settle_times.len() * p / 100).min(settle_times.len().saturating_sub(1)))
-                .map(|d| d.as_secs_f64())
-                .unwrap_or_default()
-        };
-        eprintln!(
-            "200 orders: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); \
-             settle time per order p50 {:.1}s, p99 {:.1}s; outcomes {outcomes:?}",
-            put.as_secs_f64(),
-            settled.as_secs_f64(),
-            200.0 / settled.as_secs_f64().max(0.001),
-            percentile(50),
-            percentile(99),
-        );
-        eprintln!("200 orders: the provider's ledger {ledger:?}");
-        ledger.balances()?;
+        let batch = Batch::place(flow, &orders, "200 orders").await?;
+        let outcomes = &batch.outcomes;
         let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
         ensure!(count("shipped") == 130, "{outcomes:?}");
         ensure!(count("declined") == 40, "{outcomes:?}");
@@ -525,6 +468,105 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
         );
         Ok(())
     })
+}
+
+/// Waits until each of `order`'s authorizations has its void: the void
+/// follows the authorization, so the shortage may settle the order first.
+async fn every_authorization_voided(flow: &Flow, order: &OrderId) -> Result<Vec<Seen>> {
+    flow.audit()
+        .wait_for(order, SETTLE, |e| {
+            distinct(e, EventKind::PaymentAuthorized) == distinct(e, EventKind::PaymentVoided)
+        })
+        .await
+}
+
+/// Fails if any of `orders` is in any function's DLQ.
+async fn none_dead_lettered(flow: &Flow, orders: &[OrderSpec]) -> Result<()> {
+    let ours: HashSet<&str> = orders.iter().map(|o| o.order_id().as_str()).collect();
+    for service in flow.stack.services() {
+        let letters = flow.dead_letters(service).await?;
+        let stray = letters
+            .iter()
+            .filter(|l| l.order_id().is_some_and(|o| ours.contains(o.as_str())))
+            .count();
+        ensure!(
+            stray == 0,
+            "{stray} of these orders in the {} DLQ",
+            service.name
+        );
+    }
+    Ok(())
+}
+
+/// Many orders placed at once and followed until each settles.
+struct Batch {
+    /// How many ended each way.
+    outcomes: BTreeMap<String, usize>,
+}
+
+impl Batch {
+    /// Places `orders` at once, waits for each to settle (all within
+    /// [`BATCH_SETTLE`] of the first put), checks each against the
+    /// provider's ledger, prints the figures under `name`, and fails if any
+    /// hold is open or captured differs from shipped.
+    async fn place(flow: &Flow, orders: &[OrderSpec], name: &str) -> Result<Self> {
+        let started = Instant::now();
+        let messages = orders
+            .iter()
+            .map(OrderSpec::message)
+            .collect::<Result<Vec<_>>>()?;
+        flow.place_all(&messages).await?;
+        let put = started.elapsed();
+
+        let mut outcomes = BTreeMap::new();
+        let mut latencies = Vec::new();
+        // Each order's own settle time: from its OrderPlaced to its last
+        // event, both as the audit queue delivered them.
+        let mut settle_times = Vec::new();
+        let mut ledger = Ledger::default();
+        // How often an event reached the bus more than once: the cost of
+        // re-publishing a duplicate's outbox instead of marking every
+        // outbox published (one more write per record).
+        let (mut copies, mut distinct_ids) = (0, HashSet::new());
+        for order in orders {
+            let left = BATCH_SETTLE.saturating_sub(started.elapsed());
+            let outcome = flow.settle(order.order_id(), left).await?;
+            *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
+            ledger.add(flow, order, outcome).await?;
+            let events = flow.audit().of(order.order_id());
+            if let (Some(first), Some(last)) = (events.first(), events.last()) {
+                latencies.push(last.at.saturating_duration_since(started));
+                settle_times.push(last.at.saturating_duration_since(first.at));
+            }
+            copies += events.len();
+            distinct_ids.extend(events.into_iter().filter_map(|e| e.event_id));
+        }
+        let settled = latencies.iter().max().copied().unwrap_or_default();
+        settle_times.sort();
+        let percentile = |p: usize| {
+            settle_times
+                .get((settle_times.len() * p / 100).min(settle_times.len().saturating_sub(1)))
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default()
+        };
+        eprintln!(
+            "{name}: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); \
+             settle time per order p50 {:.1}s, p99 {:.1}s; outcomes {outcomes:?}",
+            put.as_secs_f64(),
+            settled.as_secs_f64(),
+            orders.len() as f64 / settled.as_secs_f64().max(0.001),
+            percentile(50),
+            percentile(99),
+        );
+        eprintln!(
+            "{name}: the provider's ledger {ledger:?}; {copies} events on the bus for {} \
+             distinct ({} re-published copies)",
+            distinct_ids.len(),
+            copies - distinct_ids.len()
+        );
+        ledger.balances()?;
+        Ok(Self { outcomes })
+    }
 }
 
 /// The provider's ledger over many orders, checked order by order.
@@ -582,12 +624,7 @@ fn a_provider_timeout_after_authorizing_an_order_short_of_stock_leaves_no_open_h
         flow.place(&order.message()?).await?;
         let outcome = flow.settle(order.order_id(), SETTLE).await?;
         ensure!(outcome == Outcome::OutOfStock, "outcome {outcome}");
-        let events = flow
-            .audit()
-            .wait_for(order.order_id(), SETTLE, |e| {
-                distinct(e, EventKind::PaymentAuthorized) == distinct(e, EventKind::PaymentVoided)
-            })
-            .await?;
+        let events = every_authorization_voided(flow, order.order_id()).await?;
         let hold = flow
             .check_ledger(order.order_id(), outcome, order.total_minor())
             .await?;
@@ -631,14 +668,7 @@ fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republi
             .await?;
         expect(&events, EventKind::StockReserved, 1)?;
         ensure!(flow.stock(&sku).await? == Some(3), "reserved once");
-        let letters = flow.dead_letters(inventory).await?;
-        ensure!(
-            !letters
-                .iter()
-                .any(|l| l.order_id().as_deref() == Some(order.order_id().as_str())),
-            "the redelivery was dead-lettered"
-        );
-        Ok(())
+        none_dead_lettered(flow, std::slice::from_ref(&order)).await
     })
 }
 
@@ -699,44 +729,12 @@ fn flash_sale_two_hundred_orders_for_fifty_units_ship_exactly_fifty() -> Result<
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let messages = orders
-            .iter()
-            .map(OrderSpec::message)
-            .collect::<Result<Vec<_>>>()?;
-        let started = Instant::now();
-        flow.place_all(&messages).await?;
-
-        let mut outcomes = BTreeMap::new();
-        let mut ledger = Ledger::default();
-        for order in &orders {
-            let left = BATCH_SETTLE.saturating_sub(started.elapsed());
-            let outcome = flow.settle(order.order_id(), left).await?;
-            *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
-            ledger.add(flow, order, outcome).await?;
-        }
-        eprintln!(
-            "flash sale: 200 orders for 50 units settled in {:.1}s; outcomes {outcomes:?}; \
-             the provider's ledger {ledger:?}",
-            started.elapsed().as_secs_f64()
-        );
+        let batch = Batch::place(flow, &orders, "flash sale, 200 orders for 50 units").await?;
+        let outcomes = &batch.outcomes;
         let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
         ensure!(count("shipped") == 50, "{outcomes:?}");
         ensure!(count("out of stock") == 150, "{outcomes:?}");
         ensure!(flow.stock(&hot).await? == Some(0), "all 50 units shipped");
-        ledger.balances()?;
-        let ours: HashSet<&str> = orders.iter().map(|o| o.order_id().as_str()).collect();
-        for service in flow.stack.services() {
-            let letters = flow.dead_letters(service).await?;
-            let stray = letters
-                .iter()
-                .filter(|l| l.order_id().is_some_and(|o| ours.contains(o.as_str())))
-                .count();
-            ensure!(
-                stray == 0,
-                "{stray} flash-sale orders in the {} DLQ",
-                service.name
-            );
-        }
-        Ok(())
+        none_dead_lettered(flow, &orders).await
     })
 }

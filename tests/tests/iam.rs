@@ -57,9 +57,9 @@ const GRANTED_FOR_A_REASON: [(&str, &str, &str); 9] = [
     (
         "*",
         "dynamodb:GetItem",
-        "DynamoStore::claim reads the event record when a failed conditional put does not \
-         return it (ReturnValuesOnConditionCheckFailure); AWS and ministack return it, moto \
-         may not",
+        "DynamoStore::claim reads the event record, and payment's DynamoLedger the \
+         authorization, when a failed conditional write does not return the item \
+         (ReturnValuesOnConditionCheckFailure); AWS and ministack return it, moto may not",
     ),
     (
         "Shipping",

@@ -8,6 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_contracts::{AuthorizationId, Message};
 use orderflow_runtime::lambda::{Invocation, read_invocation};
 use orderflow_runtime::processor::outbox_for;
+use orderflow_runtime::store::Fingerprint;
 use orderflow_runtime::testing::{cpu_path, read_sample};
 use payment::PaymentState;
 use payment::decide::{Plan, decide, settle};
@@ -57,6 +58,11 @@ fn record(c: &mut Criterion) {
         b.iter(|| Message::from_bus_json(black_box(&body)))
     });
     if let Ok(message) = Message::from_bus_json(&body) {
+        // What idempotency adds to every record: the canonical detail and
+        // its digest, kept with the claim and the order's record.
+        group.bench_function("stage: fingerprint the event", |b| {
+            b.iter(|| Fingerprint::of(black_box(&message).detail_json().as_bytes()))
+        });
         let decision = decided(&state, &message, &auth);
         group.bench_function("stage: encode the outbox", |b| {
             b.iter(|| outbox_for(black_box(&message), decision.emit.clone()))
