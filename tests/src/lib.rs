@@ -418,26 +418,10 @@ impl Flow {
         }
     }
 
-    /// How `order` has ended so far, from its events and, where no event
-    /// tells, inventory's state.
+    /// How `order` has ended so far, from its events: every end is an
+    /// event on the bus.
     pub async fn outcome(&self, order: &OrderId) -> Result<Outcome> {
-        let seen = self.audit().of(order);
-        match Outcome::of(&seen) {
-            Outcome::Pending if outcome::declined_without_stock_event(&seen) => {
-                // Inventory emits nothing when the decline reached it
-                // before the order: its state says so.
-                let state = self.state(&self.stack.inventory, order).await?;
-                let not_reserved = state
-                    .as_ref()
-                    .is_some_and(|s| s["status"]["status"] == "not_reserved");
-                Ok(if not_reserved {
-                    Outcome::Declined
-                } else {
-                    Outcome::Pending
-                })
-            }
-            other => Ok(other),
-        }
+        Ok(Outcome::of(&self.audit().of(order)))
     }
 
     /// Waits until `order` settles, or fails after `timeout`.

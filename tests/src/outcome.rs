@@ -13,7 +13,8 @@ pub enum Outcome {
     Pending,
     /// Reserved, the pickup scheduled, and the payment captured.
     Shipped,
-    /// The payment was declined; any reservation was released.
+    /// The payment was declined; any reservation was released, or none
+    /// was made (the decline reached inventory first).
     Declined,
     /// Stock was short; any authorization was voided (or the payment
     /// declined, when the shortage reached payment first).
@@ -36,22 +37,14 @@ impl Outcome {
             && (has(EventKind::PaymentVoided) || has(EventKind::PaymentDeclined))
         {
             Self::OutOfStock
-        } else if has(EventKind::PaymentDeclined) && has(EventKind::StockReleased) {
+        } else if has(EventKind::PaymentDeclined)
+            && (has(EventKind::StockReleased) || has(EventKind::StockNotReserved))
+        {
             Self::Declined
         } else {
             Self::Pending
         }
     }
-}
-
-/// The payment was declined and inventory said nothing: either it is still
-/// on its way, or the decline reached inventory before the order did (then
-/// it never reserves and emits nothing; only its state tells).
-pub fn declined_without_stock_event(events: &[Seen]) -> bool {
-    let has = |kind: EventKind| events.iter().any(|s| s.kind() == Some(kind));
-    has(EventKind::PaymentDeclined)
-        && !has(EventKind::StockReserved)
-        && !has(EventKind::StockUnavailable)
 }
 
 impl fmt::Display for Outcome {
@@ -69,14 +62,17 @@ impl fmt::Display for Outcome {
 mod tests {
     use std::time::Instant;
 
-    use orderflow_contracts::{Event, EventKind, Message, PaymentCaptured};
+    use orderflow_contracts::{
+        Event, EventKind, Message, NotReservedReason, PaymentCaptured, StockNotReserved,
+    };
     use orderflow_runtime::testing::read_sample;
 
-    use super::{Outcome, declined_without_stock_event};
+    use super::Outcome;
     use crate::audit::Seen;
 
     /// An event of `kind`: from the samples, or built for PaymentCaptured
-    /// (which no function consumes, so it has no sample).
+    /// and StockNotReserved (which no function consumes, so they have no
+    /// sample).
     fn message(kind: EventKind) -> Message {
         if kind == EventKind::PaymentCaptured {
             let mut message = message(EventKind::PaymentAuthorized);
@@ -87,6 +83,13 @@ mod tests {
                 authorization_id: authorized.authorization_id,
                 amount_minor: authorized.amount_minor,
                 currency: authorized.currency,
+            });
+            return message;
+        }
+        if kind == EventKind::StockNotReserved {
+            let mut message = message(EventKind::StockReserved);
+            message.event = Event::StockNotReserved(StockNotReserved {
+                reason: NotReservedReason::PaymentDeclined,
             });
             return message;
         }
@@ -161,6 +164,11 @@ mod tests {
                 &[OrderPlaced, PaymentDeclined, StockReserved, StockReleased],
                 Outcome::Declined,
             ),
+            (&[OrderPlaced, PaymentDeclined], Outcome::Pending),
+            (
+                &[OrderPlaced, PaymentDeclined, StockNotReserved],
+                Outcome::Declined,
+            ),
             (
                 &[OrderPlaced, PaymentAuthorized, StockUnavailable],
                 Outcome::Pending,
@@ -182,23 +190,6 @@ mod tests {
         for (kinds, expected) in cases {
             assert_eq!(Outcome::of(&seen(kinds)), *expected, "{kinds:?}");
         }
-    }
-
-    #[test]
-    fn a_lone_decline_needs_inventory_state_to_settle() {
-        use EventKind::*;
-        assert!(declined_without_stock_event(&seen(&[
-            OrderPlaced,
-            PaymentDeclined
-        ])));
-        assert!(!declined_without_stock_event(&seen(&[
-            PaymentDeclined,
-            StockReserved
-        ])));
-        assert!(!declined_without_stock_event(&seen(&[
-            OrderPlaced,
-            PaymentAuthorized
-        ])));
     }
 
     #[test]

@@ -378,6 +378,8 @@ fn a_decline_that_reaches_inventory_before_the_order_means_no_reservation() -> R
             .await?;
         tokio::time::sleep(GRACE).await;
         let events = flow.audit().of(order.order_id());
+        // Inventory's part ends visibly, as an event, not only in its state.
+        expect(&events, EventKind::StockNotReserved, 1)?;
         expect(&events, EventKind::StockReserved, 0)?;
         expect(&events, EventKind::ShipmentScheduled, 0)?;
         ensure!(flow.stock(&sku).await? == Some(6), "stock untouched");

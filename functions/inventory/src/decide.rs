@@ -10,14 +10,15 @@
 //!   and end the order for good.
 //! - `PaymentDeclined` releases a reservation. If it arrives before the
 //!   order, it is remembered so that the order is never reserved (whatever
-//!   its skus).
+//!   its skus), and the order then says so: `StockNotReserved`.
 //! - A second `OrderPlaced` for an order already decided changes nothing,
 //!   and a release happens at most once.
 
 use std::fmt;
 
 use orderflow_contracts::{
-    Event, LineItem, ReservedLine, ShortLine, Sku, StockReleased, StockReserved, StockUnavailable,
+    Event, LineItem, NotReservedReason, ReservedLine, ShortLine, Sku, StockNotReserved,
+    StockReleased, StockReserved, StockUnavailable,
 };
 use orderflow_runtime::Decision;
 use orderflow_runtime::store::CounterChange;
@@ -106,7 +107,9 @@ pub fn decide(
                 ..state
             },
             Vec::new(),
-            Vec::new(),
+            vec![Event::StockNotReserved(StockNotReserved {
+                reason: NotReservedReason::PaymentDeclined,
+            })],
         ),
         (Event::OrderPlaced(order), Status::Pending) => {
             let levels = levels(&order.items, stock)?;
@@ -354,11 +357,17 @@ mod tests {
     }
 
     #[test]
-    fn payment_declined_first_means_the_order_is_never_reserved() {
+    fn payment_declined_first_means_the_order_is_never_reserved_and_says_so() {
         let d = ok(InventoryState::default(), &declined(), &[]);
         assert!(d.emit.is_empty());
         let d = ok(d.state, &order(), &[Some(5), Some(5)]);
-        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert!(d.counters.is_empty());
+        assert_eq!(
+            d.emit,
+            [Event::StockNotReserved(StockNotReserved {
+                reason: NotReservedReason::PaymentDeclined
+            })]
+        );
         assert_eq!(d.state.status, Status::NotReserved);
     }
 
@@ -366,7 +375,8 @@ mod tests {
     fn payment_declined_first_with_unknown_skus_is_not_reserved_without_error() {
         let d = ok(InventoryState::default(), &declined(), &[]);
         let d = ok(d.state, &order(), &[None, None]);
-        assert!(d.emit.is_empty() && d.counters.is_empty());
+        assert!(d.counters.is_empty());
+        assert_eq!(d.emit.len(), 1);
         assert_eq!(d.state.status, Status::NotReserved);
     }
 

@@ -1,7 +1,8 @@
 //! orderflow's inventory function.
 //!
 //! Consumes `OrderPlaced` and `PaymentDeclined`; emits `StockReserved`,
-//! `StockUnavailable` and `StockReleased`.
+//! `StockUnavailable`, `StockReleased` and `StockNotReserved`: every order's
+//! end in inventory is an event on the bus.
 //!
 //! Stock lives in the function's table as one counter per sku
 //! (`STOCK#<sku>`). A reservation takes every line or none: the decrements

@@ -79,7 +79,10 @@ pub fn decide(
                 state.cancelled_by = Some(event.kind().detail_type().to_owned());
             }
         }
-        Event::OrderPlaced(_) | Event::ShipmentScheduled(_) | Event::PaymentCaptured(_) => {}
+        Event::OrderPlaced(_)
+        | Event::ShipmentScheduled(_)
+        | Event::PaymentCaptured(_)
+        | Event::StockNotReserved(_) => {}
     }
     let ready = state.payment_authorized
         && state.reserved.is_some()

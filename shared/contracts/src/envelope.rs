@@ -176,6 +176,7 @@ impl Message {
             EventKind::StockReserved => typed(detail, Event::StockReserved),
             EventKind::StockUnavailable => typed(detail, Event::StockUnavailable),
             EventKind::StockReleased => typed(detail, Event::StockReleased),
+            EventKind::StockNotReserved => typed(detail, Event::StockNotReserved),
             EventKind::ShipmentScheduled => typed(detail, Event::ShipmentScheduled),
         };
         let message = match fast {
@@ -221,6 +222,7 @@ impl Message {
             EventKind::StockReserved => Event::StockReserved(parse(DATA, data)?),
             EventKind::StockUnavailable => Event::StockUnavailable(parse(DATA, data)?),
             EventKind::StockReleased => Event::StockReleased(parse(DATA, data)?),
+            EventKind::StockNotReserved => Event::StockNotReserved(parse(DATA, data)?),
             EventKind::ShipmentScheduled => Event::ShipmentScheduled(parse(DATA, data)?),
         };
         Ok(Self { meta, event })
@@ -261,6 +263,7 @@ impl Serialize for Event {
             Self::StockReserved(e) => e.serialize(serializer),
             Self::StockUnavailable(e) => e.serialize(serializer),
             Self::StockReleased(e) => e.serialize(serializer),
+            Self::StockNotReserved(e) => e.serialize(serializer),
             Self::ShipmentScheduled(e) => e.serialize(serializer),
         }
     }

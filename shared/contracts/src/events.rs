@@ -37,6 +37,9 @@ pub enum EventKind {
     StockUnavailable,
     /// A reservation was released.
     StockReleased,
+    /// An order was not reserved: its payment was declined before it
+    /// reached inventory.
+    StockNotReserved,
     /// A shipment was scheduled.
     ShipmentScheduled,
 }
@@ -52,7 +55,7 @@ pub const SOURCE_SHIPPING: &str = "orderflow.shipping";
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::OrderPlaced,
         Self::PaymentAuthorized,
         Self::PaymentDeclined,
@@ -61,6 +64,7 @@ impl EventKind {
         Self::StockReserved,
         Self::StockUnavailable,
         Self::StockReleased,
+        Self::StockNotReserved,
         Self::ShipmentScheduled,
     ];
 
@@ -75,6 +79,7 @@ impl EventKind {
             Self::StockReserved => "StockReserved",
             Self::StockUnavailable => "StockUnavailable",
             Self::StockReleased => "StockReleased",
+            Self::StockNotReserved => "StockNotReserved",
             Self::ShipmentScheduled => "ShipmentScheduled",
         }
     }
@@ -87,7 +92,10 @@ impl EventKind {
             | Self::PaymentDeclined
             | Self::PaymentVoided
             | Self::PaymentCaptured => SOURCE_PAYMENT,
-            Self::StockReserved | Self::StockUnavailable | Self::StockReleased => SOURCE_INVENTORY,
+            Self::StockReserved
+            | Self::StockUnavailable
+            | Self::StockReleased
+            | Self::StockNotReserved => SOURCE_INVENTORY,
             Self::ShipmentScheduled => SOURCE_SHIPPING,
         }
     }
@@ -138,6 +146,8 @@ pub enum Event {
     StockUnavailable(StockUnavailable),
     /// See [`StockReleased`].
     StockReleased(StockReleased),
+    /// See [`StockNotReserved`].
+    StockNotReserved(StockNotReserved),
     /// See [`ShipmentScheduled`].
     ShipmentScheduled(ShipmentScheduled),
 }
@@ -154,6 +164,7 @@ impl Event {
             Self::StockReserved(_) => EventKind::StockReserved,
             Self::StockUnavailable(_) => EventKind::StockUnavailable,
             Self::StockReleased(_) => EventKind::StockReleased,
+            Self::StockNotReserved(_) => EventKind::StockNotReserved,
             Self::ShipmentScheduled(_) => EventKind::ShipmentScheduled,
         }
     }
@@ -425,6 +436,23 @@ pub struct StockUnavailable {
 pub struct StockReleased {
     /// The released lines.
     pub lines: Vec<ReservedLine>,
+}
+
+/// An order that inventory will never reserve: its payment was declined
+/// before the order reached inventory. Inventory's part of the order ends
+/// here, visibly, as it does with `StockUnavailable` or `StockReleased`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockNotReserved {
+    /// Why.
+    pub reason: NotReservedReason,
+}
+
+/// Why an order was not reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotReservedReason {
+    /// The payment was declined first.
+    PaymentDeclined,
 }
 
 /// Where a shipping label is stored.

@@ -29,9 +29,10 @@ pub mod schema;
 pub use envelope::{BusEnvelope, Detail, Message, Metadata, SCHEMA_VERSION};
 pub use error::ContractError;
 pub use events::{
-    Address, DeclineReason, Event, EventKind, LabelLocation, LineItem, OrderPlaced,
-    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided, PickupWindow, ReservedLine,
-    ShipmentScheduled, ShortLine, StockReleased, StockReserved, StockUnavailable,
+    Address, DeclineReason, Event, EventKind, LabelLocation, LineItem, NotReservedReason,
+    OrderPlaced, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided, PickupWindow,
+    ReservedLine, ShipmentScheduled, ShortLine, StockNotReserved, StockReleased, StockReserved,
+    StockUnavailable,
 };
 pub use ids::{
     AuthorizationId, EventId, OrderId, PaymentToken, Producer, Quantity, Sku, TrackingNumber,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::envelope::Detail;
 use crate::events::{
     EventKind, OrderPlaced, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
-    ShipmentScheduled, StockReleased, StockReserved, StockUnavailable,
+    ShipmentScheduled, StockNotReserved, StockReleased, StockReserved, StockUnavailable,
 };
 
 /// The schema of the `detail` of an event of kind `kind`.
@@ -23,6 +23,7 @@ pub fn detail_schema(kind: EventKind) -> Schema {
         EventKind::StockReserved => schema_of::<StockReserved>(kind),
         EventKind::StockUnavailable => schema_of::<StockUnavailable>(kind),
         EventKind::StockReleased => schema_of::<StockReleased>(kind),
+        EventKind::StockNotReserved => schema_of::<StockNotReserved>(kind),
         EventKind::ShipmentScheduled => schema_of::<ShipmentScheduled>(kind),
     }
 }
