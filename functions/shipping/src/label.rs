@@ -7,18 +7,23 @@
 //!
 //! No PDF crate is used on purpose: a label is a handful of text runs, lines
 //! and bars, and the ~200 lines of PDF writing below keep the Lambda
-//! bootstrap small. Text uses the standard 14 fonts (Helvetica and
-//! Helvetica-Bold), so nothing is embedded. The output is deterministic (no
-//! timestamps, no ids), so the same label always gives byte-identical bytes.
+//! bootstrap small. ASCII text uses the standard 14 fonts (Helvetica and
+//! Helvetica-Bold), so nothing is embedded. A run with other characters
+//! (Łódź, 東京) uses a composite (Type0) font whose codes are the
+//! characters' own Unicode values, with a ToUnicode map saying so: a reader
+//! extracts, searches and copies the text as written, and renders it with
+//! the system font it substitutes for the named one. No font is embedded:
+//! one that covers CJK is megabytes, more than the whole bootstrap may
+//! weigh. The output is deterministic (no timestamps, no ids), so the same
+//! label always gives byte-identical bytes.
 
 use std::fmt::Write as _;
 
 /// What goes on a label.
 ///
-/// All text is printed as given, except that characters the built-in
-/// Helvetica fonts cannot show are replaced with `'?'`: the standard 14 fonts
-/// are used with WinAnsi encoding only, and this renderer keeps to its ASCII
-/// part. En and em dashes are printed as `'-'`. Lines too wide for the label
+/// All text is printed as given, in any script of Unicode's basic plane;
+/// control characters and characters beyond that plane (emoji) are
+/// printed as `'?'`, en and em dashes as `'-'`. Lines too wide for the label
 /// are cut and end in `...`; address blocks with too many lines are capped.
 #[derive(Debug, Clone, Copy)]
 pub struct Label<'a> {
@@ -71,10 +76,14 @@ enum Font {
 }
 
 impl Font {
-    fn resource(self) -> &'static str {
-        match self {
-            Font::Regular => "F1",
-            Font::Bold => "F2",
+    /// The font resource for `text`: Helvetica for ASCII, the composite
+    /// Unicode font otherwise.
+    fn resource(self, text: &str) -> &'static str {
+        match (self, text.is_ascii()) {
+            (Font::Regular, true) => "F1",
+            (Font::Bold, true) => "F2",
+            (Font::Regular, false) => "F3",
+            (Font::Bold, false) => "F4",
         }
     }
 
@@ -93,10 +102,36 @@ impl Font {
     }
 
     fn char_width(self, c: char) -> f64 {
+        if !c.is_ascii() {
+            return f64::from(unicode_width(c));
+        }
         let widths = self.widths();
         let index = (c as usize).wrapping_sub(32);
         f64::from(widths.get(index).copied().unwrap_or(1015))
     }
+}
+
+/// The advance (1/1000 em) the label gives a character outside ASCII: a full
+/// em for the wide East Asian scripts, a Helvetica lowercase letter's for
+/// the rest. The same widths go into the composite font's `/W` array, so
+/// the layout and the reader agree.
+fn unicode_width(c: char) -> u16 {
+    if is_wide(c) { 1000 } else { 556 }
+}
+
+/// Whether `c` is in a wide East Asian block: CJK radicals to Yi, Hangul,
+/// CJK compatibility ideographs and forms, full-width forms.
+fn is_wide(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+    )
 }
 
 #[rustfmt::skip]
@@ -143,15 +178,18 @@ const CODE128_STOP: &[u8; 7] = b"2331112";
 /// Symbol value of Start Code B.
 const CODE128_START_B: u8 = 104;
 
-/// Replaces what the label cannot print: en/em dashes become `'-'`, anything
-/// outside printable ASCII becomes `'?'`. Looks at `MAX_INPUT_CHARS` at most.
+/// Replaces what the label cannot print: en/em dashes become `'-'`; control
+/// characters, surrogates' stand-ins and anything beyond the basic plane
+/// (which a two-byte code cannot name) become `'?'`. Looks at
+/// `MAX_INPUT_CHARS` at most.
 fn sanitize(text: &str) -> String {
     text.chars()
         .take(MAX_INPUT_CHARS)
         .map(|c| match c {
             ' '..='~' => c,
             '\u{2013}' | '\u{2014}' | '\u{2212}' => '-',
-            _ => '?',
+            c if c.is_control() || u32::from(c) > 0xFFFF || u32::from(c) == 0xFFFD => '?',
+            c => c,
         })
         .collect()
 }
@@ -249,19 +287,31 @@ struct Content {
 }
 
 impl Content {
-    /// Draws already-fitted `text` with its baseline starting at (x, y).
+    /// Draws already-fitted `text` with its baseline starting at (x, y):
+    /// ASCII as a literal string in Helvetica, anything else as the
+    /// characters' two-byte codes in the composite font.
     fn text(&mut self, font: Font, size: f64, x: f64, y: f64, text: &str) {
         if text.is_empty() {
             return;
         }
+        let string = if text.is_ascii() {
+            format!("({})", escape_pdf_string(text))
+        } else {
+            let mut hex = String::with_capacity(text.len() * 4 + 2);
+            hex.push('<');
+            for unit in text.encode_utf16() {
+                let _ = write!(hex, "{unit:04X}");
+            }
+            hex.push('>');
+            hex
+        };
         let _ = writeln!(
             self.ops,
-            "BT /{} {} Tf {} {} Td ({}) Tj ET",
-            font.resource(),
+            "BT /{} {} Tf {} {} Td {string} Tj ET",
+            font.resource(text),
             num(size),
             num(x),
             num(y),
-            escape_pdf_string(text)
         );
     }
 
@@ -496,7 +546,8 @@ pub fn render_pdf(label: &Label<'_>) -> Vec<u8> {
     pdf.object(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
     let page = format!(
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] \
-         /Resources << /Font << /F1 4 0 R /F2 5 0 R >> >> /Contents 6 0 R >>",
+         /Resources << /Font << /F1 4 0 R /F2 5 0 R /F3 7 0 R /F4 8 0 R >> >> \
+         /Contents 6 0 R >>",
         num(PAGE_W),
         num(PAGE_H)
     );
@@ -508,7 +559,66 @@ pub fn render_pdf(label: &Label<'_>) -> Vec<u8> {
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
     );
     pdf.stream(content.as_bytes());
+    // Objects 7 and 8: the composite fonts; 9 and 10 their descendants; 11
+    // the ToUnicode map they share.
+    for name in ["Unicode", "Unicode-Bold"] {
+        let descendant = pdf.offsets.len() + 3;
+        let font = format!(
+            "<< /Type /Font /Subtype /Type0 /BaseFont /{name} /Encoding /Identity-H \
+             /DescendantFonts [{descendant} 0 R] /ToUnicode 11 0 R >>"
+        );
+        pdf.object(font.as_bytes());
+    }
+    for (name, font) in [("Unicode", Font::Regular), ("Unicode-Bold", Font::Bold)] {
+        let descendant = format!(
+            "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /{name} \
+             /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> \
+             /FontDescriptor << /Type /FontDescriptor /FontName /{name} /Flags 32 \
+             /FontBBox [-166 -225 1000 931] /ItalicAngle 0 /Ascent 718 /Descent -207 \
+             /CapHeight 718 /StemV 88 >> /DW 556 {} /CIDToGIDMap /Identity >>",
+            composite_widths(font)
+        );
+        pdf.object(descendant.as_bytes());
+    }
+    pdf.stream(&to_unicode_cmap());
     pdf.finish(1)
+}
+
+/// The `/W` entry of a composite font: ASCII as wide as in `font`'s
+/// Helvetica (a run with one accented letter is drawn whole in the
+/// composite font), a full em for the wide blocks of [`is_wide`], and
+/// `/DW` (556) for the rest: the widths the layout measured with.
+fn composite_widths(font: Font) -> String {
+    let ascii: Vec<String> = font.widths().iter().map(u16::to_string).collect();
+    format!(
+        "/W [32 [{}] 4352 4447 1000 11904 42191 1000 44032 55203 1000 \
+         63744 64255 1000 65072 65103 1000 65280 65376 1000 65504 65510 1000]",
+        ascii.join(" ")
+    )
+}
+
+/// A ToUnicode CMap mapping every two-byte code to the same UTF-16 value:
+/// the codes the composite fonts are drawn with are the text's own
+/// characters. `bfrange` may only vary the last byte, hence one range per
+/// high byte.
+fn to_unicode_cmap() -> Vec<u8> {
+    let mut cmap = String::from(
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+         /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
+         /CMapName /Orderflow-Identity-UCS def\n/CMapType 2 def\n\
+         1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
+    );
+    for chunk in (0..=0xFFu32).collect::<Vec<_>>().chunks(100) {
+        let _ = writeln!(cmap, "{} beginbfrange", chunk.len());
+        for high in chunk {
+            // Surrogate codes are never drawn (sanitize keeps to the basic
+            // plane); mapping them costs nothing.
+            let _ = writeln!(cmap, "<{high:02X}00> <{high:02X}FF> <{high:02X}00>");
+        }
+        cmap.push_str("endbfrange\n");
+    }
+    cmap.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend");
+    cmap.into_bytes()
 }
 
 #[cfg(test)]
@@ -593,7 +703,9 @@ mod tests {
 
     #[test]
     fn xref_offsets_point_at_objects() {
-        assert_eq!(check_xref(&render_pdf(&sample())), 7);
+        // Catalog, pages, page, two Helvetica fonts, content, two composite
+        // fonts, their descendants, the ToUnicode map; and the free entry.
+        assert_eq!(check_xref(&render_pdf(&sample())), 12);
     }
 
     #[test]
@@ -655,8 +767,8 @@ mod tests {
     #[test]
     fn text_is_sanitized() {
         assert_eq!(
-            sanitize("09:00\u{2013}12:00 Zürich\n"),
-            "09:00-12:00 Z?rich?"
+            sanitize("09:00\u{2013}12:00 Zürich\n\u{1F4E6}"),
+            "09:00-12:00 Zürich??"
         );
         let pdf = render_pdf(&sample());
         assert!(find(&pdf, b"(2026-11-25 09:00-12:00 UTC) Tj").is_some());
