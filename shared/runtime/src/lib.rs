@@ -9,10 +9,13 @@
 //! - [`lambda`]: the Lambda entry point. It reads an SQS batch or a direct
 //!   EventBridge invocation and answers with an `SqsBatchResponse`.
 //! - [`batch`]: the SQS batch loop: bounded concurrency, per-record panic
-//!   isolation, FIFO stop-at-first-failure, and permanent errors sent to
-//!   the DLQ with their reason.
-//! - [`processor`]: one event, idempotently: claim, decide, commit the
-//!   effect with the outbox, publish.
+//!   isolation, FIFO stop-at-first-failure, no record started too close to
+//!   the invocation's deadline, and permanent errors sent to the DLQ with
+//!   their reason.
+//! - [`processor`]: one event, idempotently: claim, decide (writing ahead
+//!   before an external call), commit the effect with the outbox and the
+//!   event's entry in the order's never-expiring record, publish. Reused
+//!   event and order ids are refused with their reason.
 //! - [`store`]: the [`store::StateStore`] port, with DynamoDB and in-memory
 //!   adapters.
 //! - [`publish`]: the [`publish::EventPublisher`] port, with EventBridge and
