@@ -411,6 +411,31 @@ pub fn memory_store<S: Service>(service: &S, config: &Config) -> Result<MemorySt
     Ok(store)
 }
 
+/// The invocation's deadline, unless it had already passed when the
+/// invocation began. Lambda counts the deadline from the moment the runtime
+/// picks the invocation up, so one in the past is an emulator's misreading:
+/// `cargo lambda watch` (1.9) sends its timeout, `600000` ms, where an epoch
+/// time belongs, which reads as 1970. Taken at its word, that deadline
+/// would leave every record unstarted (see `batch::START_RESERVE`); it is
+/// ignored instead, and said so once per process.
+pub fn plausible_deadline(deadline: SystemTime, now: SystemTime) -> Option<SystemTime> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if deadline > now {
+        return Some(deadline);
+    }
+    WARNED.call_once(|| {
+        let epoch_ms = deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        tracing::warn!(
+            deadline_epoch_ms = epoch_ms as u64,
+            "the invocation's deadline had passed before it began (an emulator's value?); \
+             records run without the deadline reserve"
+        );
+    });
+    None
+}
+
 async fn serve<S, St, P, D>(handler: Handler<S, St, P, D>) -> Result<(), Error>
 where
     S: Service,
@@ -421,7 +446,7 @@ where
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
-            let deadline = Some(event.context.deadline());
+            let deadline = plausible_deadline(event.context.deadline(), SystemTime::now());
             // Boxed: the nested futures of batch, processor and adapters are
             // deep enough to exceed the compiler's layout recursion limit.
             // An error is a direct invocation to retry, whose outcome line

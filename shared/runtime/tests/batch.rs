@@ -286,3 +286,16 @@ async fn records_with_time_enough_left_run() {
     let report = batch::process(&records, options, &dlq, scripted).await;
     assert_eq!(report.outcomes[0].1, Disposition::Ack);
 }
+
+#[test]
+fn a_deadline_already_past_when_the_invocation_begins_is_ignored() {
+    use orderflow_runtime::lambda::plausible_deadline;
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::now();
+    let ahead = now + Duration::from_secs(9);
+    assert_eq!(plausible_deadline(ahead, now), Some(ahead));
+    // What `cargo lambda watch` sends: its 600 s timeout as if it were an
+    // epoch time.
+    let emulated = SystemTime::UNIX_EPOCH + Duration::from_millis(600_000);
+    assert_eq!(plausible_deadline(emulated, now), None);
+}
