@@ -48,15 +48,18 @@ def bootstrap() -> tuple[bytes, str]:
 
 @pytest.fixture
 def real_function(aws, make_function):
-    """The binary as a provided.al2023 function, with its table, bus, DLQ and bucket."""
+    """The binary as a provided.al2023 function, with its table, bus, DLQ and bucket, and
+    the payment provider's ledger table (payment refuses to start without one)."""
     code, function = bootstrap()
     table = unique("orderflow")
-    aws("dynamodb").create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ledger = unique("orderflow-ledger")
+    for name in (table, ledger):
+        aws("dynamodb").create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
     bus = unique("orderflow-bus")
     aws("events").create_event_bus(Name=bus)
     dlq = aws("sqs").create_queue(QueueName=unique("orderflow-dlq"))["QueueUrl"]
@@ -67,11 +70,13 @@ def real_function(aws, make_function):
         "ORDERFLOW_BUS": bus,
         "ORDERFLOW_DLQ_URL": dlq,
         "ORDERFLOW_LABEL_BUCKET": bucket,
+        "ORDERFLOW_PROVIDER_LEDGER": ledger,
         "RUST_LOG": "info",
     }
     name = make_function(zip_code({"bootstrap": code}), timeout=15, env=env, MemorySize=256)
     yield name, function, table, dlq
     aws("dynamodb").delete_table(TableName=table)
+    aws("dynamodb").delete_table(TableName=ledger)
     aws("events").delete_event_bus(Name=bus)
     aws("sqs").delete_queue(QueueUrl=dlq)
 
