@@ -426,9 +426,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let state = serde_json::to_string(&decision.state).map_err(|e| {
             RecordError::rejected("rejected", format!("state does not serialize: {e}"))
         })?;
-        let expected_version = record.version;
-        record.state = state;
-        record.version += 1;
+        let expected_version = record.advance(state, opening.as_ref());
         record.applied.insert(
             ticket.event_id,
             Applied {
@@ -436,9 +434,6 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
                 outbox: outbox.clone(),
             },
         );
-        if record.opened_by.is_none() {
-            record.opened_by = opening;
-        }
         let commit = Commit {
             ticket: ticket.clone(),
             expected_version,
@@ -545,12 +540,7 @@ impl<St: StateStore> WriteAhead for Ahead<'_, St> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            let expected = next.version;
-            next.state = state;
-            next.version += 1;
-            if next.opened_by.is_none() {
-                next.opened_by = self.opening.clone();
-            }
+            let expected = next.advance(state, self.opening.as_ref());
             match self.store.write_ahead(self.order_id, expected, &next).await {
                 Ok(()) => {
                     *self.record.lock().unwrap_or_else(|p| p.into_inner()) = next;

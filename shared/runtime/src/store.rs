@@ -76,6 +76,11 @@ impl Fingerprint {
         Self(format!("{hash:016x}"))
     }
 
+    /// A fingerprint as stored earlier.
+    pub(crate) fn from_stored(digest: &str) -> Self {
+        Self(digest.to_owned())
+    }
+
     /// The digest, as 16 hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -173,6 +178,21 @@ pub struct OrderRecord {
     pub applied: BTreeMap<EventId, Applied>,
     /// The event that opened the order, once one has.
     pub opened_by: Option<Opening>,
+}
+
+impl OrderRecord {
+    /// Moves the record to `state`: bumps its version and, if nothing has
+    /// opened the order yet, records `opening`. Returns the version the
+    /// write must find (the one before).
+    pub fn advance(&mut self, state: String, opening: Option<&Opening>) -> u64 {
+        let expected = self.version;
+        self.state = state;
+        self.version += 1;
+        if self.opened_by.is_none() {
+            self.opened_by = opening.cloned();
+        }
+        expected
+    }
 }
 
 /// An order's record and the counters a decision needs, read together.

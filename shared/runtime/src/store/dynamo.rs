@@ -19,8 +19,9 @@ use aws_sdk_dynamodb::types::{
 use orderflow_contracts::{EventId, OrderId};
 
 use super::{
-    Applied, Claim, Commit, CommitError, Completed, FirstSeen, Opening, OrderRecord, OutboxEntry,
-    STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket, event_key, order_key,
+    Applied, Claim, Commit, CommitError, Completed, Fingerprint, FirstSeen, Opening, OrderRecord,
+    OutboxEntry, STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket, event_key,
+    order_key,
 };
 use crate::error::Transient;
 
@@ -104,8 +105,7 @@ fn existing_claim(item: &Item) -> Result<Claim, Transient> {
         get_s(item, "detail_type"),
     ) {
         (Some(fingerprint), Some(order_id), Some(detail_type)) => Some(FirstSeen {
-            fingerprint: serde_json::from_value(serde_json::Value::from(fingerprint))
-                .map_err(|e| Transient::caused_by("stored fingerprint is unreadable", e))?,
+            fingerprint: Fingerprint::from_stored(fingerprint),
             order_id: order_id.to_owned(),
             detail_type: detail_type.to_owned(),
         }),
