@@ -202,3 +202,76 @@ def test_concurrent_transactions_and_writes_never_fail_internally(aws, tables):
     assert errors == []
     left = ddb.get_item(TableName=stock, Key={"sku": {"S": "sku-busy"}})["Item"]["available"]
     assert left == {"N": str(100000 - 8 * 60)}
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(aws, tables):
+    """The rollback of `_rolled_back_by_item` (dynamodb.py): items replaced, updated and created
+    by a transaction that is then cancelled are all as they were before it."""
+    ledger, stock = tables
+    ddb = aws("dynamodb")
+    kept = {"pk": {"S": "order#rb"}, "sk": {"S": "kept"}, "note": {"S": "before"}}
+    ddb.put_item(TableName=ledger, Item=kept)
+    ddb.put_item(TableName=stock, Item={"sku": {"S": "sku-rb"}, "available": {"N": "5"}})
+    new = {"pk": {"S": "order#rb"}, "sk": {"S": "new"}}
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": ledger, "Item": {**kept, "note": {"S": "after"}}}},
+                {"Put": {"TableName": ledger, "Item": new}},
+                {
+                    "Update": {
+                        "TableName": stock,
+                        "Key": {"sku": {"S": "sku-rb"}},
+                        "UpdateExpression": "ADD available :minus",
+                        "ExpressionAttributeValues": {":minus": {"N": "-2"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": stock,
+                        "Key": {"sku": {"S": "sku-rb-absent"}},
+                        "ConditionExpression": "attribute_exists(sku)",
+                    }
+                },
+            ]
+        )
+    assert error_code(err.value) == "TransactionCanceledException"
+    key = {"pk": kept["pk"], "sk": kept["sk"]}
+    assert ddb.get_item(TableName=ledger, Key=key)["Item"] == kept
+    assert "Item" not in ddb.get_item(TableName=ledger, Key=new)
+    left = ddb.get_item(TableName=stock, Key={"sku": {"S": "sku-rb"}})["Item"]["available"]
+    assert left == {"N": "5"}
+
+
+def test_a_transaction_on_a_large_table_costs_about_what_a_put_costs(aws, tables):
+    """moto deep-copied every table a transaction touches (dynamodb.py), so each commit cost
+    time in proportion to the table: with 3,000 items a one-put transaction took about 60 times
+    a PutItem. The fix saves only the items a transaction names. Measured as a ratio to PutItem
+    on the same table, interleaved, so a slow machine slows both; without the fix
+    (`ORDERFLOW_SKIP_DYNAMODB_TX_FIX=1 cargo xtask cloud up`) this fails."""
+    import time
+
+    ledger, _ = tables
+    ddb = aws("dynamodb")
+    for start in range(0, 3000, 25):
+        ddb.batch_write_item(
+            RequestItems={
+                ledger: [
+                    {"PutRequest": {"Item": {"pk": {"S": f"bulk#{i}"}, "sk": {"S": "x"}}}}
+                    for i in range(start, start + 25)
+                ]
+            }
+        )
+    put, transact = 0.0, 0.0
+    for i in range(20):
+        item = {"pk": {"S": f"timed#{i}"}, "sk": {"S": "put"}}
+        started = time.perf_counter()
+        ddb.put_item(TableName=ledger, Item=item)
+        put += time.perf_counter() - started
+        item = {"pk": {"S": f"timed#{i}"}, "sk": {"S": "transact"}}
+        started = time.perf_counter()
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": ledger, "Item": item}}])
+        transact += time.perf_counter() - started
+    ratio = transact / put
+    print(f"one-put transaction / PutItem on 3,000+ items: {ratio:.1f}")
+    assert ratio < 5, f"a transaction took {ratio:.1f} times a PutItem"
