@@ -58,10 +58,17 @@ fn record(c: &mut Criterion) {
         b.iter(|| Message::from_bus_json(black_box(&body)))
     });
     if let Ok(message) = Message::from_bus_json(&body) {
-        // What idempotency adds to every record: the canonical detail and
-        // its digest, kept with the claim and the order's record.
+        // What idempotency adds to every record: the digest of the event,
+        // kept with the claim and the order's record, and of the order's
+        // data, kept with its opening.
         group.bench_function("stage: fingerprint the event", |b| {
-            b.iter(|| Fingerprint::of(black_box(&message).detail_json().as_bytes()))
+            b.iter(|| {
+                let message = black_box(&message);
+                (
+                    Fingerprint::of_message(message),
+                    Fingerprint::of_data(&message.event),
+                )
+            })
         });
         let decision = decided(&state, &message, &auth);
         group.bench_function("stage: encode the outbox", |b| {

@@ -237,7 +237,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             event_id: message.meta.event_id,
             order_id: message.meta.order_id.clone(),
             detail_type: kind.detail_type(),
-            fingerprint: Fingerprint::of(message.detail_json().as_bytes()),
+            fingerprint: Fingerprint::of_message(message).map_err(unencodable)?,
             lease_until,
             now,
             expires_at: now + self.ttl_secs,
@@ -359,7 +359,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             }
             return Ok(Done::AlreadyApplied(applied.outbox.clone()));
         }
-        let opening = opening(message);
+        let opening = opening(message)?;
         if let (Some(ours), Some(first)) = (&opening, &record.opened_by)
             && first.event_id != ours.event_id
             && first.fingerprint != ours.fingerprint
@@ -489,17 +489,26 @@ impl<E: Into<RecordError>> From<E> for Attempt {
 }
 
 /// The opening that `message` makes, if its kind opens an order.
-fn opening(message: &Message) -> Option<Opening> {
-    message.kind().opens_order().then(|| Opening {
+pub(crate) fn opening(message: &Message) -> Result<Option<Opening>, RecordError> {
+    if !message.kind().opens_order() {
+        return Ok(None);
+    }
+    Ok(Some(Opening {
         event_id: message.meta.event_id,
         // The data alone: a retry of the same order under a new event id
         // has other metadata and the same data.
-        fingerprint: Fingerprint::of(
-            serde_json::to_string(&message.event)
-                .unwrap_or_default()
-                .as_bytes(),
-        ),
-    })
+        fingerprint: Fingerprint::of_data(&message.event).map_err(unencodable)?,
+    }))
+}
+
+/// A contract type that would not encode for its fingerprint: a bug in a
+/// `Serialize` impl, rejected with its reason rather than fingerprinted
+/// as something else.
+pub(crate) fn unencodable(err: postcard::Error) -> RecordError {
+    RecordError::rejected(
+        "rejected",
+        format!("the event does not encode canonically: {err}"),
+    )
 }
 
 /// The dead-letter reason for an event id seen before with other contents.

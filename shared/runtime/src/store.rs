@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use orderflow_contracts::{EventId, OrderId};
+use orderflow_contracts::{Event, EventId, Message, OrderId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Transient;
@@ -44,14 +44,59 @@ pub struct OutboxEntry {
 /// same fingerprint, so an event id that arrives with another fingerprint
 /// was reused for something else.
 ///
-/// 64-bit FNV-1a over 8-byte words, then a final mix. Fixed here rather than
-/// std's hasher, whose output may change between Rust releases: stored
-/// fingerprints must mean the same thing to every later build.
+/// The digest is taken over a canonical encoding of the decoded event, not
+/// its JSON text, so field order and whitespace never matter: the fields
+/// in declaration order, in postcard's wire format (stable since 1.0), with
+/// `occurred_at` as seconds and nanoseconds. Then a 64-bit FNV-style hash
+/// over 8-byte words and a final mix, fixed here rather than std's hasher,
+/// whose output may change between Rust releases: stored fingerprints must
+/// mean the same thing to every later build.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Fingerprint(String);
 
+/// What [`Fingerprint::of_message`] encodes: every field of the detail.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    event_id: &'a EventId,
+    order_id: &'a OrderId,
+    causation_id: &'a Option<EventId>,
+    occurred_at: (i64, u32),
+    schema_version: u32,
+    producer: &'a str,
+    data: &'a Event,
+}
+
 impl Fingerprint {
+    /// The fingerprint of a whole event: metadata and data. Fails only if
+    /// a contract type's `Serialize` fails, which it never should: the
+    /// caller rejects the record rather than guess.
+    pub fn of_message(message: &Message) -> Result<Self, postcard::Error> {
+        let meta = &message.meta;
+        Self::of_canonical(&Canonical {
+            event_id: &meta.event_id,
+            order_id: &meta.order_id,
+            causation_id: &meta.causation_id,
+            occurred_at: (
+                meta.occurred_at.timestamp(),
+                meta.occurred_at.timestamp_subsec_nanos(),
+            ),
+            schema_version: meta.schema_version,
+            producer: meta.producer.as_str(),
+            data: &message.event,
+        })
+    }
+
+    /// The fingerprint of an event's data alone: a retry of the same order
+    /// under a new event id has other metadata and the same data.
+    pub fn of_data(event: &Event) -> Result<Self, postcard::Error> {
+        Self::of_canonical(event)
+    }
+
+    fn of_canonical(value: &impl Serialize) -> Result<Self, postcard::Error> {
+        Ok(Self::of(&postcard::to_allocvec(value)?))
+    }
+
     /// The fingerprint of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         const PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -292,8 +292,9 @@ pub mod fixtures {
 }
 
 /// The CPU work of one SQS invocation, without I/O: read the payload,
-/// decode and validate each body, decide with `decide`, and encode what a
-/// commit writes (the state JSON and the outbox). For the benches.
+/// decode and validate each body, fingerprint it as the claim and the
+/// order's record do, decide with `decide`, and encode what a commit writes
+/// (the state JSON and the outbox). For the benches.
 pub fn cpu_path<S: serde::Serialize>(
     payload: &str,
     decide: impl Fn(&Message) -> crate::processor::Decision<S>,
@@ -305,6 +306,9 @@ pub fn cpu_path<S: serde::Serialize>(
     let mut outbox = Vec::new();
     for record in &records {
         let message = Message::from_bus_json(&record.body)?;
+        let fingerprint = crate::store::Fingerprint::of_message(&message)
+            .map_err(crate::processor::unencodable)?;
+        std::hint::black_box((fingerprint, crate::processor::opening(&message)?));
         let decision = decide(&message);
         let state = serde_json::to_string(&decision.state)
             .map_err(|e| RecordError::rejected("rejected", e.to_string()))?;

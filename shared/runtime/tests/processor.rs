@@ -115,7 +115,7 @@ fn ticket(message: &Message, lease_until: i64, now: i64) -> Ticket {
         event_id: message.meta.event_id,
         order_id: message.meta.order_id.clone(),
         detail_type: message.kind().detail_type(),
-        fingerprint: Fingerprint::of(message.detail_json().as_bytes()),
+        fingerprint: Fingerprint::of_message(message).unwrap_or_else(|e| panic!("{e}")),
         lease_until,
         now,
         expires_at: now + 3600,
