@@ -1,5 +1,5 @@
 //! `cargo xtask bench init`: cold init of each function against a bare
-//! `lambda_runtime` binary, plus bootstrap size and max RSS.
+//! `lambda_runtime` binary, plus bootstrap size, its zip and max RSS.
 //!
 //! Cold init is the time from starting the process to its first
 //! `GET /runtime/invocation/next`: everything a cold start costs before the
@@ -21,11 +21,15 @@ use crate::{project_root, run_cmd};
 
 const RUNS: usize = 30;
 
+/// How long a binary may take to ask for its first event.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
 /// Entry point of `cargo xtask bench …`.
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("init") => init(),
-        _ => bail!("usage: cargo xtask bench init"),
+        Some("compare") => crate::bench_compare::compare(&args[1..]),
+        _ => bail!("usage: cargo xtask bench init | compare"),
     }
 }
 
@@ -50,8 +54,8 @@ fn init() -> Result<()> {
     let hello = release.join("examples/hello");
     let baseline = measure(&hello)?;
     println!(
-        "{:<10} {:>10} {:>8} {:>10} {:>10}",
-        "binary", "init p50", "ratio", "size", "max RSS"
+        "{:<10} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "binary", "init p50", "ratio", "size", "zip", "max RSS"
     );
     print_row("hello", &hello, &baseline, baseline.p50)?;
     for function in FUNCTIONS {
@@ -60,7 +64,9 @@ fn init() -> Result<()> {
         print_row(function, &binary, &m, baseline.p50)?;
     }
     println!(
-        "(init = process start to first GET /next, median of {RUNS}; ratio = init / hello's init)"
+        "(init = process start to first GET /next, median of {RUNS}; ratio = init / hello's \
+         init; zip = the bootstrap deflated as sam packages it; budgets: ratio <= 2, zip <= 3 MB, \
+         max RSS <= 20 MB)"
     );
     Ok(())
 }
@@ -73,13 +79,40 @@ struct Measurement {
 fn print_row(name: &str, binary: &Path, m: &Measurement, baseline: Duration) -> Result<()> {
     let size = std::fs::metadata(binary)?.len();
     println!(
-        "{name:<10} {:>8.2}ms {:>7.2}x {:>8.1}MB {:>8.1}MB",
+        "{name:<10} {:>8.2}ms {:>7.2}x {:>8.1}MB {:>8.1}MB {:>8.1}MB",
         m.p50.as_secs_f64() * 1e3,
         m.p50.as_secs_f64() / baseline.as_secs_f64(),
         size as f64 / 1e6,
+        zipped_size(binary)? as f64 / 1e6,
         m.max_rss_kb as f64 / 1024.0,
     );
     Ok(())
+}
+
+/// The size of a zip holding `binary` as `bootstrap`, deflated by Python's
+/// zipfile, which is what `sam build` and `sam deploy` package with.
+fn zipped_size(binary: &Path) -> Result<u64> {
+    const ZIP: &str = "import io, sys, zipfile\n\
+        out = io.BytesIO()\n\
+        with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:\n    \
+        z.write(sys.argv[1], 'bootstrap')\n\
+        print(len(out.getvalue()))";
+    let out = Command::new("python3")
+        .args(["-c", ZIP])
+        .arg(binary)
+        .output()
+        .context("python3, to zip the bootstrap as sam does")?;
+    if !out.status.success() {
+        bail!(
+            "zipping {} failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("the zip size python3 printed")
 }
 
 fn measure(binary: &Path) -> Result<Measurement> {
@@ -107,11 +140,40 @@ fn one_cold_start(binary: &Path) -> Result<(Duration, u64)> {
         .env_clear()
         .envs(lambda_env(&api))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| binary.display().to_string())?;
-    listener.set_nonblocking(false)?;
-    let (mut stream, _) = listener.accept()?;
+    // Wait for the first request, but not for a binary that refused to
+    // start (it would never come): poll the listener and the process.
+    listener.set_nonblocking(true)?;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(status) = child.try_wait()? {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            bail!(
+                "{} exited ({status}) before asking for an event: {}",
+                binary.display(),
+                stderr.trim()
+            );
+        }
+        if started.elapsed() > START_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{} did not ask for an event within {START_LIMIT:?}",
+                binary.display()
+            );
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut buf = [0u8; 1024];
     let n = stream.read(&mut buf)?;
@@ -151,6 +213,7 @@ fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
         ("ORDERFLOW_BUS", "orderflow".into()),
         ("ORDERFLOW_DLQ_URL", "http://127.0.0.1:9/queue/dlq".into()),
         ("ORDERFLOW_LABEL_BUCKET", "labels".into()),
+        ("ORDERFLOW_PROVIDER_LEDGER", "ledger".into()),
     ]
 }
 

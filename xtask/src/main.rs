@@ -14,6 +14,7 @@
 
 mod bench;
 mod bench_cloud;
+mod bench_compare;
 mod cloud;
 mod demo;
 mod deploy;
@@ -60,6 +61,8 @@ commands:
   schemas              regenerate events/schemas/ from the contracts
   bench init           cold init, size and max RSS of each function against a
                        bare lambda_runtime binary
+  bench compare        CPU per record of payment against Powertools for AWS
+                       Lambda (Python) on the same payload (goal: 10x faster)
   bench cloud          local-cloud baselines: SQS hop rate, invoke p50/p99
                        warm and cold
   cloud up|down|status|logs|test [--cloud localstack|ministack]
