@@ -342,12 +342,24 @@ fn trace_tells_an_orders_story_from_the_archive_and_leaves_nothing_behind() -> R
         eprintln!("ops trace {}:\n{}", order.order_id(), trace.render());
 
         // The same events the audit queue saw, each once, with their causes.
-        let seen = flow.audit().of(order.order_id());
+        // The audit reader may get an event late: a receive whose response
+        // was lost leaves its messages invisible for the queue's visibility
+        // timeout (30 s), as SQS does. So wait, within SETTLE, until it has
+        // every traced event, then compare both ways.
+        let mut traced_ids: Vec<String> = trace.events.iter().map(|e| e.event_id.clone()).collect();
+        traced_ids.sort();
+        let seen = flow
+            .audit()
+            .wait_for(order.order_id(), SETTLE, |events| {
+                traced_ids
+                    .iter()
+                    .all(|id| events.iter().any(|e| e.event_id.as_ref() == Some(id)))
+            })
+            .await
+            .unwrap_or_else(|_| flow.audit().of(order.order_id()));
         let mut seen_ids: Vec<String> = seen.iter().filter_map(|s| s.event_id.clone()).collect();
         seen_ids.sort();
         seen_ids.dedup();
-        let mut traced_ids: Vec<String> = trace.events.iter().map(|e| e.event_id.clone()).collect();
-        traced_ids.sort();
         ensure!(
             traced_ids == seen_ids,
             "traced {traced_ids:?}, audit saw {seen_ids:?}"
