@@ -447,6 +447,20 @@ fn localstack_env(state: &Path) -> Vec<(&'static str, String)> {
         ("SKIP_SSL_CERT_DOWNLOAD", "1".to_string()),
         ("PROVIDER_OVERRIDE_DYNAMODB", "moto".to_string()),
         ("LAMBDA_RUNTIME_EXECUTOR", "process".to_string()),
+        // Each event source mapping is one loop that long-polls its queue (up to the
+        // template's batching window), invokes the function synchronously, then sleeps this
+        // long, by default 1 s even after a full batch: 10 records a second per queue at
+        // most. The long poll already waits for records, so the loop needs no sleep of its own.
+        (
+            "LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC",
+            "0".to_string(),
+        ),
+        // After an empty poll it backs off from 1 s up to this (default 10 s), on top of the
+        // batching window's wait: an order arriving at an idle queue waited up to 11 s.
+        (
+            "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC",
+            "1".to_string(),
+        ),
         ("ORDERFLOW_LOCALSTACK_STATE", dir),
         ("PYTHONUNBUFFERED", "1".to_string()),
     ]
