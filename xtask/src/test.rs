@@ -37,6 +37,8 @@ pub fn main(args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    step("what the functions link");
+    check_function_deps(&root)?;
     step("unit, handler, adapter and property tests");
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     if args.iter().any(|a| a == "--quick") {
@@ -72,6 +74,51 @@ pub fn main(args: &[String]) -> Result<()> {
         "all tests passed (deploy and suites: {})",
         took.join(", ")
     ));
+    Ok(())
+}
+
+/// Crates no function may link, and why. `sam build` builds each function
+/// on its own, so each is checked on its own, with its own features.
+const NOT_IN_FUNCTIONS: [(&str, &str); 2] = [
+    (
+        "aws-lc-sys",
+        "aws-lc is the SDK's default TLS crypto; the functions use rustls on ring \
+         (orderflow_runtime::aws), which is smaller and starts faster",
+    ),
+    ("openssl-sys", "the functions link no system TLS library"),
+];
+
+/// Fails when a function's build would link a crate of
+/// [`NOT_IN_FUNCTIONS`]: an SDK feature enabled by default would bring
+/// aws-lc back into the bootstrap without any test noticing.
+pub fn check_function_deps(root: &Path) -> Result<()> {
+    for function in FUNCTIONS {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
+            .args(["--edges", "normal,build", "--package", function])
+            .output()
+            .context("cargo tree")?;
+        if !out.status.success() {
+            bail!(
+                "cargo tree -p {function}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for (name, why) in NOT_IN_FUNCTIONS {
+            if tree
+                .lines()
+                .any(|line| line.split(' ').next() == Some(name))
+            {
+                bail!("{function} links {name}: {why} (see `cargo tree -p {function} -i {name}`)");
+            }
+        }
+    }
+    eprintln!(
+        "none of the functions links {:?}",
+        NOT_IN_FUNCTIONS.map(|(name, _)| name)
+    );
     Ok(())
 }
 

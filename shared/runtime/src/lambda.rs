@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_contracts::Message;
@@ -328,20 +328,6 @@ where
     }
 }
 
-/// Loads the AWS SDK configuration from the environment, which honours
-/// `AWS_ENDPOINT_URL` (the local cloud).
-///
-/// The SDK's default HTTPS client loads the native root certificates (the
-/// CA bundle and every file of the certificates directory), which is most
-/// of a function's cold init. A client trusting only the bundle file cut
-/// 6.2 ms to 4.6 ms here, but the SDK parses custom PEM certificates with
-/// `expect`: one certificate rustls refuses in a system bundle would panic
-/// on the first request. So the default stays until the trust anchors can
-/// be supplied without that risk.
-pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
-}
-
 /// Builds the adapters named by `config` and serves invocations until the
 /// runtime stops. `service` receives the AWS configuration when the
 /// adapters are AWS ones, to build the function's own ports.
@@ -352,7 +338,7 @@ pub async fn run<S: Service + 'static>(
     let ttl = config.idempotency_ttl_secs;
     match config.adapters {
         Adapters::Aws => {
-            let aws = aws_config().await;
+            let aws = crate::aws::sdk_config().await?;
             let processor = Processor::new(
                 service(Some(&aws)),
                 DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),

@@ -23,6 +23,9 @@
 //! - [`dlq`]: the [`dlq::DeadLetterSink`] port, with SQS and in-memory
 //!   adapters.
 //! - [`config`]: the environment, read once at cold start.
+//! - [`aws`]: the AWS SDK configuration, built for a short cold start:
+//!   compiled-in trust anchors, rustls on *ring*, credentials from the
+//!   environment.
 //! - [`telemetry`]: structured JSON logs, one outcome line per record.
 //! - [`metrics`]: one CloudWatch EMF line of counts and durations per
 //!   invocation.
@@ -30,6 +33,7 @@
 //! - [`testing`]: the real handler over in-memory ports, for handler tests
 //!   and benches.
 
+pub mod aws;
 pub mod batch;
 pub mod config;
 pub mod dlq;

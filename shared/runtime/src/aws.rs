@@ -1,0 +1,251 @@
+//! The AWS SDK configuration every function starts with, built for a short
+//! cold start.
+//!
+//! The SDK's defaults cost most of a function's cold init, so two of them
+//! are replaced:
+//! - **Trust anchors.** The default HTTPS client reads the system's CA
+//!   bundle and then every file of its certificates directory (about 150
+//!   files here) before the first event, and parses them all. On AWS the
+//!   functions talk only to AWS service endpoints, whose certificates all
+//!   chain to Amazon Trust Services: the client trusts those five roots
+//!   (Amazon Root CA 1–4 and the Starfield root that cross-signs them),
+//!   compiled in. With an endpoint override (`AWS_ENDPOINT_URL…`, a local
+//!   cloud or a proxy), it trusts Mozilla's whole root program as rustls
+//!   ships it (`webpki-root-certs`), since such an endpoint may be signed by
+//!   any public CA. Either way a cold start opens no file for it.
+//! - **Crypto.** TLS runs on rustls with *ring* rather than aws-lc: a smaller
+//!   bootstrap, and no aws-lc entropy setup on the first handshake.
+//!
+//! `ORDERFLOW_TLS_ROOTS=public` trusts Mozilla's roots on AWS too.
+//!
+//! Credentials come from the environment when it has them, which is how
+//! Lambda passes the function role's; otherwise the SDK's default chain
+//! (profiles, SSO, IMDS, …) looks for them, as it does on a developer's
+//! machine.
+
+use std::env;
+
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::HttpClientError;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use rustls_pki_types::CertificateDer;
+
+use crate::config::ConfigError;
+
+/// Loads the AWS SDK configuration from the environment (which honours
+/// `AWS_ENDPOINT_URL`, the local cloud), with [`https_client`] as its HTTP
+/// client.
+pub async fn sdk_config() -> Result<SdkConfig, lambda_runtime::Error> {
+    let endpoint_override = env::vars_os().any(|(name, _)| {
+        name.to_str()
+            .is_some_and(|name| name.starts_with("AWS_ENDPOINT_URL"))
+    });
+    let trust = Trust::from_env(env::var(TLS_ROOTS).ok().as_deref(), endpoint_override)?;
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?);
+    if env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        // The default chain starts with the environment too, but builds
+        // every other provider first.
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    Ok(loader.load().await)
+}
+
+/// Chooses the trusted roots: `aws` or `public`. Unset, it is `aws`, or
+/// `public` when an `AWS_ENDPOINT_URL…` variable points the SDK elsewhere.
+pub const TLS_ROOTS: &str = "ORDERFLOW_TLS_ROOTS";
+
+/// Which compiled-in roots an HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Amazon Trust Services' roots: every AWS service endpoint.
+    AwsRoots,
+    /// Mozilla's root program, as rustls ships it.
+    PublicRoots,
+}
+
+impl Trust {
+    /// The trust [`TLS_ROOTS`] asks for (`value`), given whether an
+    /// endpoint override is set.
+    pub fn from_env(value: Option<&str>, endpoint_override: bool) -> Result<Self, ConfigError> {
+        match value {
+            Some("aws") => Ok(Self::AwsRoots),
+            Some("public") => Ok(Self::PublicRoots),
+            Some(other) => Err(ConfigError::Invalid {
+                name: TLS_ROOTS,
+                reason: format!("{other:?} is neither `aws` nor `public`"),
+            }),
+            None if endpoint_override => Ok(Self::PublicRoots),
+            None => Ok(Self::AwsRoots),
+        }
+    }
+}
+
+/// The roots every AWS service endpoint chains to, from Mozilla's program:
+/// Amazon Root CA 1–4 and Starfield Services Root Certificate Authority -
+/// G2. A test checks that this file is exactly those roots of
+/// `webpki-root-certs`, and writes it anew with `ORDERFLOW_UPDATE_ROOTS=1`.
+const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The common names of [`AWS_ROOTS_PEM`]'s certificates.
+pub const AWS_ROOT_NAMES: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// An HTTPS client on rustls and *ring*, trusting `trust`.
+pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
+    let pem = match trust {
+        Trust::AwsRoots => AWS_ROOTS_PEM.to_vec(),
+        Trust::PublicRoots => pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS),
+    };
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    let tls = TlsContext::builder().with_trust_store(trust).build()?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https())
+}
+
+/// `certs` as the PEM the SDK's trust store takes.
+fn pem_of(certs: &[CertificateDer<'_>]) -> Vec<u8> {
+    let mut pem = Vec::with_capacity(certs.iter().map(|c| c.len() * 4 / 3 + 64).sum());
+    for cert in certs {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in base64(cert).chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        let sextet = |shift: u32| ALPHABET[(n >> shift & 63) as usize];
+        out.extend_from_slice(&[sextet(18), sextet(12)]);
+        out.push(if chunk.len() > 1 { sextet(6) } else { b'=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { b'=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base64(plain.as_bytes()), encoded.as_bytes(), "{plain:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), b"+/+/");
+    }
+
+    #[test]
+    fn tls_roots_default_to_aws_and_to_public_behind_an_endpoint_override() {
+        assert_eq!(Trust::from_env(None, false).ok(), Some(Trust::AwsRoots));
+        assert_eq!(Trust::from_env(None, true).ok(), Some(Trust::PublicRoots));
+        assert_eq!(
+            Trust::from_env(Some("aws"), true).ok(),
+            Some(Trust::AwsRoots)
+        );
+        assert_eq!(
+            Trust::from_env(Some("public"), false).ok(),
+            Some(Trust::PublicRoots)
+        );
+        let refused = Trust::from_env(Some("native"), false).map_err(|e| e.to_string());
+        assert_eq!(
+            refused,
+            Err("environment variable ORDERFLOW_TLS_ROOTS is invalid: \"native\" is neither `aws` nor `public`".into())
+        );
+    }
+
+    fn read_pem(pem: &[u8]) -> Vec<CertificateDer<'_>> {
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("the PEM does not read back: {e:?}"))
+    }
+
+    /// The SDK parses the trust store with `expect` when it builds its first
+    /// connection: every anchor must read back as the same certificate and
+    /// be accepted by rustls, or a cold start's first request would panic.
+    #[test]
+    fn every_compiled_in_anchor_reads_back_and_is_accepted_by_rustls() {
+        let public = pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS);
+        for (pem, at_least) in [(&public[..], 100), (AWS_ROOTS_PEM, 5)] {
+            let read = read_pem(pem);
+            assert!(read.len() >= at_least, "only {} anchors", read.len());
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read {
+                roots
+                    .add(cert)
+                    .unwrap_or_else(|e| panic!("rustls refuses an anchor: {e}"));
+            }
+        }
+        assert_eq!(read_pem(&public), webpki_root_certs::TLS_SERVER_ROOT_CERTS);
+    }
+
+    /// `aws-roots.pem` is exactly Mozilla's certificates for
+    /// [`AWS_ROOT_NAMES`], one each.
+    #[test]
+    fn the_aws_roots_are_mozillas_amazon_trust_services_roots() {
+        let names_in = |cert: &CertificateDer<'_>| -> Vec<&str> {
+            AWS_ROOT_NAMES
+                .into_iter()
+                .filter(|name| {
+                    cert.windows(name.len() + 2)
+                        .any(|w| w[2..] == *name.as_bytes() && usize::from(w[1]) == name.len())
+                })
+                .collect()
+        };
+        let expected: Vec<&CertificateDer<'_>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter(|cert| !names_in(cert).is_empty())
+            .collect();
+        let mut found: Vec<&str> = expected.iter().flat_map(|c| names_in(c)).collect();
+        found.sort_unstable();
+        assert_eq!(
+            found, AWS_ROOT_NAMES,
+            "each name in exactly one certificate"
+        );
+        let expected_pem = pem_of(&expected.into_iter().cloned().collect::<Vec<_>>());
+        if std::env::var_os("ORDERFLOW_UPDATE_ROOTS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/aws-roots.pem");
+            std::fs::write(path, &expected_pem).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        assert!(
+            AWS_ROOTS_PEM == expected_pem,
+            "src/aws-roots.pem is not webpki-root-certs' {AWS_ROOT_NAMES:?}: \
+             run this test with ORDERFLOW_UPDATE_ROOTS=1 to write it anew, then again to check it"
+        );
+    }
+}
