@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -125,7 +125,7 @@ impl Flow {
     /// Connects to stack `stack_name` with the default AWS configuration
     /// (`AWS_ENDPOINT_URL` points it at the local cloud).
     pub async fn connect(stack_name: &str) -> Result<Self> {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let config = tools_loader()?.load().await;
         Self::connect_with(&config, stack_name).await
     }
 
@@ -452,14 +452,23 @@ impl Flow {
 
 /// The SDK configuration for the local cloud at `endpoint`, with its test
 /// credentials.
-pub async fn local_config(endpoint: &str) -> SdkConfig {
+pub async fn local_config(endpoint: &str) -> Result<SdkConfig> {
     let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "local");
-    aws_config::defaults(BehaviorVersion::latest())
+    Ok(tools_loader()?
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(credentials)
         .load()
-        .await
+        .await)
+}
+
+/// The SDK configuration loader of the project's tools: the functions'
+/// HTTPS client (rustls on ring), trusting the system's roots as the SDK's
+/// default client would.
+pub fn tools_loader() -> Result<aws_config::ConfigLoader> {
+    Ok(orderflow_runtime::aws::loader(
+        orderflow_runtime::aws::Trust::Native,
+    )?)
 }
 
 /// The most messages a peek reads.

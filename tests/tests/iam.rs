@@ -216,17 +216,15 @@ fn policy_text(document: &str) -> String {
 
 /// The root caller's configuration, from the environment that `cargo xtask
 /// test` sets (AWS_ENDPOINT_URL and the `test` keys).
-async fn root_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+async fn root_config() -> Result<SdkConfig> {
+    Ok(orderflow_flow::tools_loader()?.load().await)
 }
 
 #[test]
 #[ignore = "IAM: needs the whole-flow run on ministack first (cargo xtask test)"]
 fn every_action_a_function_asked_for_was_allowed() -> Result<()> {
     run(|flow| async move {
-        let roles = function_roles(flow, &root_config().await).await?;
+        let roles = function_roles(flow, &root_config().await?).await?;
         let log = decisions()?;
         let mut refused = BTreeSet::new();
         for role in &roles {
@@ -258,7 +256,7 @@ fn every_action_a_function_asked_for_was_allowed() -> Result<()> {
 #[ignore = "IAM: needs the whole-flow run on ministack first (cargo xtask test)"]
 fn every_action_a_function_role_grants_was_used() -> Result<()> {
     run(|flow| async move {
-        let roles = function_roles(flow, &root_config().await).await?;
+        let roles = function_roles(flow, &root_config().await?).await?;
         let log = decisions()?;
         let mut unused = Vec::new();
         for role in &roles {
@@ -380,7 +378,7 @@ fn an_operator_holding_exactly_the_readme_permissions_runs_the_ops_commands() ->
     run(|flow| async move {
         let policy = readme_operator_policy()?;
         let listed = allowed_actions(&policy);
-        let root = root_config().await;
+        let root = root_config().await?;
 
         // Something to look at: a shipped order in the archive, and a
         // poison event in the payment DLQ.

@@ -2,7 +2,8 @@
 //! `infra/template.yaml`. The local cloud gets exactly the build and the
 //! deploy that AWS gets; only the endpoint (samlocal for LocalStack, plain
 //! `sam deploy` with `AWS_ENDPOINT_URL` for ministack) and the architecture
-//! (the host's) differ.
+//! (the host's) differ, and local builds trade the release profile's
+//! whole-program optimization for build time ([`Build::Local`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,7 +69,7 @@ pub fn host_architecture() -> &'static str {
 pub fn deploy_local(stack: &str, cloud: Cloud) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
     let architecture = host_architecture();
-    build(&tools, architecture)?;
+    build(&tools, architecture, Build::Local)?;
     deploy_built(&tools, stack, cloud)
 }
 
@@ -106,7 +107,7 @@ fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud) -> Result<()> {
 
 fn deploy_aws(target: &Target, guided: bool) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
-    build(&tools, "arm64")?;
+    build(&tools, "arm64", Build::Aws)?;
     let root = project_root();
     let config = root.join(SAM_CONFIG);
     let mut deploy = sam(&tools, "sam");
@@ -128,8 +129,50 @@ fn deploy_aws(target: &Target, guided: bool) -> Result<()> {
     run_cmd(&mut deploy).context("sam deploy failed")
 }
 
-/// `sam build`: one `cargo lambda build --release` per function.
-fn build(tools: &Venv, architecture: &str) -> Result<()> {
+/// What a build is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// AWS: the release profile as `Cargo.toml` sets it (fat LTO, one
+    /// codegen unit), for the smallest, fastest bootstrap.
+    Aws,
+    /// A local cloud: the release profile without LTO and with 16 codegen
+    /// units, set through cargo's environment so that `sam build` runs the
+    /// same command. The functions are a small part of a local order's
+    /// time; the build is most of a first run's.
+    Local,
+}
+
+impl Build {
+    fn cargo_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Build::Aws => &[],
+            Build::Local => &[
+                ("CARGO_PROFILE_RELEASE_LTO", "off"),
+                ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
+            ],
+        }
+    }
+}
+
+/// `sam build`: one `cargo lambda build --release` per function. Each is
+/// first built here, with the very command `sam build` runs: sam shows
+/// nothing of a build until it ends, which on a fresh clone takes minutes,
+/// while cargo shows what it compiles and how far it has got. `sam build`
+/// then finds every function built.
+fn build(tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
+    for function in crate::test::FUNCTIONS {
+        eprintln!("xtask: cargo lambda build --release --bin {function} ({architecture})");
+        // `cargo` from PATH, as sam runs it.
+        let mut cargo = with_tools(tools, Command::new("cargo"));
+        cargo.args(["lambda", "build", "--release"]);
+        if architecture == "arm64" {
+            cargo.arg("--arm64");
+        }
+        cargo
+            .args(["--bin", function])
+            .envs(kind.cargo_env().iter().copied());
+        run_cmd(&mut cargo).with_context(|| format!("building {function} failed"))?;
+    }
     let mut build = sam(tools, "sam");
     build
         .args(["build", "--beta-features", "--template-file", TEMPLATE])
@@ -137,7 +180,8 @@ fn build(tools: &Venv, architecture: &str) -> Result<()> {
         .args([
             "--parameter-overrides",
             &format!("Architecture={architecture}"),
-        ]);
+        ])
+        .envs(kind.cargo_env().iter().copied());
     run_cmd(&mut build).context("sam build failed")
 }
 
@@ -161,7 +205,11 @@ fn deploy_args(root: &Path, stack: &str, architecture: &str) -> Vec<String> {
 /// A SAM CLI command from the tools venv, run from the project root, with
 /// the venv first on PATH (cargo-lambda and zig live there too).
 fn sam(tools: &Venv, program: &str) -> Command {
-    let mut cmd = Command::new(tools.bin(program));
+    with_tools(tools, Command::new(tools.bin(program)))
+}
+
+/// `cmd`, run from the project root with the tools venv first on PATH.
+fn with_tools(tools: &Venv, mut cmd: Command) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![tools.dir.join("bin")];
     paths.extend(std::env::split_paths(&path));

@@ -3,7 +3,7 @@
 //! `--stack-name`, and `--cloud` to pick the local cloud.
 
 use anyhow::{Context, Result, bail};
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use orderflow_flow::{DEFAULT_STACK, Flow};
 use tokio::runtime::Runtime;
 
@@ -81,9 +81,9 @@ impl Target {
     pub async fn sdk_config(&self) -> Result<SdkConfig> {
         if !self.aws {
             let endpoint = self.cloud.ensure_up()?;
-            return Ok(orderflow_flow::local_config(&endpoint).await);
+            return orderflow_flow::local_config(&endpoint).await;
         }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = orderflow_flow::tools_loader()?;
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
         }

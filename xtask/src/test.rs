@@ -77,8 +77,7 @@ pub fn main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Crates no function may link, and why. `sam build` builds each function
-/// on its own, so each is checked on its own, with its own features.
+/// Crates no function may link, and why.
 const NOT_IN_FUNCTIONS: [(&str, &str); 2] = [
     (
         "aws-lc-sys",
@@ -89,34 +88,37 @@ const NOT_IN_FUNCTIONS: [(&str, &str); 2] = [
 ];
 
 /// Fails when a function's build would link a crate of
-/// [`NOT_IN_FUNCTIONS`]: an SDK feature enabled by default would bring
-/// aws-lc back into the bootstrap without any test noticing.
+/// [`NOT_IN_FUNCTIONS`]. `sam build` runs `cargo lambda build --bin NAME`
+/// with no `-p`, so cargo resolves features over every member of the
+/// workspace, the tests and xtask included; `cargo tree` with no `-p`
+/// resolves them the same way. One SDK crate with its default features
+/// anywhere in the workspace would bring aws-lc back into every bootstrap
+/// without any test noticing.
 pub fn check_function_deps(root: &Path) -> Result<()> {
-    for function in FUNCTIONS {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(root)
-            .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
-            .args(["--edges", "normal,build", "--package", function])
-            .output()
-            .context("cargo tree")?;
-        if !out.status.success() {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
+        .args(["--edges", "normal,build", "--target", "all"])
+        .output()
+        .context("cargo tree")?;
+    if !out.status.success() {
+        bail!("cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for (name, why) in NOT_IN_FUNCTIONS {
+        if tree
+            .lines()
+            .any(|line| line.split(' ').next() == Some(name))
+        {
             bail!(
-                "cargo tree -p {function}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "the functions' build links {name}: {why} (see `cargo tree -i {name}`, \
+                 with no -p, as sam builds; every SDK configuration starts from \
+                 orderflow_runtime::aws::loader)"
             );
-        }
-        let tree = String::from_utf8_lossy(&out.stdout);
-        for (name, why) in NOT_IN_FUNCTIONS {
-            if tree
-                .lines()
-                .any(|line| line.split(' ').next() == Some(name))
-            {
-                bail!("{function} links {name}: {why} (see `cargo tree -p {function} -i {name}`)");
-            }
         }
     }
     eprintln!(
-        "none of the functions links {:?}",
+        "the functions' build links none of {:?}",
         NOT_IN_FUNCTIONS.map(|(name, _)| name)
     );
     Ok(())

@@ -16,7 +16,8 @@
 //! - **Crypto.** TLS runs on rustls with *ring* rather than aws-lc: a smaller
 //!   bootstrap, and no aws-lc entropy setup on the first handshake.
 //!
-//! `ORDERFLOW_TLS_ROOTS=public` trusts Mozilla's roots on AWS too.
+//! `ORDERFLOW_TLS_ROOTS=public` trusts Mozilla's roots on AWS too, and
+//! `native` the system's store, as the SDK's default client does.
 //!
 //! Credentials come from the environment when it has them, which is how
 //! Lambda passes the function role's; otherwise the SDK's default chain
@@ -26,7 +27,7 @@
 use std::env;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::HttpClientError;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
@@ -44,8 +45,7 @@ pub async fn sdk_config() -> Result<SdkConfig, lambda_runtime::Error> {
             .is_some_and(|name| name.starts_with("AWS_ENDPOINT_URL"))
     });
     let trust = Trust::from_env(env::var(TLS_ROOTS).ok().as_deref(), endpoint_override)?;
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?);
+    let mut loader = loader(trust)?;
     if env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         // The default chain starts with the environment too, but builds
         // every other provider first.
@@ -54,7 +54,15 @@ pub async fn sdk_config() -> Result<SdkConfig, lambda_runtime::Error> {
     Ok(loader.load().await)
 }
 
-/// Chooses the trusted roots: `aws` or `public`. Unset, it is `aws`, or
+/// The SDK's configuration loader with [`https_client`] as its HTTP
+/// client: what every SDK configuration in the project starts from, the
+/// tools' included, so that no crate of the workspace enables the SDK's
+/// default (aws-lc) client.
+pub fn loader(trust: Trust) -> Result<ConfigLoader, HttpClientError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?))
+}
+
+/// Chooses the trusted roots: `aws`, `public` or `native`. Unset, it is `aws`, or
 /// `public` when an `AWS_ENDPOINT_URL…` variable points the SDK elsewhere.
 pub const TLS_ROOTS: &str = "ORDERFLOW_TLS_ROOTS";
 
@@ -65,6 +73,10 @@ pub enum Trust {
     AwsRoots,
     /// Mozilla's root program, as rustls ships it.
     PublicRoots,
+    /// The system's certificate store, read when the client first connects:
+    /// for the project's tools on a developer's machine, which may sit
+    /// behind a proxy with its own CA.
+    Native,
 }
 
 impl Trust {
@@ -74,9 +86,10 @@ impl Trust {
         match value {
             Some("aws") => Ok(Self::AwsRoots),
             Some("public") => Ok(Self::PublicRoots),
+            Some("native") => Ok(Self::Native),
             Some(other) => Err(ConfigError::Invalid {
                 name: TLS_ROOTS,
-                reason: format!("{other:?} is neither `aws` nor `public`"),
+                reason: format!("{other:?} is not `aws`, `public` or `native`"),
             }),
             None if endpoint_override => Ok(Self::PublicRoots),
             None => Ok(Self::AwsRoots),
@@ -101,13 +114,12 @@ pub const AWS_ROOT_NAMES: [&str; 5] = [
 
 /// An HTTPS client on rustls and *ring*, trusting `trust`.
 pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
-    let pem = match trust {
-        Trust::AwsRoots => AWS_ROOTS_PEM.to_vec(),
-        Trust::PublicRoots => pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS),
+    let trust = match trust {
+        Trust::AwsRoots => TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM),
+        Trust::PublicRoots => TrustStore::empty()
+            .with_pem_certificate(pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS)),
+        Trust::Native => TrustStore::empty().with_native_roots(true),
     };
-    let trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem);
     let tls = TlsContext::builder().with_trust_store(trust).build()?;
     Ok(aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::rustls(CryptoMode::Ring))
@@ -182,10 +194,14 @@ mod tests {
             Trust::from_env(Some("public"), false).ok(),
             Some(Trust::PublicRoots)
         );
-        let refused = Trust::from_env(Some("native"), false).map_err(|e| e.to_string());
+        assert_eq!(
+            Trust::from_env(Some("native"), false).ok(),
+            Some(Trust::Native)
+        );
+        let refused = Trust::from_env(Some("system"), false).map_err(|e| e.to_string());
         assert_eq!(
             refused,
-            Err("environment variable ORDERFLOW_TLS_ROOTS is invalid: \"native\" is neither `aws` nor `public`".into())
+            Err("environment variable ORDERFLOW_TLS_ROOTS is invalid: \"system\" is not `aws`, `public` or `native`".into())
         );
     }
 
