@@ -19,7 +19,9 @@ use anyhow::{Context, Result, bail};
 use crate::test::FUNCTIONS;
 use crate::{project_root, run_cmd};
 
-const RUNS: usize = 30;
+/// Starts per binary: enough for a stable median on a noisy machine, at a
+/// few milliseconds each.
+const RUNS: usize = 101;
 
 /// How long a binary may take to ask for its first event.
 const START_LIMIT: Duration = Duration::from_secs(10);
