@@ -38,18 +38,15 @@ pub fn main(args: &[String]) -> Result<()> {
 fn init() -> Result<()> {
     let root = project_root();
     eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
+    // No `-p`, as `sam build` runs `cargo lambda build --bin NAME`: cargo
+    // then resolves features over every member, and the binaries measured
+    // are the ones that ship.
     let mut build = Command::new(env!("CARGO"));
-    build.current_dir(&root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--example",
-        "hello",
-        "-p",
-        "orderflow-runtime",
-    ]);
+    build
+        .current_dir(&root)
+        .args(["build", "--release", "--example", "hello"]);
     for function in FUNCTIONS {
-        build.args(["--bin", function, "-p", function]);
+        build.args(["--bin", function]);
     }
     run_cmd(&mut build)?;
     let release = root.join("target/release");
