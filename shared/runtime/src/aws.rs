@@ -62,11 +62,12 @@ pub fn loader(trust: Trust) -> Result<ConfigLoader, HttpClientError> {
     Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?))
 }
 
-/// Chooses the trusted roots: `aws`, `public` or `native`. Unset, it is `aws`, or
-/// `public` when an `AWS_ENDPOINT_URL…` variable points the SDK elsewhere.
+/// Chooses the trusted roots: `aws`, `public` or `native`. Unset, it is
+/// `aws`, or `public` when an `AWS_ENDPOINT_URL…` variable points the SDK
+/// elsewhere.
 pub const TLS_ROOTS: &str = "ORDERFLOW_TLS_ROOTS";
 
-/// Which compiled-in roots an HTTPS client trusts.
+/// Which roots an HTTPS client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {
     /// Amazon Trust Services' roots: every AWS service endpoint.
