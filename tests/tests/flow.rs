@@ -474,6 +474,19 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
 
 /// Waits until each of `order`'s authorizations has its void: the void
 /// follows the authorization, so the shortage may settle the order first.
+/// Waits until the provider's ledger holds an authorization for `order`.
+async fn wait_for_hold(flow: &Flow, order: &OrderId) -> Result<()> {
+    let started = Instant::now();
+    while flow.hold(order).await?.is_none() {
+        ensure!(
+            started.elapsed() < SETTLE,
+            "the provider saw no authorization for {order} within {SETTLE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 async fn every_authorization_voided(flow: &Flow, order: &OrderId) -> Result<Vec<Seen>> {
     flow.audit()
         .wait_for(order, SETTLE, |e| {
@@ -623,7 +636,15 @@ fn a_provider_timeout_after_authorizing_an_order_short_of_stock_leaves_no_open_h
         // The provider authorizes, then its answer times out once: the hold
         // is real and payment does not know it until it asks again.
         let order = OrderSpec::new(new_order_id("timeout")?, "tok_timeout_1").line(&sku, 1, 700);
-        flow.place(&order.message()?).await?;
+        let placed = order.message()?;
+        // Payment sees the order alone first, so the provider holds the
+        // money before inventory can answer. Put on the bus at once, the
+        // shortage can reach payment first on a loaded machine (a CI run
+        // did): payment then declines without calling the provider, which
+        // is right (the test above) but leaves no timeout to test.
+        flow.send_to_queue(&flow.stack.payment, &placed).await?;
+        wait_for_hold(flow, order.order_id()).await?;
+        flow.place(&placed).await?;
         let outcome = flow.settle(order.order_id(), SETTLE).await?;
         ensure!(outcome == Outcome::OutOfStock, "outcome {outcome}");
         let events = every_authorization_voided(flow, order.order_id()).await?;
