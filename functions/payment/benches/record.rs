@@ -62,13 +62,7 @@ fn record(c: &mut Criterion) {
         // kept with the claim and the order's record, and of the order's
         // data, kept with its opening.
         group.bench_function("stage: fingerprint the event", |b| {
-            b.iter(|| {
-                let message = black_box(&message);
-                (
-                    Fingerprint::of_message(message),
-                    Fingerprint::of_data(&message.event),
-                )
-            })
+            b.iter(|| Fingerprint::of_message_and_data(black_box(&message)))
         });
         let decision = decided(&state, &message, &auth);
         group.bench_function("stage: encode the outbox", |b| {

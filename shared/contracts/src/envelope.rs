@@ -26,6 +26,9 @@ use crate::error::ContractError;
 use crate::events::{Event, EventKind};
 use crate::ids::{EventId, OrderId, Producer};
 
+/// Room for a typical detail as [`Message::detail_json`] writes it.
+const DETAIL_CAPACITY: usize = 1024;
+
 /// The only `schema_version` this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -245,8 +248,15 @@ impl Message {
             producer: &meta.producer,
             data: &self.event,
         };
-        // Serializing these types cannot fail: every map key is a string.
-        serde_json::to_string(&detail).unwrap_or_default()
+        // Written into room for a typical detail, rather than a buffer
+        // that grows (and copies) several times on the way.
+        let mut out = Vec::with_capacity(DETAIL_CAPACITY);
+        // Serializing these types cannot fail: every map key is a string,
+        // and serde_json writes UTF-8.
+        match serde_json::to_writer(&mut out, &detail) {
+            Ok(()) => String::from_utf8(out).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

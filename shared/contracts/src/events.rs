@@ -176,7 +176,7 @@ impl Event {
             Self::OrderPlaced(e) => e.validate(field),
             Self::StockReserved(e) => {
                 lines_not_empty(&e.lines, field, "lines")?;
-                e.ship_to.validate(&format!("{field}.ship_to"))
+                e.ship_to.validate(field, "ship_to")
             }
             Self::StockReleased(e) => lines_not_empty(&e.lines, field, "lines"),
             Self::StockUnavailable(e) => lines_not_empty(&e.short, field, "short"),
@@ -185,6 +185,15 @@ impl Event {
             ),
             _ => Ok(()),
         }
+    }
+}
+
+/// A field's path, `parent.member`, written out only when displayed.
+struct Path<'a>(&'a str, &'a str);
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
     }
 }
 
@@ -236,7 +245,10 @@ impl fmt::Debug for Address {
 }
 
 impl Address {
-    fn validate(&self, field: &str) -> Result<(), ContractError> {
+    /// Checks the address found at `{parent}.{member}`; the path is
+    /// written out only for an error.
+    fn validate(&self, parent: &str, member: &str) -> Result<(), ContractError> {
+        let field = Path(parent, member);
         let required = [
             ("name", &self.name),
             ("line1", &self.line1),
@@ -334,8 +346,7 @@ impl OrderPlaced {
                 ),
             ));
         }
-        self.shipping_address
-            .validate(&format!("{field}.shipping_address"))
+        self.shipping_address.validate(field, "shipping_address")
     }
 }
 

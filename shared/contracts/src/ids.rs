@@ -30,15 +30,38 @@ impl EventId {
         &self.0
     }
 
-    /// The id of the event that `cause` produces under `name`.
+    /// The id of the `index`th event that `cause` produces, of kind `name`:
+    /// a UUID v5 of the cause's id, then `{name}#{index}`.
     ///
     /// Deterministic, so a re-published outcome carries the same ids as the
     /// first publish and consumers recognise it as the same event.
-    pub fn derive(cause: EventId, name: &str) -> Self {
-        let mut seed = Vec::with_capacity(16 + name.len());
-        seed.extend_from_slice(cause.0.as_bytes());
-        seed.extend_from_slice(name.as_bytes());
-        Self(Uuid::new_v5(&EVENT_ID_NAMESPACE, &seed))
+    pub fn derive(cause: EventId, name: &str, index: usize) -> Self {
+        // One SHA-1 block for every name the project uses: the seed is
+        // written into a buffer on the stack, with no formatting machinery.
+        let mut seed = [0u8; 16 + 48 + 1 + 20];
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = index;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let parts: [&[u8]; 4] = [cause.0.as_bytes(), name.as_bytes(), b"#", &digits[at..]];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > seed.len() {
+            let owned: Vec<u8> = parts.concat();
+            return Self(Uuid::new_v5(&EVENT_ID_NAMESPACE, &owned));
+        }
+        let mut end = 0;
+        for part in parts {
+            seed[end..end + part.len()].copy_from_slice(part);
+            end += part.len();
+        }
+        Self(Uuid::new_v5(&EVENT_ID_NAMESPACE, &seed[..end]))
     }
 }
 
@@ -311,8 +334,51 @@ mod tests {
     #[test]
     fn derived_event_ids_are_deterministic_and_distinct_per_name() {
         let cause = EventId::from_uuid(Uuid::from_u128(42));
-        assert_eq!(EventId::derive(cause, "A"), EventId::derive(cause, "A"));
-        assert_ne!(EventId::derive(cause, "A"), EventId::derive(cause, "B"));
+        assert_eq!(
+            EventId::derive(cause, "A", 0),
+            EventId::derive(cause, "A", 0)
+        );
+        assert_ne!(
+            EventId::derive(cause, "A", 0),
+            EventId::derive(cause, "B", 0)
+        );
+        assert_ne!(
+            EventId::derive(cause, "A", 0),
+            EventId::derive(cause, "A", 1)
+        );
+    }
+
+    #[test]
+    fn derived_event_ids_are_the_v5_uuids_of_the_cause_and_name() {
+        // The ids published before this derivation had its own buffer: the
+        // same seed, so the same ids.
+        let cause = EventId::from_uuid(Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0));
+        for (name, index) in [
+            ("PaymentAuthorized", 0),
+            ("StockReleased", 12),
+            ("x".repeat(80).as_str(), 7),
+        ]
+        .map(|(n, i)| (n.to_owned(), i))
+        {
+            let mut seed = cause.as_uuid().as_bytes().to_vec();
+            seed.extend_from_slice(format!("{name}#{index}").as_bytes());
+            assert_eq!(
+                EventId::derive(cause, &name, index),
+                EventId::from_uuid(Uuid::new_v5(&EVENT_ID_NAMESPACE, &seed)),
+                "{name}#{index}"
+            );
+        }
+        assert_eq!(
+            EventId::derive(cause, "A", usize::MAX),
+            EventId::from_uuid(Uuid::new_v5(
+                &EVENT_ID_NAMESPACE,
+                &[
+                    cause.as_uuid().as_bytes().as_slice(),
+                    format!("A#{}", usize::MAX).as_bytes()
+                ]
+                .concat()
+            ))
+        );
     }
 
     #[test]

@@ -233,11 +233,12 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let lease_until = deadline
             .and_then(|d| d.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(now + DEFAULT_LEASE_SECS, |d| d.as_secs() as i64 + 1);
+        let (fingerprint, opening) = fingerprints(message)?;
         let ticket = Ticket {
             event_id: message.meta.event_id,
             order_id: message.meta.order_id.clone(),
             detail_type: kind.detail_type(),
-            fingerprint: Fingerprint::of_message(message).map_err(unencodable)?,
+            fingerprint,
             lease_until,
             now,
             expires_at: now + self.ttl_secs,
@@ -268,7 +269,10 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             Claim::Acquired => {}
         }
 
-        let done = match self.decide_and_commit_retrying(message, &ticket).await {
+        let done = match self
+            .decide_and_commit_retrying(message, &ticket, opening.as_ref())
+            .await
+        {
             Ok(Done::Committed(outbox)) => outbox,
             Ok(Done::AlreadyApplied(outbox)) => {
                 // Applied long ago, its idempotency record expired since.
@@ -314,10 +318,11 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         &self,
         message: &Message,
         ticket: &Ticket,
+        opening: Option<&Opening>,
     ) -> Result<Done, RecordError> {
         let mut attempt = 1;
         loop {
-            match self.decide_and_commit(message, ticket).await {
+            match self.decide_and_commit(message, ticket, opening).await {
                 Ok(done) => return Ok(done),
                 Err(Attempt::Conflict(what)) if attempt < CONFLICT_ATTEMPTS => {
                     let pause = conflict_pause(attempt);
@@ -343,7 +348,12 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         }
     }
 
-    async fn decide_and_commit(&self, message: &Message, ticket: &Ticket) -> Result<Done, Attempt> {
+    async fn decide_and_commit(
+        &self,
+        message: &Message,
+        ticket: &Ticket,
+        opening: Option<&Opening>,
+    ) -> Result<Done, Attempt> {
         let counters = self.service.counters(message);
         let snapshot = self.store.load(&message.meta.order_id, &counters).await?;
         let record = snapshot.order.unwrap_or_default();
@@ -359,8 +369,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             }
             return Ok(Done::AlreadyApplied(applied.outbox.clone()));
         }
-        let opening = opening(message)?;
-        if let (Some(ours), Some(first)) = (&opening, &record.opened_by)
+        if let (Some(ours), Some(first)) = (opening, &record.opened_by)
             && first.event_id != ours.event_id
             && first.fingerprint != ours.fingerprint
         {
@@ -390,7 +399,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let ahead = Ahead {
             store: &self.store,
             order_id: &message.meta.order_id,
-            opening: opening.clone(),
+            opening,
             record: Mutex::new(record),
             conflict: Mutex::new(None),
         };
@@ -426,7 +435,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let state = serde_json::to_string(&decision.state).map_err(|e| {
             RecordError::rejected("rejected", format!("state does not serialize: {e}"))
         })?;
-        let expected_version = record.advance(state, opening.as_ref());
+        let expected_version = record.advance(state, opening);
         record.applied.insert(
             ticket.event_id,
             Applied {
@@ -488,17 +497,23 @@ impl<E: Into<RecordError>> From<E> for Attempt {
     }
 }
 
-/// The opening that `message` makes, if its kind opens an order.
-pub(crate) fn opening(message: &Message) -> Result<Option<Opening>, RecordError> {
+/// The event's fingerprint, and the opening it makes if its kind opens an
+/// order: the data's own fingerprint, as a retry of the same order under a
+/// new event id has other metadata and the same data. Both come from one
+/// encoding of the event.
+pub(crate) fn fingerprints(
+    message: &Message,
+) -> Result<(Fingerprint, Option<Opening>), RecordError> {
     if !message.kind().opens_order() {
-        return Ok(None);
+        let whole = Fingerprint::of_message(message).map_err(unencodable)?;
+        return Ok((whole, None));
     }
-    Ok(Some(Opening {
+    let (whole, data) = Fingerprint::of_message_and_data(message).map_err(unencodable)?;
+    let opening = Opening {
         event_id: message.meta.event_id,
-        // The data alone: a retry of the same order under a new event id
-        // has other metadata and the same data.
-        fingerprint: Fingerprint::of_data(&message.event).map_err(unencodable)?,
-    }))
+        fingerprint: data,
+    };
+    Ok((whole, Some(opening)))
 }
 
 /// A contract type that would not encode for its fingerprint: a bug in a
@@ -533,7 +548,7 @@ fn reused_event_id(
 struct Ahead<'s, St> {
     store: &'s St,
     order_id: &'s OrderId,
-    opening: Option<Opening>,
+    opening: Option<&'s Opening>,
     record: Mutex<OrderRecord>,
     conflict: Mutex<Option<String>>,
 }
@@ -549,7 +564,7 @@ impl<St: StateStore> WriteAhead for Ahead<'_, St> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            let expected = next.advance(state, self.opening.as_ref());
+            let expected = next.advance(state, self.opening);
             match self.store.write_ahead(self.order_id, expected, &next).await {
                 Ok(()) => {
                     *self.record.lock().unwrap_or_else(|p| p.into_inner()) = next;
@@ -574,10 +589,7 @@ pub fn outbox_for(cause: &Message, emit: Vec<Event>) -> Vec<OutboxEntry> {
         .enumerate()
         .map(|(index, event)| {
             let kind = event.kind();
-            let event_id = EventId::derive(
-                cause.meta.event_id,
-                &format!("{}#{index}", kind.detail_type()),
-            );
+            let event_id = EventId::derive(cause.meta.event_id, kind.detail_type(), index);
             let message = Message {
                 meta: Metadata {
                     event_id,

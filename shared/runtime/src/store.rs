@@ -55,46 +55,45 @@ pub struct OutboxEntry {
 #[serde(transparent)]
 pub struct Fingerprint(String);
 
-/// What [`Fingerprint::of_message`] encodes: every field of the detail.
+/// What [`Fingerprint::of_message`] encodes before the data: every other
+/// field of the detail. Postcard writes a struct as its fields one after
+/// the other, so these bytes followed by the data's are the encoding of
+/// the whole detail, and the data's fingerprint comes from the same buffer.
 #[derive(Serialize)]
-struct Canonical<'a> {
+struct CanonicalMeta<'a> {
     event_id: &'a EventId,
     order_id: &'a OrderId,
     causation_id: &'a Option<EventId>,
     occurred_at: (i64, u32),
     schema_version: u32,
     producer: &'a str,
-    data: &'a Event,
 }
+
+/// Room for a typical event's canonical encoding, so it is written without
+/// growing the buffer.
+const CANONICAL_CAPACITY: usize = 512;
 
 impl Fingerprint {
     /// The fingerprint of a whole event: metadata and data. Fails only if
     /// a contract type's `Serialize` fails, which it never should: the
     /// caller rejects the record rather than guess.
     pub fn of_message(message: &Message) -> Result<Self, postcard::Error> {
-        let meta = &message.meta;
-        Self::of_canonical(&Canonical {
-            event_id: &meta.event_id,
-            order_id: &meta.order_id,
-            causation_id: &meta.causation_id,
-            occurred_at: (
-                meta.occurred_at.timestamp(),
-                meta.occurred_at.timestamp_subsec_nanos(),
-            ),
-            schema_version: meta.schema_version,
-            producer: meta.producer.as_str(),
-            data: &message.event,
-        })
+        let (bytes, _) = canonical(message)?;
+        Ok(Self::of(&bytes))
     }
 
     /// The fingerprint of an event's data alone: a retry of the same order
     /// under a new event id has other metadata and the same data.
     pub fn of_data(event: &Event) -> Result<Self, postcard::Error> {
-        Self::of_canonical(event)
+        let bytes = postcard::to_extend(event, Vec::with_capacity(CANONICAL_CAPACITY))?;
+        Ok(Self::of(&bytes))
     }
 
-    fn of_canonical(value: &impl Serialize) -> Result<Self, postcard::Error> {
-        Ok(Self::of(&postcard::to_allocvec(value)?))
+    /// [`Fingerprint::of_message`] and [`Fingerprint::of_data`] at once,
+    /// from one encoding.
+    pub fn of_message_and_data(message: &Message) -> Result<(Self, Self), postcard::Error> {
+        let (bytes, data) = canonical(message)?;
+        Ok((Self::of(&bytes), Self::of(&bytes[data..])))
     }
 
     /// The fingerprint of `bytes`.
@@ -118,7 +117,7 @@ impl Fingerprint {
         hash ^= hash >> 33;
         hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         hash ^= hash >> 33;
-        Self(format!("{hash:016x}"))
+        Self(hex(hash))
     }
 
     /// A fingerprint as stored earlier.
@@ -130,6 +129,35 @@ impl Fingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The canonical encoding of `message`, and where its data starts.
+fn canonical(message: &Message) -> Result<(Vec<u8>, usize), postcard::Error> {
+    let meta = &message.meta;
+    let head = CanonicalMeta {
+        event_id: &meta.event_id,
+        order_id: &meta.order_id,
+        causation_id: &meta.causation_id,
+        occurred_at: (
+            meta.occurred_at.timestamp(),
+            meta.occurred_at.timestamp_subsec_nanos(),
+        ),
+        schema_version: meta.schema_version,
+        producer: meta.producer.as_str(),
+    };
+    let bytes = postcard::to_extend(&head, Vec::with_capacity(CANONICAL_CAPACITY))?;
+    let data = bytes.len();
+    Ok((postcard::to_extend(&message.event, bytes)?, data))
+}
+
+/// `value` as 16 lowercase hex digits, as `format!("{value:016x}")` writes it.
+fn hex(value: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((value >> (shift * 4)) & 0xf) as usize]));
+    }
+    out
 }
 
 impl std::fmt::Display for Fingerprint {
@@ -361,4 +389,92 @@ pub fn event_key(event: EventId) -> String {
 /// The key of a function's state for one order.
 pub fn order_key(order: &OrderId) -> String {
     format!("ORDER#{order}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::{Invocation, read_invocation};
+
+    /// The whole detail as one struct: what the fingerprints were first
+    /// defined over, which the split encoding must reproduce byte for byte.
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        event_id: &'a EventId,
+        order_id: &'a OrderId,
+        causation_id: &'a Option<EventId>,
+        occurred_at: (i64, u32),
+        schema_version: u32,
+        producer: &'a str,
+        data: &'a Event,
+    }
+
+    fn sample(name: &str) -> Message {
+        let payload = crate::testing::read_sample(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let Ok(Invocation::Sqs { records, .. }) = read_invocation(&payload) else {
+            panic!("{name} is not an SQS payload");
+        };
+        Message::from_bus_json(&records[0].body).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn the_split_encoding_fingerprints_as_the_whole_detail_did() {
+        for name in [
+            "payment/order-placed.sqs.json",
+            "shipping/stock-reserved.sqs.json",
+            "payment/stock-unavailable.sqs.json",
+        ] {
+            let message = sample(name);
+            let meta = &message.meta;
+            let whole = postcard::to_allocvec(&Whole {
+                event_id: &meta.event_id,
+                order_id: &meta.order_id,
+                causation_id: &meta.causation_id,
+                occurred_at: (
+                    meta.occurred_at.timestamp(),
+                    meta.occurred_at.timestamp_subsec_nanos(),
+                ),
+                schema_version: meta.schema_version,
+                producer: meta.producer.as_str(),
+                data: &message.event,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            let data = postcard::to_allocvec(&message.event).unwrap_or_else(|e| panic!("{e}"));
+            let (of_message, of_data) =
+                Fingerprint::of_message_and_data(&message).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(of_message, Fingerprint::of(&whole), "{name}");
+            assert_eq!(of_data, Fingerprint::of(&data), "{name}");
+            assert_eq!(Fingerprint::of_message(&message).ok(), Some(of_message));
+            assert_eq!(Fingerprint::of_data(&message.event).ok(), Some(of_data));
+        }
+    }
+
+    #[test]
+    fn stored_fingerprints_keep_their_meaning() {
+        // Fingerprints are stored for good (in every order's record): a
+        // build that digests the same event differently would take a
+        // redelivery for a reused event id. These are the values the
+        // project has always computed for the sample.
+        let message = sample("payment/order-placed.sqs.json");
+        let (of_message, of_data) =
+            Fingerprint::of_message_and_data(&message).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(of_message.as_str(), "f88701f1eab04f62");
+        assert_eq!(Fingerprint::of(b"").as_str(), "efd01f60ba992926");
+        assert_eq!(of_data.as_str(), "a885c56f5ad2e2a1");
+    }
+
+    #[test]
+    fn hex_writes_as_format_does() {
+        for value in [
+            0,
+            1,
+            0xf,
+            0x10,
+            0xdead_beef,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            assert_eq!(hex(value), format!("{value:016x}"));
+        }
+    }
 }

@@ -306,9 +306,7 @@ pub fn cpu_path<S: serde::Serialize>(
     let mut outbox = Vec::new();
     for record in &records {
         let message = Message::from_bus_json(&record.body)?;
-        let fingerprint = crate::store::Fingerprint::of_message(&message)
-            .map_err(crate::processor::unencodable)?;
-        std::hint::black_box((fingerprint, crate::processor::opening(&message)?));
+        std::hint::black_box(crate::processor::fingerprints(&message)?);
         let decision = decide(&message);
         let state = serde_json::to_string(&decision.state)
             .map_err(|e| RecordError::rejected("rejected", e.to_string()))?;
