@@ -15,11 +15,12 @@
 //! read by [`Message::from_bus_json`].
 
 use std::borrow::Cow;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::error::ContractError;
@@ -110,21 +111,108 @@ struct TypedDetail<T> {
     data: T,
 }
 
-/// The fast path of [`Message::from_detail`]: `None` sends the detail to
-/// the checked path, which explains what is wrong with it.
-fn typed<T: DeserializeOwned>(detail: &str, wrap: fn(T) -> Event) -> Option<Message> {
-    let d: TypedDetail<T> = serde_json::from_str(detail).ok()?;
-    (d.schema_version == u64::from(SCHEMA_VERSION)).then(|| Message {
-        meta: Metadata {
-            event_id: d.event_id,
-            order_id: d.order_id,
-            causation_id: d.causation_id,
-            occurred_at: d.occurred_at,
-            schema_version: SCHEMA_VERSION,
-            producer: d.producer,
-        },
-        event: wrap(d.data),
-    })
+/// Reads a detail of kind `kind` in one typed pass, from any point of a
+/// document. Any error, a `schema_version` other than [`SCHEMA_VERSION`]
+/// included, sends the event to the checked path, which says what is wrong.
+fn typed<'de, D: Deserializer<'de>>(kind: EventKind, de: D) -> Result<Message, D::Error> {
+    fn read<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        de: D,
+        wrap: fn(T) -> Event,
+    ) -> Result<Message, D::Error> {
+        let d = TypedDetail::<T>::deserialize(de)?;
+        if d.schema_version != u64::from(SCHEMA_VERSION) {
+            return Err(D::Error::custom("another schema version"));
+        }
+        Ok(Message {
+            meta: Metadata {
+                event_id: d.event_id,
+                order_id: d.order_id,
+                causation_id: d.causation_id,
+                occurred_at: d.occurred_at,
+                schema_version: SCHEMA_VERSION,
+                producer: d.producer,
+            },
+            event: wrap(d.data),
+        })
+    }
+    match kind {
+        EventKind::OrderPlaced => read(de, Event::OrderPlaced),
+        EventKind::PaymentAuthorized => read(de, Event::PaymentAuthorized),
+        EventKind::PaymentDeclined => read(de, Event::PaymentDeclined),
+        EventKind::PaymentVoided => read(de, Event::PaymentVoided),
+        EventKind::PaymentCaptured => read(de, Event::PaymentCaptured),
+        EventKind::StockReserved => read(de, Event::StockReserved),
+        EventKind::StockUnavailable => read(de, Event::StockUnavailable),
+        EventKind::StockReleased => read(de, Event::StockReleased),
+        EventKind::StockNotReserved => read(de, Event::StockNotReserved),
+        EventKind::ShipmentScheduled => read(de, Event::ShipmentScheduled),
+    }
+}
+
+/// The fast path of [`Message::from_bus_json`]: one pass over an envelope
+/// whose `detail-type` comes before its `detail`, as EventBridge writes
+/// it, reading the detail typed as it goes by. `None` sends the envelope
+/// to the two-step path, which reads a detail that comes first, and says
+/// what is wrong with anything else.
+fn one_pass(json: &str) -> Option<Message> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let message = de.deserialize_map(OnePass).ok()?;
+    de.end().ok()?;
+    Some(message)
+}
+
+/// The envelope's visitor for [`one_pass`].
+struct OnePass;
+
+impl<'de> Visitor<'de> for OnePass {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an EventBridge envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let mut kind = None;
+        let mut source: Option<&'de str> = None;
+        let mut message = None;
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "detail-type" if kind.is_none() => {
+                    let name: &'de str = map.next_value()?;
+                    let found = EventKind::from_detail_type(name).map_err(A::Error::custom)?;
+                    kind = Some(found);
+                }
+                "source" if source.is_none() => source = Some(map.next_value()?),
+                "detail" if message.is_none() => {
+                    let kind = kind.ok_or_else(|| A::Error::custom("detail before detail-type"))?;
+                    message = Some(map.next_value_seed(DetailOf(kind))?);
+                }
+                "detail-type" | "source" | "detail" => {
+                    return Err(A::Error::custom("a member twice"));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match (kind, source, message) {
+            (Some(kind), Some(source), Some(message)) if source == kind.source() => Ok(message),
+            _ => Err(A::Error::custom(
+                "not a complete envelope of a known source",
+            )),
+        }
+    }
+}
+
+/// The `detail` of an event of the kind it holds, read by [`typed`].
+struct DetailOf(EventKind);
+
+impl<'de> DeserializeSeed<'de> for DetailOf {
+    type Value = Message;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Message, D::Error> {
+        typed(self.0, de)
+    }
 }
 
 /// The detail with its metadata still raw, so that `schema_version` is
@@ -150,6 +238,20 @@ impl Message {
     /// Reads an EventBridge envelope: an SQS record body, or the payload of
     /// a direct EventBridge invocation.
     pub fn from_bus_json(json: &str) -> Result<Self, ContractError> {
+        // Fast path: the whole envelope in one pass. Anything it does not
+        // accept is read in two steps, the envelope and then its detail,
+        // which name what is wrong.
+        let message = match one_pass(json) {
+            Some(message) => message,
+            None => return Self::from_envelope(json),
+        };
+        message.event.validate("detail.data")?;
+        Ok(message)
+    }
+
+    /// Reads an envelope in two steps: its members, then the detail they
+    /// name the kind of.
+    fn from_envelope(json: &str) -> Result<Self, ContractError> {
         let envelope: BusEnvelope<'_> = parse("", json)?;
         let detail_type = envelope.detail_type.ok_or_else(|| missing("detail-type"))?;
         let kind = EventKind::from_detail_type(&detail_type)?;
@@ -170,18 +272,10 @@ impl Message {
         // Fast path: one typed pass over the detail. Anything it does not
         // accept goes through `checked`, which reads the version first and
         // names the failing field.
-        let fast = match kind {
-            EventKind::OrderPlaced => typed(detail, Event::OrderPlaced),
-            EventKind::PaymentAuthorized => typed(detail, Event::PaymentAuthorized),
-            EventKind::PaymentDeclined => typed(detail, Event::PaymentDeclined),
-            EventKind::PaymentVoided => typed(detail, Event::PaymentVoided),
-            EventKind::PaymentCaptured => typed(detail, Event::PaymentCaptured),
-            EventKind::StockReserved => typed(detail, Event::StockReserved),
-            EventKind::StockUnavailable => typed(detail, Event::StockUnavailable),
-            EventKind::StockReleased => typed(detail, Event::StockReleased),
-            EventKind::StockNotReserved => typed(detail, Event::StockNotReserved),
-            EventKind::ShipmentScheduled => typed(detail, Event::ShipmentScheduled),
-        };
+        let mut de = serde_json::Deserializer::from_str(detail);
+        let fast = typed(kind, &mut de)
+            .and_then(|message| de.end().map(|()| message))
+            .ok();
         let message = match fast {
             Some(message) => message,
             None => Self::checked(kind, detail)?,
@@ -352,9 +446,28 @@ mod tests {
         "occurred_at":"2026-11-24T09:30:00Z","schema_version":1,"producer":"orderflow.payment",
         "extra":true,"data":{"authorization_id":"auth_1","amount_minor":5,"currency":"EUR"}}"#;
 
+    fn fast(kind: EventKind, detail: &str) -> Option<Message> {
+        let mut de = serde_json::Deserializer::from_str(detail);
+        typed(kind, &mut de).ok()
+    }
+
+    /// A bus envelope around [`DETAIL`], with its members in `order`.
+    fn envelope(order: &[&str]) -> String {
+        let members: Vec<String> = order
+            .iter()
+            .map(|m| match *m {
+                "detail-type" => r#""detail-type":"PaymentAuthorized""#.to_owned(),
+                "source" => r#""source":"orderflow.payment""#.to_owned(),
+                "detail" => format!(r#""detail":{DETAIL}"#),
+                other => format!(r#""{other}":["ignored",{{"a":1}}]"#),
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
     #[test]
     fn the_fast_and_the_checked_path_read_the_same_message() {
-        let fast = typed(DETAIL, Event::PaymentAuthorized);
+        let fast = fast(EventKind::PaymentAuthorized, DETAIL);
         let checked = Message::checked(EventKind::PaymentAuthorized, DETAIL).ok();
         assert!(fast.is_some());
         assert_eq!(fast, checked);
@@ -363,10 +476,67 @@ mod tests {
     #[test]
     fn the_fast_path_leaves_other_versions_to_the_checked_path() {
         let v2 = DETAIL.replace("\"schema_version\":1", "\"schema_version\":2");
-        assert_eq!(typed(&v2, Event::PaymentAuthorized), None);
+        assert_eq!(fast(EventKind::PaymentAuthorized, &v2), None);
         assert!(matches!(
             Message::from_detail(EventKind::PaymentAuthorized, &v2),
             Err(ContractError::UnknownVersion { found: 2, .. })
         ));
+        let envelope = envelope(&["detail-type", "source", "detail"])
+            .replace("\"schema_version\":1", "\"schema_version\":2");
+        assert_eq!(one_pass(&envelope), None);
+        assert!(matches!(
+            Message::from_bus_json(&envelope),
+            Err(ContractError::UnknownVersion { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn one_pass_reads_what_the_two_steps_read_in_any_member_order() {
+        let expected = Message::from_envelope(&envelope(&["detail-type", "source", "detail"]));
+        assert!(expected.is_ok());
+        for order in [
+            ["version", "detail-type", "source", "detail"],
+            ["detail-type", "version", "detail", "source"],
+            ["source", "detail-type", "detail", "resources"],
+        ] {
+            let json = envelope(&order);
+            assert_eq!(
+                one_pass(&json).ok_or("one pass"),
+                expected.clone().map_err(|_| "two")
+            );
+            assert_eq!(Message::from_bus_json(&json), expected, "{order:?}");
+        }
+        // A detail before its detail-type is read in two steps.
+        let late = envelope(&["detail", "source", "detail-type"]);
+        assert_eq!(one_pass(&late), None);
+        assert_eq!(Message::from_bus_json(&late), expected);
+    }
+
+    #[test]
+    fn what_one_pass_refuses_the_two_steps_explain() {
+        let twice = envelope(&["detail-type", "source", "detail", "detail-type"]);
+        assert_eq!(one_pass(&twice), None);
+        assert!(matches!(
+            Message::from_bus_json(&twice),
+            Err(ContractError::Malformed { .. })
+        ));
+        let wrong = envelope(&["detail-type", "source", "detail"]).replace(
+            "orderflow.payment\",\"detail\"",
+            "orderflow.orders\",\"detail\"",
+        );
+        assert_eq!(one_pass(&wrong), None);
+        assert!(matches!(
+            Message::from_bus_json(&wrong),
+            Err(ContractError::WrongSource { .. })
+        ));
+        let no_source = envelope(&["detail-type", "detail"]);
+        assert_eq!(one_pass(&no_source), None);
+        assert!(matches!(
+            Message::from_bus_json(&no_source),
+            Err(ContractError::Missing { .. })
+        ));
+        let trailing = format!("{} x", envelope(&["detail-type", "source", "detail"]));
+        assert_eq!(one_pass(&trailing), None);
+        assert!(Message::from_bus_json(&trailing).is_err());
     }
 }
