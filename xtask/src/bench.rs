@@ -67,6 +67,56 @@ fn init() -> Result<()> {
          init; zip = the bootstrap deflated as sam packages it; budgets: ratio <= 2, zip <= 3 MB, \
          max RSS <= 20 MB)"
     );
+    println!(
+        "\n{:<10} {:>10} {:>10} {:>8}",
+        "function", "first p50", "warm p50", "ratio"
+    );
+    for function in FUNCTIONS {
+        first_invocation(function, &release.join(function))?;
+    }
+    println!(
+        "(first = the process's first invocation, from the event handed over to its response; \
+         warm = the median of the next {}; each the median of {FIRST_RUNS} processes; \
+         AWS calls answered on loopback over plain HTTP, so no TLS; budget: ratio <= 2)",
+        crate::bench_first::WARM
+    );
+    Ok(())
+}
+
+/// Processes per function for the first-invocation figures.
+const FIRST_RUNS: usize = 21;
+
+/// The sample each function's invocations are timed on.
+fn sample_of(function: &str) -> &'static str {
+    match function {
+        "shipping" => "payment-authorized.sqs.json",
+        _ => "order-placed.sqs.json",
+    }
+}
+
+fn first_invocation(function: &str, binary: &Path) -> Result<()> {
+    let sample = project_root()
+        .join("events")
+        .join(function)
+        .join(sample_of(function));
+    let event = std::fs::read_to_string(&sample).with_context(|| sample.display().to_string())?;
+    let env = lambda_env("");
+    let mut firsts = Vec::with_capacity(FIRST_RUNS);
+    let mut warms = Vec::with_capacity(FIRST_RUNS);
+    for _ in 0..FIRST_RUNS {
+        let run = crate::bench_first::first_and_warm(binary, &event, &env)?;
+        firsts.push(run.first);
+        warms.push(run.warm);
+    }
+    firsts.sort();
+    warms.sort();
+    let (first, warm) = (firsts[FIRST_RUNS / 2], warms[FIRST_RUNS / 2]);
+    println!(
+        "{function:<10} {:>8.2}ms {:>8.2}ms {:>7.2}x",
+        first.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3,
+        first.as_secs_f64() / warm.as_secs_f64()
+    );
     Ok(())
 }
 

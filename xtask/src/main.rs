@@ -15,6 +15,7 @@
 mod bench;
 mod bench_cloud;
 mod bench_compare;
+mod bench_first;
 mod cloud;
 mod demo;
 mod deploy;
