@@ -1,5 +1,6 @@
 //! `cargo xtask bench init`: cold init of each function against a bare
-//! `lambda_runtime` binary, plus bootstrap size, its zip and max RSS.
+//! `lambda_runtime` binary, plus bootstrap size, its zip and max RSS; then
+//! its first invocation against its warm ones (`bench_first`).
 //!
 //! Cold init is the time from starting the process to its first
 //! `GET /runtime/invocation/next`: everything a cold start costs before the

@@ -61,7 +61,8 @@ commands:
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts
   bench init           cold init, size and max RSS of each function against a
-                       bare lambda_runtime binary
+                       bare lambda_runtime binary; its first invocation
+                       against its warm ones
   bench compare        CPU per record of payment against Powertools for AWS
                        Lambda (Python) on the same payload (goal: 10x faster)
   bench cloud          local-cloud baselines: SQS hop rate, invoke p50/p99
