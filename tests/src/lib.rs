@@ -27,7 +27,9 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
 use orderflow_contracts::{EventId, Message, OrderId, Sku};
 use orderflow_runtime::dlq::{RetryLater, change_visibility};
-use orderflow_runtime::store::{COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, event_key, order_key};
+use orderflow_runtime::store::{
+    COUNTER_ATTRIBUTE, PK, STATE_ATTRIBUTE, STATUS_IN_PROGRESS, event_key, order_key,
+};
 
 pub use audit::{Audit, Seen};
 pub use order::OrderSpec;
@@ -313,6 +315,30 @@ impl Flow {
             .send()
             .await
             .with_context(|| format!("could not delete {}'s record of {event}", service.name))?;
+        Ok(())
+    }
+
+    /// Writes a claim on `event` into `service`'s table, as an invocation
+    /// still working on it would, with a lease that runs `lease` from now:
+    /// until then `service` takes a delivery of `event` for a concurrent
+    /// duplicate and retries it.
+    pub async fn claim_elsewhere(
+        &self,
+        service: &ServiceResources,
+        event: EventId,
+        lease: Duration,
+    ) -> Result<()> {
+        let until = Utc::now().timestamp() + i64::try_from(lease.as_secs())?;
+        self.dynamodb
+            .put_item()
+            .table_name(&service.table)
+            .item(PK, AttributeValue::S(event_key(event)))
+            .item("status", AttributeValue::S(STATUS_IN_PROGRESS.to_owned()))
+            .item("lease_until", AttributeValue::N(until.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .with_context(|| format!("could not claim {event} in {}'s table", service.name))?;
         Ok(())
     }
 

@@ -662,6 +662,32 @@ fn a_provider_timeout_after_authorizing_an_order_short_of_stock_leaves_no_open_h
 
 #[test]
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn an_event_another_invocation_holds_is_retried_until_its_lease_ends_then_applied_once()
+-> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "HELD", 3).await?;
+        let order = OrderSpec::new(new_order_id("held")?, "tok_visa_4242").line(&sku, 1, 250);
+        let placed = order.message()?;
+        // Inventory finds the event claimed by an invocation that is still
+        // within its lease (as if it had crashed a moment ago): each
+        // delivery until the lease ends is a concurrent duplicate, retried
+        // through the runtime's retry path (its visibility backoff), never
+        // dropped and never applied twice.
+        let inventory = &flow.stack.inventory;
+        flow.claim_elsewhere(inventory, placed.meta.event_id, Duration::from_secs(6))
+            .await?;
+        flow.place(&placed).await?;
+        let outcome = flow.settle(order.order_id(), SETTLE).await?;
+        ensure!(outcome == Outcome::Shipped, "outcome {outcome}");
+        let events = flow.audit().of(order.order_id());
+        expect(&events, EventKind::StockReserved, 1)?;
+        ensure!(flow.stock(&sku).await? == Some(2), "reserved once");
+        none_dead_lettered(flow, std::slice::from_ref(&order)).await
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republishes() -> Result<()>
 {
     run(|flow| async move {

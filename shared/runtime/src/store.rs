@@ -378,8 +378,11 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
     }
 }
 
-pub(crate) const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
-pub(crate) const STATUS_COMPLETED: &str = "COMPLETED";
+/// The `status` of an idempotency record while an invocation holds its
+/// claim, until `lease_until` (epoch seconds).
+pub const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
+/// The `status` of an idempotency record once its event is applied.
+pub const STATUS_COMPLETED: &str = "COMPLETED";
 
 /// The key of an event's idempotency record.
 pub fn event_key(event: EventId) -> String {
