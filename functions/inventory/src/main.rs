@@ -5,7 +5,7 @@ use orderflow_runtime::{Config, lambda, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
+    telemetry::init()?;
     let config = Config::from_env("inventory")?;
     lambda::run(config, |_aws| Inventory).await
 }

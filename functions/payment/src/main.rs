@@ -8,7 +8,7 @@ const LEDGER_TABLE: &str = "ORDERFLOW_PROVIDER_LEDGER";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
+    telemetry::init()?;
     let config = Config::from_env("payment")?;
     let limit = config::number(
         &|name| std::env::var(name).ok(),

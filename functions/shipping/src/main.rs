@@ -6,7 +6,7 @@ use shipping::labels::{Labels, MemoryLabels, S3Labels};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
+    telemetry::init()?;
     let config = Config::from_env("shipping")?;
     let bucket = config.require("ORDERFLOW_LABEL_BUCKET")?;
     lambda::run(config, |aws| {

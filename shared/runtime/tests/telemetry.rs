@@ -12,7 +12,7 @@ use orderflow_runtime::testing::{MemoryHandler, fixtures, memory_handler};
 use orderflow_runtime::{Decision, Input, RecordError, Service, Transient};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use uuid::Uuid;
 
 /// The order's sensitive values, as the fixtures write them.
@@ -133,7 +133,10 @@ impl Buffer {
 async fn logged(invocations: &[String]) -> (String, MemoryHandler<Orders>) {
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    let subscriber = json_subscriber(EnvFilter::new("trace"), move || writer.clone());
+    let subscriber = json_subscriber(
+        Targets::new().with_default(tracing::Level::TRACE),
+        move || writer.clone(),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
     let handler = memory_handler(Orders);
     for payload in invocations {
@@ -287,10 +290,10 @@ async fn a_direct_invocation_logs_its_outcome_and_answers_duplicate_the_second_t
     let payload = envelope("ord-direct", 7, None, |_| {}).to_string();
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    let _guard =
-        tracing::subscriber::set_default(json_subscriber(EnvFilter::new("info"), move || {
-            writer.clone()
-        }));
+    let _guard = tracing::subscriber::set_default(json_subscriber(
+        Targets::new().with_default(tracing::Level::INFO),
+        move || writer.clone(),
+    ));
     let handler = memory_handler(Orders);
     let mut answers = Vec::new();
     for _ in 0..2 {
