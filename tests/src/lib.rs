@@ -8,6 +8,7 @@
 //! everything is observed from the outside.
 
 pub mod audit;
+pub mod batch;
 pub mod harness;
 pub mod ops;
 pub mod order;
@@ -15,7 +16,7 @@ pub mod outcome;
 pub mod stack;
 pub mod trace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -409,6 +410,24 @@ impl Flow {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
             Err(e) => Err(e).context("GetObject (label) failed"),
         }
+    }
+
+    /// Fails if any of `orders` is in any function's DLQ.
+    pub async fn none_dead_lettered(&self, orders: &[OrderSpec]) -> Result<()> {
+        let ours: HashSet<&str> = orders.iter().map(|o| o.order_id().as_str()).collect();
+        for service in self.stack.services() {
+            let letters = self.dead_letters(service).await?;
+            let stray = letters
+                .iter()
+                .filter(|l| l.order_id().is_some_and(|o| ours.contains(o.as_str())))
+                .count();
+            ensure!(
+                stray == 0,
+                "{stray} of these orders in the {} DLQ",
+                service.name
+            );
+        }
+        Ok(())
     }
 
     /// Every message now in `service`'s dead-letter queue, left in place.

@@ -18,19 +18,23 @@
 //! ledger, not only against our events: shipped means its total captured
 //! once, otherwise declined, voided or never asked; never an open hold.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use orderflow_contracts::{Event, EventKind, Message, OrderId, Sku};
+use orderflow_flow::batch::{Batch, Plan, mixed_orders};
 use orderflow_flow::harness::run;
 use orderflow_flow::order::{new_order_id, new_sku};
 use orderflow_flow::{Flow, OrderSpec, Outcome, Seen, ServiceResources};
 
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(60);
-/// How long the 200-order batch may take, from the first put.
-const BATCH_SETTLE: Duration = Duration::from_secs(300);
+/// A 200-order batch: placed at once, settled within 300 s of the first put.
+const AT_ONCE: Plan = Plan {
+    within: Duration::from_secs(300),
+    rate: None,
+};
 /// After an order settles, how long to keep watching for anything extra.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -434,7 +438,7 @@ fn a_flaky_payment_is_retried_until_it_succeeds_and_nothing_is_dead_lettered() -
             "flaky order shipped after {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        none_dead_lettered(flow, std::slice::from_ref(&order)).await
+        flow.none_dead_lettered(std::slice::from_ref(&order)).await
     })
 }
 
@@ -444,17 +448,8 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
     run(|flow| async move {
         let plenty = seeded(flow, "PLENTY", 1000).await?;
         let scarce = seeded(flow, "SCARCE", 10).await?;
-        let mut orders = Vec::new();
-        for i in 0..200 {
-            let id = new_order_id(&format!("batch{i}"))?;
-            let order = match i % 5 {
-                0 => OrderSpec::new(id, "tok_decline_card").line(&plenty, 1, 1000),
-                1 => OrderSpec::new(id, "tok_visa_4242").line(&scarce, 1, 1000),
-                _ => OrderSpec::new(id, "tok_visa_4242").line(&plenty, 1, 1000),
-            };
-            orders.push(order);
-        }
-        let batch = Batch::place(flow, &orders, "200 orders").await?;
+        let orders = mixed_orders("batch", 200, &plenty, &scarce)?;
+        let batch = Batch::place(flow, &orders, "200 orders", AT_ONCE).await?;
         let outcomes = &batch.outcomes;
         let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
         ensure!(count("shipped") == 130, "{outcomes:?}");
@@ -493,138 +488,6 @@ async fn every_authorization_voided(flow: &Flow, order: &OrderId) -> Result<Vec<
             distinct(e, EventKind::PaymentAuthorized) == distinct(e, EventKind::PaymentVoided)
         })
         .await
-}
-
-/// Fails if any of `orders` is in any function's DLQ.
-async fn none_dead_lettered(flow: &Flow, orders: &[OrderSpec]) -> Result<()> {
-    let ours: HashSet<&str> = orders.iter().map(|o| o.order_id().as_str()).collect();
-    for service in flow.stack.services() {
-        let letters = flow.dead_letters(service).await?;
-        let stray = letters
-            .iter()
-            .filter(|l| l.order_id().is_some_and(|o| ours.contains(o.as_str())))
-            .count();
-        ensure!(
-            stray == 0,
-            "{stray} of these orders in the {} DLQ",
-            service.name
-        );
-    }
-    Ok(())
-}
-
-/// Many orders placed at once and followed until each settles.
-struct Batch {
-    /// How many ended each way.
-    outcomes: BTreeMap<String, usize>,
-}
-
-impl Batch {
-    /// Places `orders` at once, waits for each to settle (all within
-    /// [`BATCH_SETTLE`] of the first put), checks each against the
-    /// provider's ledger, prints the figures under `name`, and fails if any
-    /// hold is open or captured differs from shipped.
-    async fn place(flow: &Flow, orders: &[OrderSpec], name: &str) -> Result<Self> {
-        let started = Instant::now();
-        let messages = orders
-            .iter()
-            .map(OrderSpec::message)
-            .collect::<Result<Vec<_>>>()?;
-        flow.place_all(&messages).await?;
-        let put = started.elapsed();
-
-        let mut outcomes = BTreeMap::new();
-        let mut latencies = Vec::new();
-        // Each order's own settle time: from its OrderPlaced to its last
-        // event, both as the audit queue delivered them.
-        let mut settle_times = Vec::new();
-        let mut ledger = Ledger::default();
-        // How often an event reached the bus more than once: the cost of
-        // re-publishing a duplicate's outbox instead of marking every
-        // outbox published (one more write per record).
-        let (mut copies, mut distinct_ids) = (0, HashSet::new());
-        for order in orders {
-            let left = BATCH_SETTLE.saturating_sub(started.elapsed());
-            let outcome = flow.settle(order.order_id(), left).await?;
-            *outcomes.entry(outcome.to_string()).or_insert(0) += 1;
-            ledger.add(flow, order, outcome).await?;
-            let events = flow.audit().of(order.order_id());
-            if let (Some(first), Some(last)) = (events.first(), events.last()) {
-                latencies.push(last.at.saturating_duration_since(started));
-                settle_times.push(last.at.saturating_duration_since(first.at));
-            }
-            copies += events.len();
-            distinct_ids.extend(events.into_iter().filter_map(|e| e.event_id));
-        }
-        let settled = latencies.iter().max().copied().unwrap_or_default();
-        settle_times.sort();
-        let percentile = |p: usize| {
-            settle_times
-                .get((settle_times.len() * p / 100).min(settle_times.len().saturating_sub(1)))
-                .map(|d| d.as_secs_f64())
-                .unwrap_or_default()
-        };
-        eprintln!(
-            "{name}: put in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); \
-             settle time per order p50 {:.1}s, p99 {:.1}s; outcomes {outcomes:?}",
-            put.as_secs_f64(),
-            settled.as_secs_f64(),
-            orders.len() as f64 / settled.as_secs_f64().max(0.001),
-            percentile(50),
-            percentile(99),
-        );
-        eprintln!(
-            "{name}: the provider's ledger {ledger:?}; {copies} events on the bus for {} \
-             distinct ({} re-published copies)",
-            distinct_ids.len(),
-            copies - distinct_ids.len()
-        );
-        ledger.balances()?;
-        Ok(Self { outcomes })
-    }
-}
-
-/// The provider's ledger over many orders, checked order by order.
-#[derive(Debug, Default)]
-struct Ledger {
-    /// Captured, in minor units.
-    captured: u64,
-    /// The totals of the orders that shipped.
-    shipped: u64,
-    /// Holds by status.
-    holds: BTreeMap<String, usize>,
-}
-
-impl Ledger {
-    /// Checks `order`'s hold against its outcome and counts it.
-    async fn add(&mut self, flow: &Flow, order: &OrderSpec, outcome: Outcome) -> Result<()> {
-        let hold = flow
-            .check_ledger(order.order_id(), outcome, order.total_minor())
-            .await?;
-        let status = hold
-            .as_ref()
-            .map_or("none".to_owned(), |h| h.status.to_string());
-        *self.holds.entry(status).or_insert(0) += 1;
-        if let Some(hold) = hold.filter(|h| h.status == payment::HoldStatus::Captured) {
-            self.captured += hold.amount_minor.0;
-        }
-        if outcome == Outcome::Shipped {
-            self.shipped += order.total_minor();
-        }
-        Ok(())
-    }
-
-    /// No hold open, and captured equals shipped.
-    fn balances(&self) -> Result<()> {
-        ensure!(!self.holds.contains_key("open"), "open holds: {self:?}");
-        ensure!(
-            self.captured == self.shipped,
-            "captured {} but shipped orders total {}",
-            self.captured,
-            self.shipped
-        );
-        Ok(())
-    }
 }
 
 #[test]
@@ -682,7 +545,7 @@ fn an_event_another_invocation_holds_is_retried_until_its_lease_ends_then_applie
         let events = flow.audit().of(order.order_id());
         expect(&events, EventKind::StockReserved, 1)?;
         ensure!(flow.stock(&sku).await? == Some(2), "reserved once");
-        none_dead_lettered(flow, std::slice::from_ref(&order)).await
+        flow.none_dead_lettered(std::slice::from_ref(&order)).await
     })
 }
 
@@ -717,7 +580,7 @@ fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republi
             .await?;
         expect(&events, EventKind::StockReserved, 1)?;
         ensure!(flow.stock(&sku).await? == Some(3), "reserved once");
-        none_dead_lettered(flow, std::slice::from_ref(&order)).await
+        flow.none_dead_lettered(std::slice::from_ref(&order)).await
     })
 }
 
@@ -778,12 +641,18 @@ fn flash_sale_two_hundred_orders_for_fifty_units_ship_exactly_fifty() -> Result<
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let batch = Batch::place(flow, &orders, "flash sale, 200 orders for 50 units").await?;
+        let batch = Batch::place(
+            flow,
+            &orders,
+            "flash sale, 200 orders for 50 units",
+            AT_ONCE,
+        )
+        .await?;
         let outcomes = &batch.outcomes;
         let count = |name: &str| outcomes.get(name).copied().unwrap_or(0);
         ensure!(count("shipped") == 50, "{outcomes:?}");
         ensure!(count("out of stock") == 150, "{outcomes:?}");
         ensure!(flow.stock(&hot).await? == Some(0), "all 50 units shipped");
-        none_dead_lettered(flow, &orders).await
+        flow.none_dead_lettered(&orders).await
     })
 }

@@ -32,7 +32,7 @@ pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("init") => init(),
         Some("compare") => crate::bench_compare::compare(&args[1..]),
-        _ => bail!("usage: cargo xtask bench init | compare"),
+        _ => bail!("usage: cargo xtask bench init | compare | cloud | flow"),
     }
 }
 

@@ -16,6 +16,7 @@ mod bench;
 mod bench_cloud;
 mod bench_compare;
 mod bench_first;
+mod bench_flow;
 mod cloud;
 mod demo;
 mod deploy;
@@ -67,6 +68,10 @@ commands:
                        Lambda (Python) on the same payload (goal: 10x faster)
   bench cloud          local-cloud baselines: SQS hop rate, invoke p50/p99
                        warm and cold
+  bench flow [--orders N] [--rate R] [--cloud NAME | --aws]
+                       N mixed orders (default 1000) through a deployed
+                       stack, at once or R per second: orders/s, settle
+                       p50/p90/p99, and every order checked
   cloud up|down|status|logs|test [--cloud localstack|ministack]
                        a local cloud: LocalStack in host mode (the default)
                        or ministack with IAM enforced
@@ -95,6 +100,7 @@ fn run(args: &[String]) -> Result<()> {
         "cloud" => cloud::main(rest),
         "bench" => match rest.split_first() {
             Some((what, args)) if what == "cloud" => bench_cloud::main(args),
+            Some((what, args)) if what == "flow" => bench_flow::main(args),
             _ => bench::main(rest),
         },
         "schemas" => schemas::main(),

@@ -1,0 +1,176 @@
+//! `cargo xtask bench flow`: orders through a deployed stack, as the load
+//! test places them, at any size: throughput and each order's settle time.
+//!
+//! `--orders N` (default 1000) orders in the load test's mix (a fifth
+//! declined, a fifth for a sku with 10 units, the rest shipped), placed at
+//! once, or at `--rate R` orders per second to measure settle times at a
+//! steady load rather than the drain of a backlog. Every order must settle
+//! within `--within SECS` of the first put (default 120 s plus half a
+//! second an order), its payment must agree with the provider's ledger,
+//! the outcomes and stock must add up, and none may be in a DLQ; otherwise
+//! the bench fails. The stack is the target flags' (`--cloud ministack`,
+//! `--aws`, …), deployed beforehand with `cargo xtask deploy`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use orderflow_flow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
+use orderflow_flow::order::new_sku;
+
+use crate::target::Target;
+
+const USAGE: &str = "usage: cargo xtask bench flow [--orders N] [--rate ORDERS_PER_S] \
+                     [--within SECS] [--cloud NAME | --aws …] [--stack-name NAME]";
+
+/// Units of the scarce sku: most of its orders end out of stock.
+const SCARCE_UNITS: usize = 10;
+
+/// Runs `cargo xtask bench flow`.
+pub fn main(args: &[String]) -> Result<()> {
+    let (target, rest) = Target::parse(args)?;
+    let options = Options::parse(&rest)?;
+    let (runtime, flow) = target.connect()?;
+    eprintln!(
+        "bench flow: {} orders on {}{}",
+        options.orders,
+        target.describe(),
+        options
+            .rate
+            .map(|r| format!(" at {r} orders/s"))
+            .unwrap_or_else(|| ", placed at once".into())
+    );
+    runtime.block_on(async {
+        let plenty = new_sku("BENCH")?;
+        let scarce = new_sku("BENCHSCARCE")?;
+        let plenty_units = options.orders as u64;
+        flow.set_stock(&plenty, plenty_units).await?;
+        flow.set_stock(&scarce, SCARCE_UNITS as u64).await?;
+        let orders = mixed_orders("bench", options.orders, &plenty, &scarce)?;
+        let plan = Plan {
+            within: options.within,
+            rate: options.rate,
+        };
+        let name = format!("{} mixed orders", options.orders);
+        let batch = Batch::place(&flow, &orders, &name, plan).await?;
+
+        let (want, plenty_shipped, scarce_shipped) = mixed_outcomes(options.orders, SCARCE_UNITS);
+        ensure!(
+            batch.outcomes == want,
+            "outcomes {:?}, want {want:?}",
+            batch.outcomes
+        );
+        for (sku, units, shipped) in [
+            (&plenty, plenty_units, plenty_shipped),
+            (&scarce, SCARCE_UNITS as u64, scarce_shipped),
+        ] {
+            let left = flow.stock(sku).await?;
+            ensure!(
+                left == Some(units as i64 - shipped as i64),
+                "{sku}: {left:?} units left, want {units} less the {shipped} shipped"
+            );
+        }
+        flow.none_dead_lettered(&orders).await?;
+        println!(
+            "{} orders: {:.1} orders/s; settle p50 {:.2} s, p90 {:.2} s, p99 {:.2} s, max {:.2} s",
+            options.orders,
+            batch.orders_per_second(),
+            batch.percentile(50).as_secs_f64(),
+            batch.percentile(90).as_secs_f64(),
+            batch.percentile(99).as_secs_f64(),
+            batch.percentile(100).as_secs_f64(),
+        );
+        Ok(())
+    })
+}
+
+/// The bench's own flags.
+#[derive(Debug, PartialEq)]
+struct Options {
+    orders: usize,
+    rate: Option<f64>,
+    within: Duration,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut orders = 1000;
+        let mut rate = None;
+        let mut within = None;
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args
+                .next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"));
+            match flag.as_str() {
+                "--orders" => orders = number(flag, value?)?,
+                "--rate" => rate = Some(number::<f64>(flag, value?)?),
+                "--within" => within = Some(Duration::from_secs(number(flag, value?)?)),
+                other => bail!("unknown flag {other:?}\n{USAGE}"),
+            }
+        }
+        ensure!(orders > 0, "--orders must be at least 1");
+        if let Some(rate) = rate {
+            ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--rate must be a positive number of orders per second"
+            );
+        }
+        let placing = rate.map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64(orders as f64 / r)
+        });
+        let within = within.unwrap_or(
+            Duration::from_secs(120) + Duration::from_millis(500) * orders as u32 + placing,
+        );
+        Ok(Self {
+            orders,
+            rate,
+            within,
+        })
+    }
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag} {value:?} is not a number\n{USAGE}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Options> {
+        Options::parse(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_to_a_thousand_orders_at_once() {
+        let options = parse(&[]).unwrap();
+        assert_eq!(options.orders, 1000);
+        assert_eq!(options.rate, None);
+        assert_eq!(options.within, Duration::from_secs(620));
+    }
+
+    #[test]
+    fn a_rate_adds_the_placing_time_to_the_deadline() {
+        let options = parse(&["--orders", "100", "--rate", "10"]).unwrap();
+        assert_eq!(options.within, Duration::from_secs(120 + 50 + 10));
+        let options = parse(&["--within", "30"]).unwrap();
+        assert_eq!(options.within, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        for args in [
+            &["--orders", "many"][..],
+            &["--orders", "0"],
+            &["--rate", "-1"],
+            &["--rate", "inf"],
+            &["--rate"],
+            &["--fast", "1"],
+        ] {
+            let error = parse(args).unwrap_err().to_string();
+            assert!(error.contains(args[0]), "{args:?}: {error}");
+        }
+    }
+}
