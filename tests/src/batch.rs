@@ -75,6 +75,9 @@ impl Batch {
     /// `name`, and fails if any hold is open or captured differs from
     /// shipped.
     pub async fn place(flow: &Flow, orders: &[OrderSpec], name: &str, plan: Plan) -> Result<Self> {
+        // The audit queue's reader must run while the orders are placed:
+        // each event's time is when the reader received it.
+        flow.audit();
         let started = Instant::now();
         let messages = orders
             .iter()

@@ -26,9 +26,10 @@ pub fn main(args: &[String]) -> Result<()> {
         cmd.current_dir(&root);
         cmd
     };
-    step("format");
+    let mut steps = Steps::new();
+    steps.start("format");
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
-    step("clippy");
+    steps.start("clippy");
     run_cmd(cargo().args([
         "clippy",
         "--workspace",
@@ -37,43 +38,45 @@ pub fn main(args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    step("what the functions link");
+    steps.start("what the functions link");
     check_function_deps(&root)?;
-    step("unit, handler, adapter and property tests");
+    steps.start("unit, handler, adapter and property tests");
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     if args.iter().any(|a| a == "--quick") {
+        steps.summary();
         return Ok(());
     }
-    step("template: cfn-lint and checkov");
+    steps.start("template: cfn-lint and checkov");
     check_template()?;
-    step("local invoke: every sample through cargo lambda watch");
+    steps.start("local invoke: every sample through cargo lambda watch");
     local_invoke(&root)?;
-    step("local cloud: LocalStack plugin tests (a real function included)");
+    steps.start("local cloud: LocalStack plugin tests (a real function included)");
     Cloud::LocalStack.test(Some(&root.join("target/debug/payment")))?;
-    step("local cloud: ministack fixes and their tests");
+    steps.start("local cloud: ministack fixes and their tests");
     Cloud::Ministack.test(None)?;
     let mut took = Vec::new();
     for (index, cloud) in Cloud::ALL.into_iter().enumerate() {
         let started = Instant::now();
         let name = cloud.key();
         if index == 0 {
-            step(&format!(
+            steps.start(&format!(
                 "deploy the stack to {name} (sam build + sam deploy)"
             ));
             deploy::deploy_local(DEFAULT_STACK, cloud)?;
         } else {
             // The same build: both clouds run exactly the same artifacts.
-            step(&format!("deploy the same build to {name}"));
+            steps.start(&format!("deploy the same build to {name}"));
             deploy::deploy_built_local(DEFAULT_STACK, cloud)?;
         }
-        step(&format!("whole-flow and operations tests on {name}"));
+        steps.start(&format!("whole-flow and operations tests on {name}"));
         suites_on(&Target::local(cloud))?;
         took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
     }
-    step(&format!(
-        "all tests passed (deploy and suites: {})",
+    steps.summary();
+    eprintln!(
+        "\n==> all tests passed (deploy and suites: {})",
         took.join(", ")
-    ));
+    );
     Ok(())
 }
 
@@ -201,7 +204,7 @@ fn iam_on(target: &Target) -> Result<()> {
     let Some(log) = target.cloud.authorization_log() else {
         bail!("the IAM tests need the cloud that enforces IAM: --cloud ministack");
     };
-    step("IAM: least privilege both ways, and the operator's permissions");
+    eprintln!("\n==> IAM: least privilege both ways, and the operator's permissions");
     stack_tests(target, &["iam"], &[]).with_context(|| {
         format!(
             "the IAM tests failed (decisions read from {})",
@@ -246,8 +249,43 @@ fn stack_tests(target: &Target, tests: &[&str], filter: &[&str]) -> Result<()> {
     )
 }
 
-fn step(name: &str) {
-    eprintln!("\n==> {name}");
+/// The steps of a run, each timed: a step ends when the next begins, and
+/// the last when the run prints its summary.
+struct Steps {
+    current: Option<(String, Instant)>,
+    done: Vec<(String, Duration)>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Self {
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the current step and announces `name`.
+    fn start(&mut self, name: &str) {
+        self.end();
+        eprintln!("\n==> {name}");
+        self.current = Some((name.to_owned(), Instant::now()));
+    }
+
+    fn end(&mut self) {
+        if let Some((name, started)) = self.current.take() {
+            self.done.push((name, started.elapsed()));
+        }
+    }
+
+    /// Ends the current step and prints how long each took.
+    fn summary(mut self) {
+        self.end();
+        let total: Duration = self.done.iter().map(|(_, took)| *took).sum();
+        eprintln!("\nsteps ({:.0} s in all):", total.as_secs_f64());
+        for (name, took) in &self.done {
+            eprintln!("{:>7.0} s  {name}", took.as_secs_f64());
+        }
+    }
 }
 
 /// Starts `cargo lambda watch` with in-memory adapters and invokes every
