@@ -23,13 +23,14 @@
 //!
 //! Layout:
 //! - [`decide`]: the rules, pure, over [`InventoryState`] and stock levels.
+//! - [`stock_file`]: memory mode's stock, read at cold start.
 //! - [`Inventory`]: the [`Service`] for the shared runtime.
 
 pub mod decide;
-
-use std::collections::BTreeMap;
+pub mod stock_file;
 
 use orderflow_contracts::{Event, EventKind, Message, Sku};
+use orderflow_runtime::config::{Adapters, Config, ConfigError};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{InventoryState, UnknownSkus};
@@ -41,7 +42,28 @@ pub fn stock_key(sku: &Sku) -> String {
 
 /// The inventory [`Service`].
 #[derive(Debug, Default)]
-pub struct Inventory;
+pub struct Inventory {
+    /// The stock counters memory mode's store starts with.
+    memory_stock: Vec<(String, i64)>,
+}
+
+impl Inventory {
+    /// Inventory as `config` and the process environment configure it: in
+    /// memory mode, with the stock of [`stock_file::MEMORY_STOCK`].
+    pub fn from_env(config: &Config) -> Result<Self, ConfigError> {
+        Self::from_lookup(config.adapters, |name| std::env::var(name).ok())
+    }
+
+    /// [`Inventory::from_env`], reading the variables through `lookup`.
+    pub fn from_lookup(
+        adapters: Adapters,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            memory_stock: stock_file::memory_stock(adapters, lookup)?,
+        })
+    }
+}
 
 impl Service for Inventory {
     type State = InventoryState;
@@ -58,15 +80,8 @@ impl Service for Inventory {
         }
     }
 
-    /// Each sku's counter, set to its quantity; a malformed sku is refused.
-    fn seed_stock(&self, stock: &BTreeMap<String, i64>) -> Result<Vec<(String, i64)>, String> {
-        stock
-            .iter()
-            .map(|(sku, quantity)| {
-                let sku = Sku::new(sku.as_str()).map_err(|e| format!("`{sku}`: {e}"))?;
-                Ok((stock_key(&sku), *quantity))
-            })
-            .collect()
+    fn memory_counters(&self) -> Vec<(String, i64)> {
+        self.memory_stock.clone()
     }
 
     async fn handle(

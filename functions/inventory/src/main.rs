@@ -7,5 +7,6 @@ use orderflow_runtime::{Config, lambda, telemetry};
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init()?;
     let config = Config::from_env("inventory")?;
-    lambda::run(config, |_aws| Inventory).await
+    let inventory = Inventory::from_env(&config)?;
+    lambda::run(config, |_aws| inventory).await
 }

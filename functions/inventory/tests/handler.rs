@@ -2,10 +2,10 @@
 //! the real handler with in-memory ports.
 
 use inventory::Inventory;
-use orderflow_runtime::Config;
-use orderflow_runtime::config::MEMORY_STOCK;
+use inventory::stock_file::MEMORY_STOCK;
+use orderflow_runtime::config::Adapters;
 use orderflow_runtime::testing::{
-    Expect, MemoryHandler, check_samples, configured_memory_handler, events_dir, memory_handler,
+    Expect, MemoryHandler, check_samples, events_dir, memory_handler,
 };
 
 /// What each sample must do to a fresh function (besides the shared
@@ -23,7 +23,7 @@ const MUG: &str = "STOCK#SKU-RED-MUG";
 const TEA: &str = "STOCK#SKU-TEA-250G";
 
 fn handler() -> MemoryHandler<Inventory> {
-    let h = memory_handler(Inventory);
+    let h = memory_handler(Inventory::default());
     h.store().set_counter(MUG, 10);
     h.store().set_counter(TEA, 5);
     h
@@ -33,13 +33,12 @@ fn handler() -> MemoryHandler<Inventory> {
 /// `ORDERFLOW_MEMORY_STOCK` naming `events/stock.json` or unset.
 fn memory_mode(stock_file: bool) -> MemoryHandler<Inventory> {
     let path = events_dir().join("stock.json").display().to_string();
-    let config = Config::from_lookup("inventory", |name| match name {
-        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
+    let inventory = Inventory::from_lookup(Adapters::Memory, |name| match name {
         MEMORY_STOCK if stock_file => Some(path.clone()),
         _ => None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    configured_memory_handler(Inventory, &config).unwrap_or_else(|e| panic!("{e}"))
+    memory_handler(inventory)
 }
 
 #[tokio::test]
@@ -93,7 +92,7 @@ async fn memory_mode_without_stock_dead_letters_an_order_as_unknown_sku() {
 
 #[tokio::test]
 async fn an_order_refused_for_an_unknown_sku_reserves_once_its_stock_is_loaded_and_redriven() {
-    let h = memory_handler(Inventory);
+    let h = memory_handler(Inventory::default());
     h.store().set_counter(MUG, 10);
     h.feed(&["inventory/order-placed.sqs.json"])
         .await
@@ -189,27 +188,4 @@ async fn duplicates_never_move_stock_twice() {
     let distinct: std::collections::HashSet<_> =
         h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 2, "one reservation and one release");
-}
-
-#[test]
-fn a_stock_file_with_a_malformed_sku_is_a_startup_error_naming_the_variable() {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stock-lower-case.json");
-    std::fs::write(&path, r#"{"SKU-RED-MUG": 1, "red-mug": 2}"#).unwrap_or_else(|e| panic!("{e}"));
-    let path = path.display().to_string();
-    let config = Config::from_lookup("inventory", |name| match name {
-        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
-        MEMORY_STOCK => Some(path.clone()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    match configured_memory_handler(Inventory, &config) {
-        Err(e) => {
-            let text = e.to_string();
-            assert!(
-                text.contains(MEMORY_STOCK) && text.contains("`red-mug`"),
-                "{text}"
-            );
-        }
-        Ok(_) => panic!("a malformed sku was accepted"),
-    }
 }

@@ -1,7 +1,6 @@
 //! The environment, read once at cold start into a typed struct.
 
-use std::collections::BTreeMap;
-use std::{env, fs};
+use std::env;
 
 use thiserror::Error;
 
@@ -33,20 +32,7 @@ pub struct Config {
     pub max_concurrency: usize,
     /// `ORDERFLOW_IDEMPOTENCY_TTL_SECS`: how long idempotency records live.
     pub idempotency_ttl_secs: i64,
-    /// [`MEMORY_STOCK`]: the stock, by sku, that the in-memory store starts
-    /// with, read from the JSON file the variable names. Memory adapters
-    /// only; `None` when unset.
-    pub memory_stock: Option<BTreeMap<String, i64>>,
 }
-
-/// The variable naming the stock file of memory mode: a JSON object of sku
-/// to quantity, like `events/stock.json`.
-///
-/// In memory mode the store starts empty, and inventory refuses an order
-/// whose sku has no stock record; this is how local runs get stock. Only a
-/// function that keeps stock uses it, but every one checks it: one
-/// `cargo lambda watch` gives all three the same environment.
-pub const MEMORY_STOCK: &str = "ORDERFLOW_MEMORY_STOCK";
 
 /// A configuration problem, reported at startup.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -101,7 +87,6 @@ impl Config {
                 60,
                 365 * 24 * 3600,
             )?,
-            memory_stock: memory_stock(adapters, lookup(MEMORY_STOCK))?,
         })
     }
 }
@@ -126,42 +111,6 @@ fn required(
         _ if adapters == Adapters::Memory => Ok(format!("memory:{name}")),
         _ => Err(ConfigError::Missing(name)),
     }
-}
-
-/// Reads the stock file [`MEMORY_STOCK`] names, if it names one (a blank
-/// value counts as unset, as for the required variables).
-fn memory_stock(
-    adapters: Adapters,
-    path: Option<String>,
-) -> Result<Option<BTreeMap<String, i64>>, ConfigError> {
-    let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: MEMORY_STOCK,
-        reason,
-    };
-    if adapters != Adapters::Memory {
-        // Ignoring it would leave whoever set it wondering why the cloud
-        // table does not hold that stock.
-        return Err(invalid(
-            "it seeds the in-memory store, so it applies only with ORDERFLOW_ADAPTERS=memory"
-                .into(),
-        ));
-    }
-    let text =
-        fs::read_to_string(&path).map_err(|e| invalid(format!("cannot read `{path}`: {e}")))?;
-    let stock: BTreeMap<String, i64> = serde_json::from_str(&text).map_err(|e| {
-        invalid(format!(
-            "`{path}` is not a JSON object of sku to quantity: {e}"
-        ))
-    })?;
-    if let Some((sku, quantity)) = stock.iter().find(|(_, quantity)| **quantity < 0) {
-        return Err(invalid(format!(
-            "`{path}` gives {sku} a quantity of {quantity}; quantities are 0 or more"
-        )));
-    }
-    Ok(Some(stock))
 }
 
 /// Reads an optional integer variable within `min..=max`.
@@ -230,106 +179,5 @@ mod tests {
     fn memory_adapters_need_no_cloud_names() {
         let config = Config::from_lookup("payment", env_of(&[("ORDERFLOW_ADAPTERS", "memory")]));
         assert_eq!(config.map(|c| c.adapters), Ok(Adapters::Memory));
-    }
-
-    /// The configuration with these adapters and the stock file at `path`.
-    fn with_stock(adapters: Option<&'static str>, path: &str) -> Result<Config, ConfigError> {
-        let path = path.to_owned();
-        Config::from_lookup("inventory", move |name| match name {
-            "ORDERFLOW_ADAPTERS" => adapters.map(str::to_owned),
-            MEMORY_STOCK => Some(path.clone()),
-            "ORDERFLOW_TABLE" | "ORDERFLOW_BUS" | "ORDERFLOW_DLQ_URL" => Some("x".to_owned()),
-            _ => None,
-        })
-    }
-
-    /// A file holding `text`, removed when dropped.
-    struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        fn new(name: &str, text: &str) -> Self {
-            let path = env::temp_dir().join(format!(
-                "orderflow-config-{}-{name}.json",
-                std::process::id()
-            ));
-            fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            Self(path)
-        }
-
-        fn path(&self) -> String {
-            self.0.display().to_string()
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
-        }
-    }
-
-    fn assert_invalid_stock(config: Result<Config, ConfigError>, says: &str) {
-        match config {
-            Err(ConfigError::Invalid { name, reason }) => {
-                assert_eq!(name, MEMORY_STOCK);
-                assert!(reason.contains(says), "{reason}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn memory_stock_reads_the_sample_stock_file() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/stock.json");
-        let stock = with_stock(Some("memory"), path)
-            .map(|c| c.memory_stock)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_default();
-        assert_eq!(stock.get("SKU-RED-MUG"), Some(&100));
-        assert_eq!(stock.get("SKU-GOLD-KETTLE"), Some(&0));
-    }
-
-    #[test]
-    fn memory_stock_unset_or_blank_seeds_nothing() {
-        let config = with_stock(Some("memory"), " ").map(|c| c.memory_stock);
-        assert_eq!(config, Ok(None));
-    }
-
-    #[test]
-    fn memory_stock_that_is_not_json_is_a_startup_error() {
-        let file = TempFile::new("not-json", "{ SKU-RED-MUG: 1 ");
-        assert_invalid_stock(
-            with_stock(Some("memory"), &file.path()),
-            "is not a JSON object of sku to quantity",
-        );
-    }
-
-    #[test]
-    fn memory_stock_with_a_negative_or_fractional_quantity_is_a_startup_error() {
-        let file = TempFile::new("negative", r#"{"SKU-RED-MUG": -1}"#);
-        assert_invalid_stock(
-            with_stock(Some("memory"), &file.path()),
-            "gives SKU-RED-MUG a quantity of -1",
-        );
-        let file = TempFile::new("fraction", r#"{"SKU-RED-MUG": 1.5}"#);
-        assert_invalid_stock(with_stock(Some("memory"), &file.path()), "floating point");
-    }
-
-    #[test]
-    fn memory_stock_at_a_missing_path_is_a_startup_error() {
-        assert_invalid_stock(
-            with_stock(Some("memory"), "/nonexistent/orderflow/stock.json"),
-            "cannot read `/nonexistent/orderflow/stock.json`",
-        );
-    }
-
-    #[test]
-    fn memory_stock_with_aws_adapters_is_refused_not_ignored() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/stock.json");
-        for adapters in [Some("aws"), None] {
-            assert_invalid_stock(
-                with_stock(adapters, path),
-                "applies only with ORDERFLOW_ADAPTERS=memory",
-            );
-        }
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record, Subject};
-use crate::config::{Adapters, Config, ConfigError, MEMORY_STOCK};
+use crate::config::{Adapters, Config};
 use crate::dlq::{DeadLetterSink, MemoryDeadLetters, RetryLater, SqsDeadLetters, backoff};
 use crate::error::{RecordError, chain, describe};
 use crate::metrics::{self, MetricsOut};
@@ -353,7 +353,7 @@ pub async fn run<S: Service + 'static>(
                 "ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process"
             );
             let service = service(None);
-            let store = memory_store(&service, &config)?;
+            let store = memory_store(&service);
             let processor = Processor::new(service, store, MemoryPublisher::new(), ttl);
             serve(Handler::new(
                 processor,
@@ -365,36 +365,22 @@ pub async fn run<S: Service + 'static>(
     }
 }
 
-/// The store memory mode starts with: empty, or holding the counters that
-/// `service` makes of the stock in `config` ([`MEMORY_STOCK`]). A stock
-/// the service refuses is a startup error naming the variable.
-pub fn memory_store<S: Service>(service: &S, config: &Config) -> Result<MemoryStore, ConfigError> {
+/// The store memory mode starts with: holding `service`'s
+/// [memory counters](Service::memory_counters), if any.
+pub fn memory_store<S: Service>(service: &S) -> MemoryStore {
     let store = MemoryStore::new();
-    let Some(stock) = &config.memory_stock else {
-        return Ok(store);
-    };
-    let counters = service
-        .seed_stock(stock)
-        .map_err(|reason| ConfigError::Invalid {
-            name: MEMORY_STOCK,
-            reason,
-        })?;
-    if counters.is_empty() && !stock.is_empty() {
-        tracing::info!(
-            function = S::FUNCTION,
-            "{MEMORY_STOCK}: this function keeps no stock; nothing seeded"
-        );
-    } else {
+    let counters = service.memory_counters();
+    if !counters.is_empty() {
         tracing::info!(
             function = S::FUNCTION,
             counters = counters.len(),
-            "{MEMORY_STOCK}: stock seeded in the in-memory store"
+            "the in-memory store starts with the function's counters"
         );
     }
     for (key, value) in &counters {
         store.set_counter(key, *value);
     }
-    Ok(store)
+    store
 }
 
 /// The invocation's deadline, unless it had already passed when the

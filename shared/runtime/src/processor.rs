@@ -23,7 +23,6 @@
 //!    a conflict, wait a jittered moment and decide again.
 //! 5. **Publish** the outbox.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
@@ -59,15 +58,11 @@ pub trait Service: Send + Sync {
         Vec::new()
     }
 
-    /// The counters that `stock` (quantities by sku, from
-    /// [`crate::config::MEMORY_STOCK`]) seeds in memory mode, as
-    /// `(key, value)`; or why `stock` is unusable, e.g. a malformed sku.
-    ///
-    /// By default nothing: a function that keeps no stock is handed the
-    /// same file as inventory, since one `cargo lambda watch` serves all
-    /// three with one environment.
-    fn seed_stock(&self, _stock: &BTreeMap<String, i64>) -> Result<Vec<(String, i64)>, String> {
-        Ok(Vec::new())
+    /// The counters memory mode's store starts with, as `(key, value)`:
+    /// the function's own seed data, which it reads at cold start (inventory
+    /// its stock file). By default none.
+    fn memory_counters(&self) -> Vec<(String, i64)> {
+        Vec::new()
     }
 
     /// Decides what `input.message` does to `input.state`. The pure rules

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use orderflow_contracts::Message;
 
-use crate::config::{Config, ConfigError};
 use crate::dlq::{DeadLetter, MemoryDeadLetters};
 use crate::error::RecordError;
 use crate::lambda::{Handler, Response};
@@ -40,24 +39,12 @@ pub fn samples_of(function: &str) -> Result<Vec<String>, std::io::Error> {
 /// A handler with in-memory store, publisher and dead-letter sink.
 pub type MemoryHandler<S> = Handler<S, MemoryStore, MemoryPublisher, MemoryDeadLetters>;
 
-/// Builds a [`MemoryHandler`] around `service`, with an empty store. Its
-/// EMF lines are kept in memory ([`MemoryHandler::metric_lines`]) rather
-/// than printed.
+/// Builds a [`MemoryHandler`] around `service`, whose store starts as
+/// memory mode's does: with the service's
+/// [memory counters](Service::memory_counters), if any. Its EMF lines are
+/// kept in memory ([`MemoryHandler::metric_lines`]) rather than printed.
 pub fn memory_handler<S: Service>(service: S) -> MemoryHandler<S> {
-    handler_over(service, MemoryStore::new())
-}
-
-/// Builds a [`MemoryHandler`] around `service` whose store starts as memory
-/// mode's does under `config`: seeded from its stock file, if any.
-pub fn configured_memory_handler<S: Service>(
-    service: S,
-    config: &Config,
-) -> Result<MemoryHandler<S>, ConfigError> {
-    let store = crate::lambda::memory_store(&service, config)?;
-    Ok(handler_over(service, store))
-}
-
-fn handler_over<S: Service>(service: S, store: MemoryStore) -> MemoryHandler<S> {
+    let store = crate::lambda::memory_store(&service);
     let processor = Processor::new(service, store, MemoryPublisher::new(), 3600);
     Handler::new(processor, MemoryDeadLetters::new(), 4).with_metrics(MetricsOut::memory())
 }

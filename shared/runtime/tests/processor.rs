@@ -7,16 +7,13 @@ use std::time::{Duration, SystemTime};
 use orderflow_contracts::{
     AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
 };
-use orderflow_runtime::config::MEMORY_STOCK;
 use orderflow_runtime::lambda::memory_store;
 use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{
     Claim, CounterChange, Fingerprint, MemoryStore, OrderRecord, OutboxEntry, StateStore, Ticket,
 };
-use orderflow_runtime::{
-    Config, Decision, Input, Processed, Processor, RecordError, Service, Transient,
-};
+use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service, Transient};
 use serde::{Deserialize, Serialize};
 
 /// Consumes `OrderPlaced`: takes one unit of `STOCK#X` and emits one event.
@@ -338,21 +335,30 @@ async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
     assert_eq!(done, Processed::Applied { published: 1 });
 }
 
+/// [`Counting`], with a counter for memory mode's store to start with.
+struct Seeded;
+
+impl Service for Seeded {
+    type State = Seen;
+    const FUNCTION: &'static str = "inventory";
+
+    fn consumes(&self, kind: EventKind) -> bool {
+        Counting.consumes(kind)
+    }
+
+    fn memory_counters(&self) -> Vec<(String, i64)> {
+        vec![("STOCK#X".into(), 7)]
+    }
+
+    async fn handle(&self, input: Input<'_, Seen>) -> Result<Decision<Seen>, RecordError> {
+        Counting.handle(input).await
+    }
+}
+
 #[test]
-fn a_function_that_keeps_no_stock_seeds_nothing_from_the_stock_file() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/stock.json");
-    let config = Config::from_lookup("payment", |name| match name {
-        "ORDERFLOW_ADAPTERS" => Some("memory".to_owned()),
-        MEMORY_STOCK => Some(path.to_owned()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        config.memory_stock.is_some(),
-        "the file is read and checked"
-    );
-    let store = memory_store(&Counting, &config).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(store.counter("STOCK#SKU-RED-MUG"), None);
+fn memory_mode_starts_with_the_services_own_counters_and_none_by_default() {
+    assert_eq!(memory_store(&Seeded).counter("STOCK#X"), Some(7));
+    assert_eq!(memory_store(&Counting).counter("STOCK#X"), None);
 }
 
 #[tokio::test]
