@@ -104,7 +104,7 @@ impl Trust {
 /// `webpki-root-certs`, and writes it anew with `ORDERFLOW_UPDATE_ROOTS=1`.
 const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
 
-/// The common names of [`AWS_ROOTS_PEM`]'s certificates.
+/// The common names of the compiled-in AWS roots (`src/aws-roots.pem`).
 pub const AWS_ROOT_NAMES: [&str; 5] = [
     "Amazon Root CA 1",
     "Amazon Root CA 2",

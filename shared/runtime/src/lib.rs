@@ -30,8 +30,8 @@
 //! - [`metrics`]: one CloudWatch EMF line of counts and durations per
 //!   invocation.
 //! - [`error`]: transient versus permanent errors.
-//! - [`testing`]: the real handler over in-memory ports, for handler tests
-//!   and benches.
+//! - `testing`, with the feature of that name: the real handler over
+//!   in-memory ports, for handler tests and benches.
 
 pub mod aws;
 pub mod batch;
@@ -44,6 +44,7 @@ pub mod processor;
 pub mod publish;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
