@@ -128,15 +128,10 @@ impl Batch {
             .map(|rate| format!(" at {rate} orders/s"))
             .unwrap_or_default();
         eprintln!(
-            "{name}: put{paced} in {:.2}s, all settled {:.1}s after the first put ({:.1} orders/s); \
-             settle time per order p50 {:.1}s, p90 {:.1}s, p99 {:.1}s, max {:.1}s; outcomes {:?}",
+            "{name}: put{paced} in {:.2}s, all settled {:.1}s after the first put; {}; outcomes {:?}",
             put.as_secs_f64(),
             settled.as_secs_f64(),
-            batch.orders_per_second(),
-            batch.percentile(50).as_secs_f64(),
-            batch.percentile(90).as_secs_f64(),
-            batch.percentile(99).as_secs_f64(),
-            batch.percentile(100).as_secs_f64(),
+            batch.figures(),
             batch.outcomes,
         );
         eprintln!(
@@ -152,6 +147,18 @@ impl Batch {
     /// Orders settled per second, from the first put to the last settle.
     pub fn orders_per_second(&self) -> f64 {
         self.settle_times.len() as f64 / self.settled.as_secs_f64().max(0.001)
+    }
+
+    /// Throughput and settle-time percentiles, for a line of output.
+    pub fn figures(&self) -> String {
+        format!(
+            "{:.1} orders/s; settle p50 {:.2} s, p90 {:.2} s, p99 {:.2} s, max {:.2} s",
+            self.orders_per_second(),
+            self.percentile(50).as_secs_f64(),
+            self.percentile(90).as_secs_f64(),
+            self.percentile(99).as_secs_f64(),
+            self.percentile(100).as_secs_f64(),
+        )
     }
 
     /// The `p`th percentile (nearest rank) of the settle times.

@@ -70,15 +70,7 @@ pub fn main(args: &[String]) -> Result<()> {
             );
         }
         flow.none_dead_lettered(&orders).await?;
-        println!(
-            "{} orders: {:.1} orders/s; settle p50 {:.2} s, p90 {:.2} s, p99 {:.2} s, max {:.2} s",
-            options.orders,
-            batch.orders_per_second(),
-            batch.percentile(50).as_secs_f64(),
-            batch.percentile(90).as_secs_f64(),
-            batch.percentile(99).as_secs_f64(),
-            batch.percentile(100).as_secs_f64(),
-        );
+        println!("{} orders: {}", options.orders, batch.figures());
         Ok(())
     })
 }
