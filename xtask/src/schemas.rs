@@ -1,25 +1,87 @@
 //! `cargo xtask schemas`: writes the JSON Schema of every event's `detail`
 //! to `events/schemas/`, generated from the contracts.
+//!
+//! The committed schemas are the released contract, so it refuses to
+//! write a schema that breaks the one already there, and names each
+//! breaking change: the fix is a new `schema_version`. A schema that was
+//! never released can be deleted by hand and written afresh.
 
 use std::fs;
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use orderflow_contracts::EventKind;
-use orderflow_contracts::schema::detail_schema_text;
+use orderflow_contracts::schema::{breaking_changes, detail_schema, detail_schema_text};
+use serde_json::Value;
 
 use crate::project_root;
 
-/// Writes every schema file.
+/// Writes every schema file, or none if any would break its released
+/// schema.
 pub fn main() -> Result<()> {
     let dir = project_root().join("events/schemas");
     fs::create_dir_all(&dir)?;
+    let mut refused = Vec::new();
     for kind in EventKind::ALL {
-        let path = dir.join(format!("{}.json", kind.detail_type()));
-        fs::write(&path, detail_schema_text(kind)).with_context(|| path.display().to_string())?;
-        println!(
-            "wrote {}",
-            path.strip_prefix(project_root()).unwrap_or(&path).display()
+        refused.extend(breaks(kind, &dir.join(file_name(kind)))?);
+    }
+    if !refused.is_empty() {
+        bail!(
+            "refusing to rewrite events/schemas/: the contracts break the released schemas\n  {}\n\
+             A breaking change needs a new schema_version; a schema never released may be \
+             deleted and written afresh",
+            refused.join("\n  ")
         );
     }
+    for kind in EventKind::ALL {
+        let path = dir.join(file_name(kind));
+        fs::write(&path, detail_schema_text(kind)).with_context(|| path.display().to_string())?;
+        println!("wrote events/schemas/{}", file_name(kind));
+    }
     Ok(())
+}
+
+fn file_name(kind: EventKind) -> String {
+    format!("{}.json", kind.detail_type())
+}
+
+/// What the code's schema of `kind` breaks in the released one at `path`,
+/// each line naming the event; nothing when there is no released schema.
+fn breaks(kind: EventKind, path: &Path) -> Result<Vec<String>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    };
+    let released: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(breaking_changes(&released, &detail_schema(kind).to_value())
+        .iter()
+        .map(|change| format!("{}: {change}", kind.detail_type()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_schema_that_the_code_breaks_is_named() {
+        let dir = std::env::temp_dir().join(format!("orderflow-schemas-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("OrderPlaced.json");
+        let mut released = detail_schema(EventKind::OrderPlaced).to_value();
+        released["$defs"]["OrderPlaced"]["properties"]["gift_note"] = serde_json::json!({});
+        fs::write(&path, released.to_string()).unwrap();
+        let found = breaks(EventKind::OrderPlaced, &path).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            found,
+            ["OrderPlaced: data.gift_note: removed (a rename is a removal too)"]
+        );
+        assert_eq!(
+            breaks(EventKind::OrderPlaced, &dir.join("none.json")).unwrap(),
+            Vec::<String>::new()
+        );
+    }
 }

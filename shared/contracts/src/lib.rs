@@ -17,7 +17,8 @@
 //!   EventBridge `source` and `detail-type` in one place.
 //! - [`envelope`]: [`Metadata`], [`Message`], decoding and encoding.
 //! - [`error`]: why an event could not be read ([`ContractError`]).
-//! - [`schema`]: the JSON Schema of each event's `detail`.
+//! - [`schema`]: the JSON Schema of each event's `detail`, and
+//!   [`schema::compat`], which names the changes that break a released one.
 
 pub mod envelope;
 pub mod error;

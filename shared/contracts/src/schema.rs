@@ -1,7 +1,13 @@
 //! The JSON Schema of each event's `detail`, generated from the Rust types.
 //!
 //! `cargo xtask schemas` writes them to `events/schemas/<DetailType>.json`;
-//! a test fails when the committed files differ from what the code makes.
+//! they are the released contract. A test fails when the code makes a
+//! schema that breaks them ([`compat`] names each change), and when the
+//! committed files are merely stale.
+
+pub mod compat;
+
+pub use compat::{BreakingChange, Change, breaking_changes};
 
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use serde_json::Value;

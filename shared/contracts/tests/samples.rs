@@ -1,6 +1,7 @@
 //! The committed samples and schemas agree with the code.
 //!
-//! - Every schema in `events/schemas/` is exactly what the code generates.
+//! - The code breaks no schema in `events/schemas/` (the released contract),
+//!   and every one of them is exactly what the code generates.
 //! - Every sample in `events/` decodes to the typed event and validates
 //!   against its schema; every `poison-*` sample fails with the expected
 //!   error kind.
@@ -8,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use orderflow_contracts::schema::detail_schema_text;
+use orderflow_contracts::schema::{breaking_changes, detail_schema, detail_schema_text};
 use orderflow_contracts::{EventKind, Message};
 use serde_json::Value;
 
@@ -94,6 +95,20 @@ fn committed_schemas_match_the_code() {
     for kind in EventKind::ALL {
         let path = dir.join(format!("{}.json", kind.detail_type()));
         let committed = fs::read_to_string(&path).unwrap_or_default();
+        let released: Value =
+            serde_json::from_str(&committed).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let breaking = breaking_changes(&released, &detail_schema(kind).to_value());
+        assert!(
+            breaking.is_empty(),
+            "{0} changes in ways that break the released schema \
+             events/schemas/{0}.json:\n  {1}\nA breaking change needs a new schema_version.",
+            kind.detail_type(),
+            breaking
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
         assert!(
             committed == detail_schema_text(kind),
             "{} is stale: run `cargo xtask schemas` and commit the result",
