@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn every_output_is_read_and_a_missing_one_is_named() {
         let outputs: HashMap<&str, &str> = KEYS.iter().map(|k| (*k, *k)).collect();
-        let stack = Stack::from_outputs("s", &outputs).unwrap_or_else(|e| panic!("{e}"));
+        let stack = Stack::from_outputs("s", &outputs).unwrap();
         assert_eq!(stack.inventory.dlq_url, "InventoryDeadLetterQueueUrl");
         assert_eq!(
             stack.services().map(|s| s.name),

@@ -947,11 +947,10 @@ mod tests {
     #[test]
     fn the_cloud_flag_is_taken_wherever_it_is() {
         let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let (cloud, rest) = Cloud::take_flag(&args(&["up", "--cloud", "ministack"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (cloud, rest) = Cloud::take_flag(&args(&["up", "--cloud", "ministack"])).unwrap();
         assert_eq!(cloud, Cloud::Ministack);
         assert_eq!(rest, args(&["up"]));
-        let (cloud, _) = Cloud::take_flag(&args(&["status"])).unwrap_or_else(|e| panic!("{e}"));
+        let (cloud, _) = Cloud::take_flag(&args(&["status"])).unwrap();
         assert_eq!(cloud, Cloud::LocalStack);
         let unknown = Cloud::take_flag(&args(&["--cloud", "moto"]))
             .err()

@@ -952,7 +952,7 @@ Resources:
 "#;
 
     fn render_ok(yaml: &str) -> String {
-        render(yaml).unwrap_or_else(|e| panic!("render failed: {e:#}"))
+        render(yaml).expect("render failed")
     }
 
     fn render_err(yaml: &str) -> String {
@@ -968,7 +968,7 @@ Resources:
         let read = |path: &str| {
             fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
         };
-        let diagram = render(&read(TEMPLATE)).unwrap_or_else(|e| panic!("{TEMPLATE}: {e:#}"));
+        let diagram = render(&read(TEMPLATE)).expect(TEMPLATE);
         if let Err(message) = check_readme(&read(README), &diagram) {
             panic!("{message}");
         }
@@ -1072,8 +1072,7 @@ Resources:
     #[test]
     fn stale_or_missing_readme_block_is_reported() {
         let readme = format!("# x\n\n{START}\n```mermaid\nflowchart LR\n```\n{END}\n\nrest\n");
-        let fresh =
-            replace_block(&readme, "flowchart LR\n    a --> b\n").unwrap_or_else(|e| panic!("{e}"));
+        let fresh = replace_block(&readme, "flowchart LR\n    a --> b\n").unwrap();
         assert!(fresh.ends_with(&format!("    a --> b\n```\n{END}\n\nrest\n")));
         assert_eq!(check_readme(&fresh, "flowchart LR\n    a --> b\n"), Ok(()));
         let err = |result: Result<(), String>| match result {

@@ -249,7 +249,7 @@ mod tests {
 
     /// A decision that must not fail.
     fn ok(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> Decision<InventoryState> {
-        decide(state, event, stock).unwrap_or_else(|e| panic!("{e}"))
+        decide(state, event, stock).unwrap()
     }
 
     fn kinds(d: &Decision<InventoryState>) -> Vec<&'static str> {

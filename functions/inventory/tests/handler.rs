@@ -43,9 +43,7 @@ fn memory_mode(stock_file: bool) -> MemoryHandler<Inventory> {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("inventory", handler, EXPECTED)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("inventory", handler, EXPECTED).await.unwrap();
     assert!(checked >= 10, "only {checked} samples");
 }
 
@@ -53,7 +51,7 @@ async fn every_sample_has_its_expected_outcome() {
 async fn every_sample_has_its_expected_outcome_with_the_stock_file() {
     let checked = check_samples("inventory", || memory_mode(true), EXPECTED)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(checked >= 10, "only {checked} samples");
 }
 
@@ -61,9 +59,7 @@ async fn every_sample_has_its_expected_outcome_with_the_stock_file() {
 async fn memory_mode_seeded_from_the_stock_file_reserves() {
     let h = memory_mode(true);
     assert_eq!(h.store().counter("STOCK#SKU-GOLD-KETTLE"), Some(0));
-    h.feed(&["inventory/order-placed.sqs.json"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&["inventory/order-placed.sqs.json"]).await.unwrap();
     assert_eq!(h.published_kinds(), ["StockReserved"]);
     assert!(h.letters().is_empty());
     assert_eq!(h.store().counter(MUG), Some(98));
@@ -73,9 +69,7 @@ async fn memory_mode_seeded_from_the_stock_file_reserves() {
 #[tokio::test]
 async fn memory_mode_without_stock_dead_letters_an_order_as_unknown_sku() {
     let h = memory_mode(false);
-    h.feed(&["inventory/order-placed.sqs.json"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&["inventory/order-placed.sqs.json"]).await.unwrap();
     assert!(h.published_kinds().is_empty(), "no StockUnavailable");
     let letters = h.letters();
     assert_eq!(letters.len(), 1, "{letters:?}");
@@ -94,9 +88,7 @@ async fn memory_mode_without_stock_dead_letters_an_order_as_unknown_sku() {
 async fn an_order_refused_for_an_unknown_sku_reserves_once_its_stock_is_loaded_and_redriven() {
     let h = memory_handler(Inventory::default());
     h.store().set_counter(MUG, 10);
-    h.feed(&["inventory/order-placed.sqs.json"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&["inventory/order-placed.sqs.json"]).await.unwrap();
     let letters = h.letters();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(
@@ -108,9 +100,7 @@ async fn an_order_refused_for_an_unknown_sku_reserves_once_its_stock_is_loaded_a
 
     // The operator loads the stock and redrives the dead letter.
     h.store().set_counter(TEA, 5);
-    h.feed(&["inventory/order-placed.sqs.json"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&["inventory/order-placed.sqs.json"]).await.unwrap();
     assert_eq!(h.published_kinds(), ["StockReserved"]);
     assert_eq!(h.store().counter(TEA), Some(4));
 }
@@ -118,9 +108,7 @@ async fn an_order_refused_for_an_unknown_sku_reserves_once_its_stock_is_loaded_a
 #[tokio::test]
 async fn a_reservation_takes_every_line() {
     let h = handler();
-    h.feed(&["inventory/order-placed.sqs.json"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&["inventory/order-placed.sqs.json"]).await.unwrap();
     assert_eq!(h.published_kinds(), ["StockReserved"]);
     assert_eq!(h.store().counter(MUG), Some(8));
     assert_eq!(h.store().counter(TEA), Some(4));
@@ -132,7 +120,7 @@ async fn a_short_line_reserves_nothing_and_names_the_sku() {
     h.store().set_counter(TEA, 0);
     h.feed(&["inventory/order-placed.eventbridge.json"])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(h.store().counter(MUG), Some(10), "all or nothing");
     let messages = h.published_messages();
     match &messages[0].event {
@@ -152,7 +140,7 @@ async fn declined_payment_releases_reserved_stock() {
         "inventory/payment-declined.sqs.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(h.published_kinds(), ["StockReserved", "StockReleased"]);
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
@@ -166,7 +154,7 @@ async fn payment_declined_before_the_order_means_it_is_never_reserved_and_says_s
         "inventory/order-placed.eventbridge.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(h.published_kinds(), ["StockNotReserved"]);
     assert_eq!(h.store().counter(MUG), Some(10));
 }
@@ -182,7 +170,7 @@ async fn duplicates_never_move_stock_twice() {
         "inventory/payment-declined.sqs.json",
         "inventory/payment-declined.eventbridge.json",
     ];
-    h.feed(&files).await.unwrap_or_else(|e| panic!("{e}"));
+    h.feed(&files).await.unwrap();
     assert_eq!(h.store().counter(MUG), Some(10));
     assert_eq!(h.store().counter(TEA), Some(5));
     let distinct: std::collections::HashSet<_> =

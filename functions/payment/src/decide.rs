@@ -307,7 +307,7 @@ mod tests {
     use super::*;
 
     fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-        r.unwrap_or_else(|e| panic!("{e:?}"))
+        r.unwrap()
     }
 
     fn order_id() -> OrderId {

@@ -161,10 +161,10 @@ mod tests {
 
     fn authorize(token: &str, amount: u64) -> GatewayCall {
         GatewayCall::authorize(
-            &OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+            &OrderId::new("ord-1").unwrap(),
             MinorUnits(amount),
-            Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
-            PaymentToken::new(token).unwrap_or_else(|e| panic!("{e}")),
+            Currency::new("EUR").unwrap(),
+            PaymentToken::new(token).unwrap(),
         )
     }
 

@@ -47,9 +47,7 @@ fn ledger(h: &MemoryHandler<Payment<Provider>>) -> Vec<HoldStatus> {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("payment", handler, EXPECTED)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("payment", handler, EXPECTED).await.unwrap();
     assert!(checked >= 12, "only {checked} samples");
 }
 
@@ -64,7 +62,7 @@ async fn both_shapes_decode_to_the_same_event_and_outcome() {
         for shape in ["sqs", "eventbridge"] {
             let h = handler();
             let file = format!("payment/{case}.{shape}.json");
-            let payload = read_sample(&file).unwrap_or_else(|e| panic!("{e}"));
+            let payload = read_sample(&file).unwrap();
             h.invoke(&payload)
                 .await
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -87,7 +85,7 @@ async fn stock_unavailable_after_authorization_voids_the_payment() {
         "payment/stock-unavailable.sqs.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(h.published_kinds(), ["PaymentAuthorized", "PaymentVoided"]);
     assert_eq!(ledger(&h), [HoldStatus::Voided], "no hold left open");
 }
@@ -101,7 +99,7 @@ async fn a_shipment_captures_the_authorization_once() {
         "payment/shipment-scheduled.eventbridge.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(
         h.published_kinds(),
         ["PaymentAuthorized", "PaymentCaptured", "PaymentCaptured"],
@@ -118,7 +116,7 @@ async fn a_provider_timeout_after_a_real_authorization_leaves_no_open_hold() {
     // The provider authorizes, then the answer times out; stock is reported
     // short before the order's redelivery.
     let placed = read_sample("payment/order-placed.sqs.json")
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .replace("tok_visa_4242", "tok_timeout_1");
     match h.invoke(&placed).await {
         Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1),
@@ -127,7 +125,7 @@ async fn a_provider_timeout_after_a_real_authorization_leaves_no_open_hold() {
     assert_eq!(ledger(&h), [HoldStatus::Open], "the hold is real");
     h.feed(&["payment/stock-unavailable.sqs.json"])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     match h.invoke(&placed).await {
         Ok(Response::Batch(b)) => assert!(b.batch_item_failures.is_empty(), "{b:?}"),
         other => panic!("{other:?}"),
@@ -144,7 +142,7 @@ async fn stock_unavailable_before_the_order_means_it_is_never_charged() {
         "payment/order-placed.eventbridge.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let messages = h.published_messages();
     assert_eq!(messages.len(), 1);
     match &messages[0].event {
@@ -161,9 +159,9 @@ async fn stock_unavailable_before_the_order_means_it_is_never_charged() {
 #[tokio::test]
 async fn a_duplicate_delivery_charges_once_and_republishes_the_same_event() {
     let h = handler();
-    let payload = read_sample("payment/order-placed.sqs.json").unwrap_or_else(|e| panic!("{e}"));
+    let payload = read_sample("payment/order-placed.sqs.json").unwrap();
     for _ in 0..3 {
-        h.invoke(&payload).await.unwrap_or_else(|e| panic!("{e}"));
+        h.invoke(&payload).await.unwrap();
     }
     let published = h.published();
     assert_eq!(published.len(), 3);
@@ -174,7 +172,7 @@ async fn a_duplicate_delivery_charges_once_and_republishes_the_same_event() {
 async fn a_flaky_provider_is_retried_by_sqs_until_it_authorizes() {
     let h = handler();
     let payload = read_sample("payment/order-placed.sqs.json")
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .replace("tok_visa_4242", "tok_flaky_2");
     for attempt in 1..=2 {
         match h.invoke(&payload).await {
@@ -208,7 +206,7 @@ async fn a_flaky_provider_is_retried_by_sqs_until_it_authorizes() {
 async fn a_retry_waits_longer_with_each_receive() {
     let h = handler();
     let payload = read_sample("payment/order-placed.sqs.json")
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .replace("tok_visa_4242", "tok_flaky_9")
         .replace(
             "\"ApproximateReceiveCount\": \"1\"",
@@ -231,7 +229,7 @@ async fn a_retry_waits_longer_with_each_receive() {
 async fn a_direct_invocation_with_a_transient_failure_fails_the_invocation() {
     let h = handler();
     let payload = read_sample("payment/order-placed.eventbridge.json")
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .replace("tok_visa_4242", "tok_flaky_1");
     let err = h
         .invoke(&payload)
@@ -251,8 +249,7 @@ async fn a_direct_invocation_with_a_transient_failure_fails_the_invocation() {
 async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
     let h = handler();
     h.dead_letters().fail_sends(true);
-    let payload =
-        read_sample("payment/poison-unknown-version.sqs.json").unwrap_or_else(|e| panic!("{e}"));
+    let payload = read_sample("payment/poison-unknown-version.sqs.json").unwrap();
     match h.invoke(&payload).await {
         Ok(Response::Batch(b)) => assert_eq!(b.batch_item_failures.len(), 1),
         other => panic!("{other:?}"),

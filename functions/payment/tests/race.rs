@@ -88,10 +88,7 @@ async fn a_shortage_committed_during_the_authorization_voids_the_hold_it_made() 
     );
 
     let order = message("payment/order-placed.eventbridge.json");
-    let done = first
-        .process(&order, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let done = first.process(&order, deadline()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 2 });
 
     let holds: Vec<HoldStatus> = ledger.holds().into_iter().map(|h| h.status).collect();

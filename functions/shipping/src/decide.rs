@@ -193,9 +193,9 @@ mod tests {
 
     fn authorized() -> Event {
         Event::PaymentAuthorized(PaymentAuthorized {
-            authorization_id: AuthorizationId::new("auth_1").unwrap_or_else(|e| panic!("{e}")),
+            authorization_id: AuthorizationId::new("auth_1").unwrap(),
             amount_minor: MinorUnits(100),
-            currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+            currency: Currency::new("EUR").unwrap(),
         })
     }
 
@@ -213,9 +213,9 @@ mod tests {
                 reason: DeclineReason::CardDeclined,
             }),
             Event::PaymentVoided(PaymentVoided {
-                authorization_id: AuthorizationId::new("auth_1").unwrap_or_else(|e| panic!("{e}")),
+                authorization_id: AuthorizationId::new("auth_1").unwrap(),
                 amount_minor: MinorUnits(100),
-                currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+                currency: Currency::new("EUR").unwrap(),
             }),
             Event::StockUnavailable(StockUnavailable { short: Vec::new() }),
             Event::StockReleased(StockReleased { lines: r.lines }),

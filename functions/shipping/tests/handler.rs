@@ -23,9 +23,7 @@ fn handler() -> MemoryHandler<Shipping<MemoryLabels>> {
 
 #[tokio::test]
 async fn every_sample_has_its_expected_outcome() {
-    let checked = check_samples("shipping", handler, EXPECTED)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let checked = check_samples("shipping", handler, EXPECTED).await.unwrap();
     assert!(checked >= 16, "only {checked} samples");
 }
 
@@ -42,7 +40,7 @@ async fn both_positives_in_either_order_ship_once_with_a_printable_label() {
         ],
     ] {
         let h = handler();
-        h.feed(&order).await.unwrap_or_else(|e| panic!("{e}"));
+        h.feed(&order).await.unwrap();
         let messages = h.published_messages();
         assert_eq!(messages.len(), 1, "{order:?}");
         let Event::ShipmentScheduled(shipment) = &messages[0].event else {
@@ -81,7 +79,7 @@ async fn the_tracking_number_is_the_same_on_every_delivery_order() {
         ],
     ] {
         let h = handler();
-        h.feed(&order).await.unwrap_or_else(|e| panic!("{e}"));
+        h.feed(&order).await.unwrap();
         if let Some(Event::ShipmentScheduled(s)) =
             h.published_messages().first().map(|m| m.event.clone())
         {
@@ -108,7 +106,7 @@ async fn after_any_negative_event_the_order_never_ships() {
             "shipping/stock-reserved.sqs.json",
         ])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert!(h.published().is_empty(), "{negative}");
         assert!(
             h.processor().service().labels().is_empty(),
@@ -127,7 +125,7 @@ async fn duplicates_ship_once() {
         "shipping/payment-authorized.eventbridge.json",
     ])
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let distinct: std::collections::HashSet<_> =
         h.published().into_iter().map(|e| e.event_id).collect();
     assert_eq!(distinct.len(), 1);

@@ -48,7 +48,7 @@ fn invalid_field(value: &Value) -> String {
 
 #[test]
 fn a_valid_order_decodes_to_the_typed_event() {
-    let message = decode(&order_placed()).unwrap_or_else(|e| panic!("{e}"));
+    let message = decode(&order_placed()).unwrap();
     assert_eq!(message.kind(), EventKind::OrderPlaced);
     assert_eq!(message.meta.order_id.as_str(), "ord-1");
     let Event::OrderPlaced(order) = message.event else {

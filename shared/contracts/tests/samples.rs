@@ -138,8 +138,7 @@ fn every_sample_decodes_and_validates_against_its_schema() {
             let schema_path = events_dir()
                 .join("schemas")
                 .join(format!("{}.json", message.kind().detail_type()));
-            let schema: Value =
-                serde_json::from_str(&read(&schema_path)).unwrap_or_else(|e| panic!("{e}"));
+            let schema: Value = serde_json::from_str(&read(&schema_path)).unwrap();
             let validator = jsonschema::options()
                 .should_validate_formats(true)
                 .build(&schema)
@@ -183,11 +182,10 @@ fn poison_samples_fail_with_the_expected_kind() {
 
 #[test]
 fn schemas_refuse_what_validation_refuses() {
-    let schema: Value = serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let schema: Value = serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced)).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
     let body = envelopes(&events_dir().join("payment/order-placed.eventbridge.json")).remove(0);
-    let envelope: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    let envelope: Value = serde_json::from_str(&body).unwrap();
     let mut detail = envelope["detail"].clone();
     assert!(validator.is_valid(&detail));
     detail["data"]["items"][0]["quantity"] = Value::from(-1);

@@ -209,7 +209,7 @@ mod tests {
     fn read_pem(pem: &[u8]) -> Vec<CertificateDer<'_>> {
         CertificateDer::pem_slice_iter(pem)
             .collect::<Result<_, _>>()
-            .unwrap_or_else(|e| panic!("the PEM does not read back: {e:?}"))
+            .expect("the PEM does not read back")
     }
 
     /// The SDK parses the trust store with `expect` when it builds its first
@@ -223,9 +223,7 @@ mod tests {
             assert!(read.len() >= at_least, "only {} anchors", read.len());
             let mut roots = rustls::RootCertStore::empty();
             for cert in read {
-                roots
-                    .add(cert)
-                    .unwrap_or_else(|e| panic!("rustls refuses an anchor: {e}"));
+                roots.add(cert).expect("rustls refuses an anchor");
             }
         }
         assert_eq!(read_pem(&public), webpki_root_certs::TLS_SERVER_ROOT_CERTS);
@@ -257,7 +255,7 @@ mod tests {
         let expected_pem = pem_of(&expected.into_iter().cloned().collect::<Vec<_>>());
         if std::env::var_os("ORDERFLOW_UPDATE_ROOTS").is_some() {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/aws-roots.pem");
-            std::fs::write(path, &expected_pem).unwrap_or_else(|e| panic!("{path}: {e}"));
+            std::fs::write(path, &expected_pem).expect(path);
         }
         assert!(
             AWS_ROOTS_PEM == expected_pem,

@@ -73,7 +73,7 @@ async fn put_events_retries_only_the_failed_entries() {
     publisher
         .publish(&[entry(1), entry(2), entry(3)])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(first.num_calls(), 1);
     assert_eq!(retry.num_calls(), 1, "only the failed entry is sent again");
 }
@@ -112,10 +112,7 @@ async fn put_events_goes_out_in_chunks_of_ten() {
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&chunk]);
     let publisher = EventBridgePublisher::new(client, "orderflow");
     let entries: Vec<_> = (0..25).map(entry).collect();
-    publisher
-        .publish(&entries)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    publisher.publish(&entries).await.unwrap();
     assert_eq!(chunk.num_calls(), 3);
 }
 
@@ -144,10 +141,7 @@ async fn throttled_put_events_is_retried_by_the_sdk_then_succeeds() {
         )
     );
     let publisher = EventBridgePublisher::new(client, "orderflow");
-    publisher
-        .publish(&[entry(1)])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    publisher.publish(&[entry(1)]).await.unwrap();
     assert_eq!(throttled_then_ok.num_calls(), 2);
 }
 
@@ -232,10 +226,7 @@ async fn a_conditional_check_failure_on_claim_means_duplicate() {
         });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
     let store = DynamoStore::new(client, "payment");
-    let result = store
-        .claim(&ticket())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let result = store.claim(&ticket()).await.unwrap();
     assert_eq!(
         result,
         Claim::Completed(Completed {
@@ -411,7 +402,7 @@ async fn dead_letters_carry_their_reason_as_message_attributes() {
         receive_count: 2,
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(send.num_calls(), 1);
 }
 
@@ -448,7 +439,7 @@ async fn retries_are_delayed_in_their_source_queue_whose_url_is_looked_up_once()
                 .set_successful(Some(Vec::new()))
                 .set_failed(Some(Vec::new()))
                 .build()
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap()
         })
         .times(2)
         .build();
@@ -466,9 +457,7 @@ async fn retries_are_delayed_in_their_source_queue_whose_url_is_looked_up_once()
     ];
     let arn = "arn:aws:sqs:us-east-1:123456789012:orderflow-payment";
     for _ in 0..2 {
-        sink.retry_later(arn, &retries)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        sink.retry_later(arn, &retries).await.unwrap();
     }
     assert_eq!(lookup.num_calls(), 1, "the URL is cached");
     assert_eq!(change.num_calls(), 2);
@@ -493,12 +482,12 @@ async fn a_visibility_change_that_fails_for_a_record_is_an_error() {
             .code("ReceiptHandleIsInvalid")
             .sender_fault(true)
             .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         ChangeMessageVisibilityBatchOutput::builder()
             .set_successful(Some(Vec::new()))
             .failed(failed)
             .build()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     });
     let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, &[&lookup, &change]);
     let sink = SqsDeadLetters::new(client, "http://localhost/dlq");

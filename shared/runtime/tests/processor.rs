@@ -127,16 +127,10 @@ fn deadline() -> Option<SystemTime> {
 async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
     let p = processor(0);
     let message = order();
-    let first = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = p.process(&message, deadline()).await.unwrap();
     assert_eq!(first, Processed::Applied { published: 1 });
     for _ in 0..2 {
-        let again = p
-            .process(&message, deadline())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let again = p.process(&message, deadline()).await.unwrap();
         assert_eq!(again, Processed::Duplicate { republished: 1 });
     }
     assert_eq!(
@@ -161,10 +155,7 @@ async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
     let err = fails(&p, &message).await;
     assert!(!err.is_permanent(), "a publish failure is retried: {err}");
     assert!(p.publisher().inner.published().is_empty());
-    let again = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let again = p.process(&message, deadline()).await.unwrap();
     assert_eq!(again, Processed::Duplicate { republished: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(4));
     assert_eq!(p.publisher().inner.published().len(), 1);
@@ -189,10 +180,7 @@ async fn an_expired_lease_is_taken_over() {
     let message = order();
     let now = chrono::Utc::now().timestamp();
     let _ = p.store().claim(&ticket(&message, now - 1, now - 100)).await;
-    let done = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let done = p.process(&message, deadline()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
 }
 
@@ -205,10 +193,7 @@ async fn a_failed_decision_releases_the_claim_for_the_retry() {
     let err = fails(&p, &message).await;
     assert!(err.to_string().contains("conflict"), "{err}");
     p.store().set_counter("STOCK#X", 1);
-    let done = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let done = p.process(&message, deadline()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(0));
 }
@@ -218,9 +203,9 @@ async fn an_event_the_function_does_not_consume_is_permanent() {
     let p = processor(0);
     let mut message = order();
     message.event = Event::PaymentAuthorized(PaymentAuthorized {
-        authorization_id: AuthorizationId::new("a").unwrap_or_else(|e| panic!("{e}")),
+        authorization_id: AuthorizationId::new("a").unwrap(),
         amount_minor: MinorUnits(1),
-        currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+        currency: Currency::new("EUR").unwrap(),
     });
     let err = fails(&p, &message).await;
     assert!(err.is_permanent());
@@ -232,16 +217,15 @@ fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
     let message = order();
     let emit = || {
         vec![Event::PaymentAuthorized(PaymentAuthorized {
-            authorization_id: AuthorizationId::new("a").unwrap_or_else(|e| panic!("{e}")),
+            authorization_id: AuthorizationId::new("a").unwrap(),
             amount_minor: MinorUnits(1),
-            currency: Currency::new("EUR").unwrap_or_else(|e| panic!("{e}")),
+            currency: Currency::new("EUR").unwrap(),
         })]
     };
     let a = outbox_for(&message, emit());
     let b = outbox_for(&message, emit());
     assert_eq!(a[0].event_id, b[0].event_id);
-    let decoded = Message::from_detail(EventKind::PaymentAuthorized, &a[0].detail)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let decoded = Message::from_detail(EventKind::PaymentAuthorized, &a[0].detail).unwrap();
     assert_eq!(decoded.meta.causation_id, Some(message.meta.event_id));
     assert_eq!(decoded.meta.order_id, message.meta.order_id);
     assert_eq!(decoded.meta.event_id, a[0].event_id);
@@ -312,10 +296,7 @@ fn conflicting(conflicts: u32) -> Processor<Counting, Conflicting, MemoryPublish
 #[tokio::test]
 async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
     let p = conflicting(4);
-    let done = p
-        .process(&order(), deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let done = p.process(&order(), deadline()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
     assert_eq!(p.store().inner.counter("STOCK#X"), Some(4));
 }
@@ -328,10 +309,7 @@ async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
     assert!(!err.is_permanent());
     assert!(err.to_string().contains("after 5 attempts"), "{err}");
     // The claim was released: the redelivery goes through at once.
-    let done = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let done = p.process(&message, deadline()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
 }
 
@@ -365,18 +343,12 @@ fn memory_mode_starts_with_the_services_own_counters_and_none_by_default() {
 async fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republishes() {
     let p = processor(0);
     let message = order();
-    let first = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = p.process(&message, deadline()).await.unwrap();
     assert_eq!(first, Processed::Applied { published: 1 });
     // Day 8: DynamoDB's TTL has removed the idempotency record; a DLQ
     // redrive or an archive replay delivers the event again.
     p.store().expire_event_records();
-    let again = p
-        .process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let again = p.process(&message, deadline()).await.unwrap();
     assert_eq!(again, Processed::Duplicate { republished: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(4), "applied once");
     let published = p.publisher().inner.published();
@@ -391,12 +363,9 @@ async fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_r
 async fn an_event_id_reused_with_other_contents_is_refused_naming_both() {
     let p = processor(0);
     let message = order();
-    p.process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    p.process(&message, deadline()).await.unwrap();
     let mut reused = message.clone();
-    reused.meta.order_id =
-        orderflow_contracts::OrderId::new("ord-someone-else").unwrap_or_else(|e| panic!("{e}"));
+    reused.meta.order_id = orderflow_contracts::OrderId::new("ord-someone-else").unwrap();
     let err = fails(&p, &reused).await;
     assert!(err.is_permanent(), "{err}");
     assert_eq!(err.kind(), "event_id_reused");
@@ -418,9 +387,7 @@ async fn an_event_id_reused_with_other_contents_is_refused_naming_both() {
 async fn an_order_id_opened_again_with_other_contents_is_refused_and_a_retry_is_not() {
     let p = processor(0);
     let message = order();
-    p.process(&message, deadline())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    p.process(&message, deadline()).await.unwrap();
 
     // The storefront retried with a new event id: same order, same data.
     let mut retried = message.clone();
