@@ -258,7 +258,16 @@ async fn a_failed_dlq_send_reports_the_poison_record_as_failed() {
 
 #[tokio::test]
 async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
-    let cases = [("[1, 2]", "malformed"), ("\"text\"", "malformed")];
+    // `[[]]` and `[null]` matter: serde reads a struct from an array too,
+    // field by field, so they once read as an SQS batch of no records (and
+    // as a bus envelope), answered with nothing to retry: the payload was
+    // gone without a trace. The fuzzer found `[[ ] ]`.
+    let cases = [
+        ("[1, 2]", "malformed"),
+        ("\"text\"", "malformed"),
+        ("[[]]", "malformed"),
+        ("[null]", "malformed"),
+    ];
     for (payload, kind) in cases {
         let h = handler();
         match h.invoke(payload).await {
@@ -279,12 +288,19 @@ async fn a_payload_that_is_neither_shape_is_dead_lettered_whole() {
 #[tokio::test]
 async fn a_batch_whose_records_do_not_parse_fails_the_invocation_instead_of_one_dead_letter() {
     let h = handler();
-    let payload = "{\"Records\": [{\"body\": \"no message id\"}]}";
-    let err = h
-        .invoke(payload)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the batch was answered"));
-    assert_eq!(err.kind(), "malformed", "{err}");
-    assert!(h.letters().is_empty());
+    for payload in [
+        "{\"Records\": [{\"body\": \"no message id\"}]}",
+        // A record, or its attributes, as an array: serde would read them
+        // field by field.
+        "{\"Records\": [[\"m-1\", \"{}\"]]}",
+        "{\"Records\": [{\"messageId\": \"m-1\", \"body\": \"{}\", \"attributes\": [\"1\"]}]}",
+    ] {
+        let err = h
+            .invoke(payload)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{payload}: the batch was answered"));
+        assert_eq!(err.kind(), "malformed", "{payload}: {err}");
+        assert!(h.letters().is_empty(), "{payload}");
+    }
 }

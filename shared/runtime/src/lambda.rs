@@ -57,7 +57,7 @@ pub enum Invocation {
 
 /// Tells the two delivery shapes apart and reads the SQS records.
 pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
-    let raw: RawInvocation<'_> = serde_json::from_str(payload).map_err(|e| {
+    let Object(raw): Object<RawInvocation<'_>> = serde_json::from_str(payload).map_err(|e| {
         RecordError::Contract(orderflow_contracts::ContractError::Malformed {
             field: "$".into(),
             reason: e.to_string(),
@@ -68,16 +68,17 @@ pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
     };
     let source = records
         .first()
-        .and_then(|r| r.event_source_arn.as_deref())
+        .and_then(|r| r.0.event_source_arn.as_deref())
         .map(str::to_owned);
     let fifo = source.as_deref().is_some_and(|arn| arn.ends_with(".fifo"));
     let records = records
         .into_iter()
-        .map(|r| Record {
+        .map(|Object(r)| Record {
             message_id: r.message_id,
             body: r.body.into_owned(),
             receive_count: r
                 .attributes
+                .0
                 .approximate_receive_count
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1),
@@ -99,14 +100,44 @@ fn has_records(payload: &str) -> bool {
         #[serde(rename = "Records")]
         records: Option<serde::de::IgnoredAny>,
     }
-    serde_json::from_str::<Probe>(payload).is_ok_and(|p| p.records.is_some())
+    serde_json::from_str::<Object<Probe>>(payload).is_ok_and(|p| p.0.records.is_some())
+}
+
+/// A `T` read only from a JSON object.
+///
+/// serde's derived structs read from an array too, field by field in
+/// order, so without this `[[]]` read as an SQS batch of no records: a
+/// payload answered as done with nothing in it, gone without a trace.
+#[derive(Default)]
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Members<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(Members(std::marker::PhantomData))
+            .map(Object)
+    }
 }
 
 /// The parts of an invocation payload that tell the two shapes apart.
 #[derive(Deserialize)]
 struct RawInvocation<'a> {
     #[serde(rename = "Records", borrow)]
-    records: Option<Vec<SqsRecord<'a>>>,
+    records: Option<Vec<Object<SqsRecord<'a>>>>,
 }
 
 #[derive(Deserialize)]
@@ -118,7 +149,7 @@ struct SqsRecord<'a> {
     #[serde(default)]
     receipt_handle: String,
     #[serde(default, borrow)]
-    attributes: SqsAttributes<'a>,
+    attributes: Object<SqsAttributes<'a>>,
     #[serde(rename = "eventSourceARN", borrow)]
     event_source_arn: Option<Cow<'a, str>>,
 }
