@@ -187,16 +187,11 @@ where
 
 /// What running one record came to: its message id, its disposition and
 /// how long it ran, in milliseconds.
-type Outcome = (String, Disposition, f64);
+type Ran = (String, Disposition, f64);
 
 /// Runs one record's `handled` future, unless too little time is left to
 /// start it, then decides its fate and logs it.
-async fn run_one<U, D>(
-    record: &Record,
-    handled: U,
-    options: BatchOptions,
-    dead_letters: &D,
-) -> Outcome
+async fn run_one<U, D>(record: &Record, handled: U, options: BatchOptions, dead_letters: &D) -> Ran
 where
     U: Future<Output = Result<Handled, Box<dyn Any + Send>>>,
     D: DeadLetterSink,
@@ -251,7 +246,7 @@ where
 async fn in_order<'r, O, U>(records: &'r [Record], function: &'static str, one: O) -> BatchReport
 where
     O: Fn(&'r Record) -> U,
-    U: Future<Output = Outcome>,
+    U: Future<Output = Ran>,
 {
     let mut report = BatchReport::with_capacity(records.len());
     let mut stopped = false;
@@ -280,10 +275,10 @@ where
 async fn concurrently<'r, O, U>(records: &'r [Record], concurrency: usize, one: O) -> BatchReport
 where
     O: Fn(&'r Record) -> U,
-    U: Future<Output = Outcome>,
+    U: Future<Output = Ran>,
 {
     let mut report = BatchReport::with_capacity(records.len());
-    let mut indexed: Vec<(usize, Outcome)> = stream::iter(records.iter().enumerate())
+    let mut indexed: Vec<(usize, Ran)> = stream::iter(records.iter().enumerate())
         .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
         .buffer_unordered(concurrency.max(1))
         .collect()
