@@ -265,6 +265,8 @@ impl Flow {
         ))
     }
 
+    /// Sets up the trace's queue and rule, replays the window to that rule
+    /// alone, and returns the bodies the queue received.
     async fn trace_into(
         &self,
         scratch: &mut Scratch,
@@ -273,6 +275,20 @@ impl Flow {
         to: DateTime<Utc>,
         progress: impl FnMut(&str),
     ) -> Result<Vec<String>> {
+        let (queue_url, queue_arn) = self.create_trace_queue(scratch).await?;
+        let rule_arn = self.create_trace_rule(scratch, order).await?;
+        self.let_rule_send(&queue_url, &queue_arn, &rule_arn)
+            .await?;
+        self.target_trace_queue(&scratch.name, &queue_arn).await?;
+        // The queue keeps what the rule delivers while the replay runs.
+        self.replay_to_rule(&scratch.name, &rule_arn, from, to, progress)
+            .await?;
+        self.read_until_quiet(&queue_url).await
+    }
+
+    /// Creates the trace's queue, recorded in `scratch` at once so that it
+    /// is deleted however the trace ends; returns its URL and ARN.
+    async fn create_trace_queue(&self, scratch: &mut Scratch) -> Result<(String, String)> {
         let queue = self
             .sqs
             .create_queue()
@@ -285,7 +301,13 @@ impl Flow {
         let queue_url = queue.queue_url().context("CreateQueue gave no URL")?;
         scratch.queue_url = Some(queue_url.to_owned());
         let queue_arn = self.queue_arn(queue_url).await?;
+        Ok((queue_url.to_owned(), queue_arn))
+    }
 
+    /// Creates the trace's rule, matching only `order`'s events, recorded in
+    /// `scratch` at once so that it is deleted however the trace ends;
+    /// returns its ARN.
+    async fn create_trace_rule(&self, scratch: &mut Scratch, order: &OrderId) -> Result<String> {
         let pattern = json!({
             "source": [{"prefix": "orderflow."}],
             "detail": {"order_id": [order.as_str()]},
@@ -302,7 +324,11 @@ impl Flow {
             .context("PutRule for the trace failed")?;
         let rule_arn = rule.rule_arn().context("PutRule gave no ARN")?.to_owned();
         scratch.rule_arn = Some(rule_arn.clone());
+        Ok(rule_arn)
+    }
 
+    /// Lets the trace's rule, and only it, send to the trace's queue.
+    async fn let_rule_send(&self, queue_url: &str, queue_arn: &str, rule_arn: &str) -> Result<()> {
         let policy = json!({
             "Version": "2012-10-17",
             "Statement": [{
@@ -320,15 +346,20 @@ impl Flow {
             .send()
             .await
             .context("SetQueueAttributes (policy) for the trace failed")?;
+        Ok(())
+    }
+
+    /// Makes the trace's queue the one target of the trace's rule.
+    async fn target_trace_queue(&self, rule: &str, queue_arn: &str) -> Result<()> {
         let target = Target::builder()
             .id("trace")
-            .arn(&queue_arn)
+            .arn(queue_arn)
             .build()
             .context("trace target")?;
         let put = self
             .events
             .put_targets()
-            .rule(&scratch.name)
+            .rule(rule)
             .event_bus_name(&self.stack.bus)
             .targets(target)
             .send()
@@ -340,15 +371,26 @@ impl Flow {
                 put.failed_entries()
             );
         }
+        Ok(())
+    }
 
+    /// Replays the window onto the bus for the trace's rule alone, and
+    /// fails unless the replay completes.
+    async fn replay_to_rule(
+        &self,
+        name: &str,
+        rule_arn: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        progress: impl FnMut(&str),
+    ) -> Result<()> {
         let destination = ReplayDestination::builder()
             .arn(&self.stack.bus_arn)
-            .filter_arns(&rule_arn)
+            .filter_arns(rule_arn)
             .build()
             .context("replay destination")?;
-        // The queue keeps what the rule delivers while the replay runs.
         let replayed = self
-            .run_replay(&scratch.name, from, to, destination, progress)
+            .run_replay(name, from, to, destination, progress)
             .await?;
         if replayed.state != ReplayState::Completed.as_str() {
             bail!(
@@ -358,6 +400,11 @@ impl Flow {
                 replayed.reason.unwrap_or_default()
             );
         }
+        Ok(())
+    }
+
+    /// Reads the trace's queue until it has been quiet twice running.
+    async fn read_until_quiet(&self, queue_url: &str) -> Result<Vec<String>> {
         // Delivery from the rule to the queue lags the replay's end.
         let mut bodies = Vec::new();
         let mut quiet = 0;

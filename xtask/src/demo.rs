@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use orderflow_contracts::{Message, Sku};
 use orderflow_flow::order::{self, new_order_id};
 use orderflow_flow::{Flow, OrderSpec, Outcome, Seen};
+use tokio::runtime::Runtime;
 
 use crate::target::Target;
 use crate::{deploy, project_root};
@@ -34,13 +35,29 @@ pub fn demo(args: &[String]) -> Result<()> {
     runtime.block_on(seed_file(&flow))?;
 
     step("3/4 place orders");
+    let orders = demo_orders()?;
+    let messages = orders
+        .iter()
+        .map(|(o, _)| o.message())
+        .collect::<Result<Vec<_>>>()?;
+    for (message, (_, expected)) in messages.iter().zip(&orders) {
+        println!("  {}  expect {expected}", message.meta.order_id);
+    }
+
+    step("4/4 live timeline (every event on the bus, as the audit queue delivers it)");
+    let results = runtime.block_on(follow(&flow, &messages))?;
+    sum_up(&runtime, &flow, &orders, &results)
+}
+
+/// The demo's orders, each with the outcome it should come to.
+fn demo_orders() -> Result<[(OrderSpec, Outcome); 4]> {
     let stock = |sku: &str| Sku::new(sku).map_err(anyhow::Error::msg);
     let (mug, tea, kettle) = (
         stock("SKU-RED-MUG")?,
         stock("SKU-TEA-250G")?,
         stock("SKU-GOLD-KETTLE")?,
     );
-    let orders = [
+    Ok([
         (
             OrderSpec::new(new_order_id("mug-and-tea")?, "tok_visa_4242")
                 .line(&mug, 2, 1250)
@@ -59,51 +76,27 @@ pub fn demo(args: &[String]) -> Result<()> {
             OrderSpec::new(new_order_id("no-kettle")?, "tok_visa_4242").line(&kettle, 1, 15900),
             Outcome::OutOfStock,
         ),
-    ];
-    let messages = orders
-        .iter()
-        .map(|(o, _)| o.message())
-        .collect::<Result<Vec<_>>>()?;
-    for (message, (_, expected)) in messages.iter().zip(&orders) {
-        println!("  {}  expect {expected}", message.meta.order_id);
-    }
+    ])
+}
 
-    step("4/4 live timeline (every event on the bus, as the audit queue delivers it)");
-    let results = runtime.block_on(follow(&flow, &messages))?;
-
+/// Prints a table of how each order settled beside the provider's ledger,
+/// and fails unless every order settled as expected.
+fn sum_up(
+    runtime: &Runtime,
+    flow: &Flow,
+    orders: &[(OrderSpec, Outcome)],
+    results: &[(Outcome, Option<Duration>)],
+) -> Result<()> {
     println!(
         "\n{:<34} {:<13} {:<13} {:>9}  provider's ledger",
         "order", "outcome", "expected", "latency"
     );
     let mut failed = 0;
     let mut open = 0;
-    for ((order, expected), (outcome, latency)) in orders.iter().zip(&results) {
-        // What the provider says, not what our events say: captured for a
-        // shipped order, declined, voided or never asked otherwise.
-        let ledger =
-            runtime.block_on(flow.check_ledger(order.order_id(), *outcome, order.total_minor()));
-        let provider = match &ledger {
-            Ok(Some(hold)) => format!("{} {}", hold.status, hold.amount_minor.0),
-            Ok(None) => "never asked".to_owned(),
-            Err(err) => format!("{err:#}"),
-        };
-        open += usize::from(matches!(
-            runtime.block_on(flow.hold(order.order_id())),
-            Ok(Some(hold)) if hold.status == orderflow_flow::HoldStatus::Open
-        ));
-        let ok = outcome == expected && ledger.is_ok();
+    for ((order, expected), (outcome, latency)) in orders.iter().zip(results) {
+        let (ok, held) = summary_row(runtime, flow, order, *expected, *outcome, *latency);
+        open += usize::from(held);
         failed += usize::from(!ok);
-        let latency = latency
-            .map(|l| format!("{:.2}s", l.as_secs_f64()))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:<34} {:<13} {:<13} {:>9}  {provider}{}",
-            order.order_id().as_str(),
-            outcome.to_string(),
-            expected.to_string(),
-            latency,
-            if ok { "" } else { "  <- not as expected" }
-        );
     }
     if failed > 0 {
         bail!(
@@ -116,6 +109,44 @@ pub fn demo(args: &[String]) -> Result<()> {
         orders.len()
     );
     Ok(())
+}
+
+/// Prints one order's row of the summary table. Returns whether it settled
+/// as expected, and whether the provider still holds an open hold for it.
+fn summary_row(
+    runtime: &Runtime,
+    flow: &Flow,
+    order: &OrderSpec,
+    expected: Outcome,
+    outcome: Outcome,
+    latency: Option<Duration>,
+) -> (bool, bool) {
+    // What the provider says, not what our events say: captured for a
+    // shipped order, declined, voided or never asked otherwise.
+    let ledger =
+        runtime.block_on(flow.check_ledger(order.order_id(), outcome, order.total_minor()));
+    let provider = match &ledger {
+        Ok(Some(hold)) => format!("{} {}", hold.status, hold.amount_minor.0),
+        Ok(None) => "never asked".to_owned(),
+        Err(err) => format!("{err:#}"),
+    };
+    let held = matches!(
+        runtime.block_on(flow.hold(order.order_id())),
+        Ok(Some(hold)) if hold.status == orderflow_flow::HoldStatus::Open
+    );
+    let ok = outcome == expected && ledger.is_ok();
+    let latency = latency
+        .map(|l| format!("{:.2}s", l.as_secs_f64()))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "{:<34} {:<13} {:<13} {:>9}  {provider}{}",
+        order.order_id().as_str(),
+        outcome.to_string(),
+        expected.to_string(),
+        latency,
+        if ok { "" } else { "  <- not as expected" }
+    );
+    (ok, held)
 }
 
 /// `cargo xtask place-order [--file F] [--as-is]`: places one order and

@@ -641,6 +641,7 @@ impl Graph {
         });
     }
 
+    /// Reads the diagram from the template and the contracts.
     fn build(t: &Template<'_>) -> Result<Self> {
         let mut g = Self::default();
         let buses: Vec<&str> = t.of_type(BUS).map(|(id, _)| id).collect();
@@ -651,7 +652,16 @@ impl Graph {
                 format!("{}<br/>EventBridge bus", escape(bus)),
             );
         }
+        g.add_archives(t)?;
+        g.add_queues(t)?;
+        g.add_rules(t)?;
+        let owned_sources = g.add_functions(t, &buses)?;
+        g.add_producers(&buses, &owned_sources)?;
+        Ok(g)
+    }
 
+    /// Adds each archive, fed by its bus with what its pattern keeps.
+    fn add_archives(&mut self, t: &Template<'_>) -> Result<()> {
         for (id, archive) in t.of_type(ARCHIVE) {
             let what = format!("archive `{id}`");
             let source = property(archive, "SourceArn")
@@ -662,16 +672,21 @@ impl Graph {
             };
             let days = property(archive, "RetentionDays").and_then(Value::as_u64);
             let kept = days.map_or("kept forever".to_owned(), |d| format!("{d} days"));
-            g.node(
+            self.node(
                 Shape::Archive,
                 id,
                 format!("{}<br/>archive, {kept}", escape(id)),
             );
             for bus in t.targets(source, &[BUS], &format!("{what}'s SourceArn"))? {
-                g.edge(Stage::Archive, bus, id, label.clone());
+                self.edge(Stage::Archive, bus, id, label.clone());
             }
         }
+        Ok(())
+    }
 
+    /// Adds each queue, drawn as a dead-letter queue if some queue's redrive
+    /// policy names it, and the redrive edges.
+    fn add_queues(&mut self, t: &Template<'_>) -> Result<()> {
         let mut dead_letters = BTreeSet::new();
         for (id, queue) in t.of_type(QUEUE) {
             let Some(redrive) = property(queue, "RedrivePolicy") else {
@@ -687,7 +702,7 @@ impl Graph {
             };
             for dlq in t.targets(target, &[QUEUE], &what)? {
                 dead_letters.insert(dlq);
-                g.edge(Stage::Redrive, id, dlq, label.clone());
+                self.edge(Stage::Redrive, id, dlq, label.clone());
             }
         }
         for (id, _) in t.of_type(QUEUE) {
@@ -696,19 +711,24 @@ impl Graph {
             } else {
                 Shape::Queue
             };
-            g.node(shape, id, escape(id));
+            self.node(shape, id, escape(id));
         }
+        Ok(())
+    }
 
+    /// Adds each rule, matched on its bus (the default bus if it names
+    /// none) with what its pattern matches, and its targets.
+    fn add_rules(&mut self, t: &Template<'_>) -> Result<()> {
         for (id, rule) in t.of_type(RULE) {
             let what = format!("rule `{id}`");
-            g.node(Shape::Rule, id, escape(id));
+            self.node(Shape::Rule, id, escape(id));
             let pattern = property(rule, "EventPattern")
                 .with_context(|| format!("{what} has no EventPattern"))?;
             let label = Pattern::read(pattern, &what)?.label(&what)?;
             let rule_buses = match property(rule, "EventBusName") {
                 Some(name) => t.targets(name, &[BUS], &format!("{what}'s EventBusName"))?,
                 None => {
-                    g.node(
+                    self.node(
                         Shape::Bus,
                         DEFAULT_BUS,
                         "default<br/>EventBridge bus".to_owned(),
@@ -717,69 +737,120 @@ impl Graph {
                 }
             };
             for bus in rule_buses {
-                g.edge(Stage::Match, bus, id, label.clone());
+                self.edge(Stage::Match, bus, id, label.clone());
             }
-            let targets = property(rule, "Targets")
-                .and_then(Value::as_sequence)
-                .with_context(|| format!("{what} has no Targets list"))?;
-            for target in targets {
-                let target_id = target
-                    .get("Id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no Id)");
-                let what = format!("{what}, target `{target_id}`");
-                let arn = target
-                    .get("Arn")
-                    .with_context(|| format!("{what} has no Arn"))?;
-                for to in t.targets(arn, &[QUEUE, FUNCTION], &what)? {
-                    g.edge(Stage::Target, id, to, String::new());
-                }
+            self.add_rule_targets(t, id, rule, &what)?;
+        }
+        Ok(())
+    }
+
+    /// Adds an edge from rule `id` to each queue or function it targets.
+    fn add_rule_targets(
+        &mut self,
+        t: &Template<'_>,
+        id: &str,
+        rule: &Resource<'_>,
+        what: &str,
+    ) -> Result<()> {
+        let targets = property(rule, "Targets")
+            .and_then(Value::as_sequence)
+            .with_context(|| format!("{what} has no Targets list"))?;
+        for target in targets {
+            let target_id = target
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or("(no Id)");
+            let what = format!("{what}, target `{target_id}`");
+            let arn = target
+                .get("Arn")
+                .with_context(|| format!("{what} has no Arn"))?;
+            for to in t.targets(arn, &[QUEUE, FUNCTION], &what)? {
+                self.edge(Stage::Target, id, to, String::new());
             }
         }
+        Ok(())
+    }
 
+    /// Adds each function, the queues it consumes and the events it emits;
+    /// returns the event sources the functions own.
+    fn add_functions(
+        &mut self,
+        t: &Template<'_>,
+        buses: &[&str],
+    ) -> Result<BTreeSet<&'static str>> {
         let mut owned_sources = BTreeSet::new();
         for (id, function) in t.of_type(FUNCTION) {
             let name = function_name(id, function);
-            g.node(
+            self.node(
                 Shape::Function,
                 id,
                 format!("{}<br/>lambda: {}", escape(id), escape(&name)),
             );
-            let events = property(function, "Events").and_then(Value::as_mapping);
-            for (event, spec) in events.into_iter().flatten() {
-                if spec.get("Type").and_then(Value::as_str) != Some("SQS") {
-                    continue;
-                }
-                let event = event.as_str().unwrap_or_default();
-                let what = format!("function `{id}`, event `{event}`");
-                let queue = spec
-                    .get("Properties")
-                    .and_then(|p| p.get("Queue"))
-                    .with_context(|| format!("{what} has no Properties.Queue"))?;
-                for queue in t.targets(queue, &[QUEUE], &format!("{what}'s Queue"))? {
-                    g.edge(Stage::Consume, queue, id, String::new());
-                }
-            }
-            let emits: Vec<EventKind> = EventKind::ALL
-                .into_iter()
-                .filter(|k| source_owner(k.source()) == name)
-                .collect();
-            if emits.is_empty() {
+            self.add_consumed_queues(t, id, function)?;
+            self.add_emits(id, function, &name, buses, &mut owned_sources)?;
+        }
+        Ok(owned_sources)
+    }
+
+    /// Adds an edge to function `id` from each queue its SQS events read.
+    fn add_consumed_queues(
+        &mut self,
+        t: &Template<'_>,
+        id: &str,
+        function: &Resource<'_>,
+    ) -> Result<()> {
+        let events = property(function, "Events").and_then(Value::as_mapping);
+        for (event, spec) in events.into_iter().flatten() {
+            if spec.get("Type").and_then(Value::as_str) != Some("SQS") {
                 continue;
             }
-            owned_sources.extend(emits.iter().map(|k| k.source()));
-            let label = emits
-                .iter()
-                .map(|k| escape(k.detail_type()))
-                .collect::<Vec<_>>()
-                .join("<br/>");
-            for bus in function_buses(function, &buses)
-                .with_context(|| format!("function `{id}` emits {}", emits[0].source()))?
-            {
-                g.edge(Stage::Emit, id, bus, label.clone());
+            let event = event.as_str().unwrap_or_default();
+            let what = format!("function `{id}`, event `{event}`");
+            let queue = spec
+                .get("Properties")
+                .and_then(|p| p.get("Queue"))
+                .with_context(|| format!("{what} has no Properties.Queue"))?;
+            for queue in t.targets(queue, &[QUEUE], &format!("{what}'s Queue"))? {
+                self.edge(Stage::Consume, queue, id, String::new());
             }
         }
+        Ok(())
+    }
 
+    /// Adds an edge from function `id` (named `name`) to each bus it emits
+    /// its kinds onto, if it emits any, and records their source as owned.
+    fn add_emits(
+        &mut self,
+        id: &str,
+        function: &Resource<'_>,
+        name: &str,
+        buses: &[&str],
+        owned_sources: &mut BTreeSet<&'static str>,
+    ) -> Result<()> {
+        let emits: Vec<EventKind> = EventKind::ALL
+            .into_iter()
+            .filter(|k| source_owner(k.source()) == name)
+            .collect();
+        if emits.is_empty() {
+            return Ok(());
+        }
+        owned_sources.extend(emits.iter().map(|k| k.source()));
+        let label = emits
+            .iter()
+            .map(|k| escape(k.detail_type()))
+            .collect::<Vec<_>>()
+            .join("<br/>");
+        for bus in function_buses(function, buses)
+            .with_context(|| format!("function `{id}` emits {}", emits[0].source()))?
+        {
+            self.edge(Stage::Emit, id, bus, label.clone());
+        }
+        Ok(())
+    }
+
+    /// Adds a producer outside the stack for each source no function owns,
+    /// publishing onto the template's one bus.
+    fn add_producers(&mut self, buses: &[&str], owned_sources: &BTreeSet<&str>) -> Result<()> {
         let mut producers: BTreeMap<&str, Vec<EventKind>> = BTreeMap::new();
         for kind in EventKind::ALL {
             if !owned_sources.contains(kind.source()) {
@@ -787,7 +858,7 @@ impl Graph {
             }
         }
         for (source, kinds) in producers {
-            let [bus] = buses.as_slice() else {
+            let [bus] = buses else {
                 bail!(
                     "no function emits the {source} events, so they come from outside the \
                      stack, but the template has {} buses for them to come in on",
@@ -795,15 +866,15 @@ impl Graph {
                 );
             };
             let id = format!("src_{}", source_owner(source));
-            g.node(Shape::Producer, &id, escape(source));
+            self.node(Shape::Producer, &id, escape(source));
             let label = kinds
                 .iter()
                 .map(|k| escape(k.detail_type()))
                 .collect::<Vec<_>>()
                 .join("<br/>");
-            g.edge(Stage::Publish, &id, bus, label);
+            self.edge(Stage::Publish, &id, bus, label);
         }
-        Ok(g)
+        Ok(())
     }
 
     fn mermaid(&self) -> String {

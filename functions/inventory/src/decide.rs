@@ -17,8 +17,8 @@
 use std::fmt;
 
 use orderflow_contracts::{
-    Event, LineItem, NotReservedReason, ReservedLine, ShortLine, Sku, StockNotReserved,
-    StockReleased, StockReserved, StockUnavailable,
+    Event, LineItem, NotReservedReason, OrderPlaced, ReservedLine, ShortLine, Sku,
+    StockNotReserved, StockReleased, StockReserved, StockUnavailable,
 };
 use orderflow_runtime::Decision;
 use orderflow_runtime::store::CounterChange;
@@ -101,83 +101,9 @@ pub fn decide(
     stock: &[Option<i64>],
 ) -> Result<Decision<InventoryState>, UnknownSkus> {
     Ok(match (event, &state.status) {
-        (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => decision(
-            InventoryState {
-                status: Status::NotReserved,
-                ..state
-            },
-            Vec::new(),
-            vec![Event::StockNotReserved(StockNotReserved {
-                reason: NotReservedReason::PaymentDeclined,
-            })],
-        ),
-        (Event::OrderPlaced(order), Status::Pending) => {
-            let levels = levels(&order.items, stock)?;
-            let short: Vec<ShortLine> = order
-                .items
-                .iter()
-                .zip(levels)
-                .filter_map(|(item, level)| {
-                    // A record below zero, which commits never leave, still
-                    // has nothing to take.
-                    let available = level.max(0);
-                    (available < i64::from(item.quantity.get())).then(|| ShortLine {
-                        sku: item.sku.clone(),
-                        requested: item.quantity.get(),
-                        available: available as u64,
-                    })
-                })
-                .collect();
-            if !short.is_empty() {
-                let event = Event::StockUnavailable(StockUnavailable {
-                    short: short.clone(),
-                });
-                return Ok(decision(
-                    InventoryState {
-                        status: Status::Unavailable { short },
-                        ..state
-                    },
-                    Vec::new(),
-                    vec![event],
-                ));
-            }
-            let lines: Vec<ReservedLine> = order
-                .items
-                .iter()
-                .map(|item| ReservedLine {
-                    sku: item.sku.clone(),
-                    quantity: item.quantity,
-                })
-                .collect();
-            let counters = changes(&lines, -1);
-            let event = Event::StockReserved(StockReserved {
-                lines: lines.clone(),
-                ship_to: order.shipping_address.clone(),
-            });
-            decision(
-                InventoryState {
-                    status: Status::Reserved { lines },
-                    ..state
-                },
-                counters,
-                vec![event],
-            )
-        }
-        (Event::PaymentDeclined(_), Status::Reserved { lines }) => {
-            let lines = lines.clone();
-            let counters = changes(&lines, 1);
-            let event = Event::StockReleased(StockReleased {
-                lines: lines.clone(),
-            });
-            decision(
-                InventoryState {
-                    status: Status::Released { lines },
-                    payment_declined: true,
-                },
-                counters,
-                vec![event],
-            )
-        }
+        (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => not_reserved(state),
+        (Event::OrderPlaced(order), Status::Pending) => reserve(state, order, stock)?,
+        (Event::PaymentDeclined(_), Status::Reserved { lines }) => release(lines.clone()),
         (Event::PaymentDeclined(_), _) => decision(
             InventoryState {
                 payment_declined: true,
@@ -188,6 +114,100 @@ pub fn decide(
         ),
         _ => decision(state, Vec::new(), Vec::new()),
     })
+}
+
+/// An order arriving after its payment was declined: nothing reserved, and
+/// the order says why.
+fn not_reserved(state: InventoryState) -> Decision<InventoryState> {
+    decision(
+        InventoryState {
+            status: Status::NotReserved,
+            ..state
+        },
+        Vec::new(),
+        vec![Event::StockNotReserved(StockNotReserved {
+            reason: NotReservedReason::PaymentDeclined,
+        })],
+    )
+}
+
+/// Reserves every line of a pending order, or nothing if any line is short.
+fn reserve(
+    state: InventoryState,
+    order: &OrderPlaced,
+    stock: &[Option<i64>],
+) -> Result<Decision<InventoryState>, UnknownSkus> {
+    let levels = levels(&order.items, stock)?;
+    let short = short_lines(&order.items, levels);
+    if !short.is_empty() {
+        let event = Event::StockUnavailable(StockUnavailable {
+            short: short.clone(),
+        });
+        return Ok(decision(
+            InventoryState {
+                status: Status::Unavailable { short },
+                ..state
+            },
+            Vec::new(),
+            vec![event],
+        ));
+    }
+    let lines: Vec<ReservedLine> = order
+        .items
+        .iter()
+        .map(|item| ReservedLine {
+            sku: item.sku.clone(),
+            quantity: item.quantity,
+        })
+        .collect();
+    let counters = changes(&lines, -1);
+    let event = Event::StockReserved(StockReserved {
+        lines: lines.clone(),
+        ship_to: order.shipping_address.clone(),
+    });
+    Ok(decision(
+        InventoryState {
+            status: Status::Reserved { lines },
+            ..state
+        },
+        counters,
+        vec![event],
+    ))
+}
+
+/// The lines whose sku has less stock than they ask for, in line order.
+fn short_lines(items: &[LineItem], levels: Vec<i64>) -> Vec<ShortLine> {
+    items
+        .iter()
+        .zip(levels)
+        .filter_map(|(item, level)| {
+            // A record below zero, which commits never leave, still
+            // has nothing to take.
+            let available = level.max(0);
+            (available < i64::from(item.quantity.get())).then(|| ShortLine {
+                sku: item.sku.clone(),
+                requested: item.quantity.get(),
+                available: available as u64,
+            })
+        })
+        .collect()
+}
+
+/// Releases a reservation after the payment was declined, returning its
+/// stock.
+fn release(lines: Vec<ReservedLine>) -> Decision<InventoryState> {
+    let counters = changes(&lines, 1);
+    let event = Event::StockReleased(StockReleased {
+        lines: lines.clone(),
+    });
+    decision(
+        InventoryState {
+            status: Status::Released { lines },
+            payment_declined: true,
+        },
+        counters,
+        vec![event],
+    )
 }
 
 /// The stock level of each line's sku, or every sku with no stock record.
@@ -208,6 +228,7 @@ fn levels(items: &[LineItem], stock: &[Option<i64>]) -> Result<Vec<i64>, Unknown
     }
 }
 
+/// The counter changes that take (`sign` -1) or return (`sign` 1) `lines`.
 fn changes(lines: &[ReservedLine], sign: i64) -> Vec<CounterChange> {
     lines
         .iter()
@@ -218,6 +239,7 @@ fn changes(lines: &[ReservedLine], sign: i64) -> Vec<CounterChange> {
         .collect()
 }
 
+/// A decision from its parts.
 fn decision(
     state: InventoryState,
     counters: Vec<CounterChange>,

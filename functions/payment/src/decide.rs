@@ -188,7 +188,7 @@ pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
     let Call {
         state,
         call,
-        mut emitted,
+        emitted,
         ..
     } = call;
     match (&call, result, &state.status) {
@@ -200,33 +200,7 @@ pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
             },
             GatewayResult::Authorized(id),
             _,
-        ) => {
-            emitted.push(Event::PaymentAuthorized(PaymentAuthorized {
-                authorization_id: id.clone(),
-                amount_minor: *amount_minor,
-                currency: *currency,
-            }));
-            let state = PaymentState {
-                status: Status::Authorized {
-                    authorization_id: id,
-                    amount_minor: *amount_minor,
-                    currency: *currency,
-                },
-                ..state
-            };
-            if state.stock_unavailable {
-                // Stock was reported short while the authorization was in
-                // flight: the hold it made is released at once.
-                return match void(state, order_id) {
-                    Plan::Call(mut next) => {
-                        next.emitted = emitted;
-                        Plan::Call(next)
-                    }
-                    apply => apply,
-                };
-            }
-            Plan::Apply(Decision::emit(state, emitted))
-        }
+        ) => authorized(state, order_id, id, *amount_minor, *currency, emitted),
         (GatewayCall::Authorize { .. }, GatewayResult::Declined(reason), _) => {
             Plan::Apply(declined(state, reason, emitted))
         }
@@ -238,20 +212,12 @@ pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
                 amount_minor,
                 currency,
             },
-        ) => {
-            emitted.push(Event::PaymentVoided(PaymentVoided {
-                authorization_id: authorization_id.clone(),
-                amount_minor: *amount_minor,
-                currency: *currency,
-            }));
-            let state = PaymentState {
-                status: Status::Voided {
-                    authorization_id: authorization_id.clone(),
-                },
-                stock_unavailable: true,
-            };
-            Plan::Apply(Decision::emit(state, emitted))
-        }
+        ) => Plan::Apply(voided(
+            authorization_id.clone(),
+            *amount_minor,
+            *currency,
+            emitted,
+        )),
         (
             GatewayCall::Capture { .. },
             GatewayResult::Captured,
@@ -260,27 +226,100 @@ pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
                 amount_minor,
                 currency,
             },
-        ) => {
-            emitted.push(Event::PaymentCaptured(PaymentCaptured {
-                authorization_id: authorization_id.clone(),
-                amount_minor: *amount_minor,
-                currency: *currency,
-            }));
-            let state = PaymentState {
-                status: Status::Captured {
-                    authorization_id: authorization_id.clone(),
-                    amount_minor: *amount_minor,
-                    currency: *currency,
-                },
-                ..state
-            };
-            Plan::Apply(Decision::emit(state, emitted))
-        }
+        ) => Plan::Apply(captured(
+            authorization_id.clone(),
+            *amount_minor,
+            *currency,
+            state,
+            emitted,
+        )),
         // An answer that does not fit the call or the state changes nothing.
         _ => Plan::Apply(Decision::emit(state, emitted)),
     }
 }
 
+/// Records a granted authorization, and voids it at once if stock was
+/// reported short while it was in flight.
+fn authorized(
+    state: PaymentState,
+    order_id: &OrderId,
+    authorization_id: AuthorizationId,
+    amount_minor: MinorUnits,
+    currency: Currency,
+    mut emitted: Vec<Event>,
+) -> Plan {
+    emitted.push(Event::PaymentAuthorized(PaymentAuthorized {
+        authorization_id: authorization_id.clone(),
+        amount_minor,
+        currency,
+    }));
+    let state = PaymentState {
+        status: Status::Authorized {
+            authorization_id,
+            amount_minor,
+            currency,
+        },
+        ..state
+    };
+    if state.stock_unavailable {
+        // Stock was reported short while the authorization was in
+        // flight: the hold it made is released at once.
+        return match void(state, order_id) {
+            Plan::Call(mut next) => {
+                next.emitted = emitted;
+                Plan::Call(next)
+            }
+            apply => apply,
+        };
+    }
+    Plan::Apply(Decision::emit(state, emitted))
+}
+
+/// Records a voided authorization; voids only follow short stock, hence
+/// `stock_unavailable`.
+fn voided(
+    authorization_id: AuthorizationId,
+    amount_minor: MinorUnits,
+    currency: Currency,
+    mut emitted: Vec<Event>,
+) -> Decision<PaymentState> {
+    emitted.push(Event::PaymentVoided(PaymentVoided {
+        authorization_id: authorization_id.clone(),
+        amount_minor,
+        currency,
+    }));
+    let state = PaymentState {
+        status: Status::Voided { authorization_id },
+        stock_unavailable: true,
+    };
+    Decision::emit(state, emitted)
+}
+
+/// Records a captured authorization: the order shipped and was charged.
+fn captured(
+    authorization_id: AuthorizationId,
+    amount_minor: MinorUnits,
+    currency: Currency,
+    state: PaymentState,
+    mut emitted: Vec<Event>,
+) -> Decision<PaymentState> {
+    emitted.push(Event::PaymentCaptured(PaymentCaptured {
+        authorization_id: authorization_id.clone(),
+        amount_minor,
+        currency,
+    }));
+    let state = PaymentState {
+        status: Status::Captured {
+            authorization_id,
+            amount_minor,
+            currency,
+        },
+        ..state
+    };
+    Decision::emit(state, emitted)
+}
+
+/// Records a decline: the order is never charged.
 fn declined(
     state: PaymentState,
     reason: DeclineReason,

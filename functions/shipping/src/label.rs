@@ -392,27 +392,39 @@ fn format_weight(grams: u32) -> String {
 /// Builds the page content stream for `label`.
 fn page_content(label: &Label<'_>) -> String {
     let mut c = Content::default();
-    let inner_w = PAGE_W - 2.0 * MARGIN;
-    let center_x = PAGE_W / 2.0;
-    let right = PAGE_W - MARGIN;
+    draw_frame(&mut c);
+    draw_from(&mut c, label);
+    draw_service_and_weight(&mut c, label);
+    draw_ship_to(&mut c, label);
+    draw_order_and_pickup(&mut c, label);
+    draw_tracking(&mut c, label);
+    c.ops
+}
 
-    // Frame and section rules.
+/// Draws the frame and the rules between the sections.
+fn draw_frame(c: &mut Content) {
+    let inner_w = PAGE_W - 2.0 * MARGIN;
+    let right = PAGE_W - MARGIN;
     c.stroke_rect(1.5, MARGIN, MARGIN, inner_w, PAGE_H - 2.0 * MARGIN);
     c.line(1.0, 180.0, 340.0, 180.0, PAGE_H - MARGIN);
     c.line(1.5, MARGIN, 340.0, right, 340.0);
     c.line(1.5, MARGIN, 200.0, right, 200.0);
     c.line(1.5, MARGIN, 160.0, right, 160.0);
+}
 
-    // FROM block (top left).
+/// Draws the FROM block (top left).
+fn draw_from(c: &mut Content, label: &Label<'_>) {
     c.text(Font::Bold, 7.0, TEXT_X, 414.0, "FROM:");
     let mut y = 403.0;
     for line in label.ship_from.iter().take(MAX_FROM_LINES) {
         c.text_fit(Font::Regular, 8.0, TEXT_X, y, 180.0 - TEXT_X - 4.0, line);
         y -= 9.5;
     }
+}
 
-    // Service and weight (top right). A long service name is shrunk
-    // (down to 8 pt) before it is cut.
+/// Draws the service and weight (top right). A long service name is shrunk
+/// (down to 8 pt) before it is cut.
+fn draw_service_and_weight(c: &mut Content, label: &Label<'_>) {
     let box_x = 186.0;
     let box_w = TEXT_RIGHT - box_x;
     c.text(Font::Bold, 7.0, box_x, 414.0, "SERVICE:");
@@ -433,8 +445,10 @@ fn page_content(label: &Label<'_>) -> String {
         box_w,
         &format_weight(label.weight_grams),
     );
+}
 
-    // SHIP TO block.
+/// Draws the SHIP TO block.
+fn draw_ship_to(c: &mut Content, label: &Label<'_>) {
     c.text(Font::Bold, 9.0, TEXT_X, 327.0, "SHIP TO:");
     let mut y = 309.0;
     for line in label.ship_to.iter().take(MAX_TO_LINES) {
@@ -448,8 +462,10 @@ fn page_content(label: &Label<'_>) -> String {
         );
         y -= 16.0;
     }
+}
 
-    // Order id and pickup window.
+/// Draws the order id and the pickup window.
+fn draw_order_and_pickup(c: &mut Content, label: &Label<'_>) {
     let value_x = 62.0;
     c.text(Font::Bold, 8.0, TEXT_X, 185.0, "ORDER:");
     c.text_fit(
@@ -469,10 +485,14 @@ fn page_content(label: &Label<'_>) -> String {
         TEXT_RIGHT - value_x,
         label.pickup,
     );
+}
 
-    // Tracking barcode with the encoded text below it. Over-long numbers are
-    // cut to `MAX_BARCODE_CHARS` so the bars stay scannable; the printed text
-    // is exactly what the barcode holds.
+/// Draws the tracking barcode with the encoded text below it. Over-long
+/// numbers are cut to `MAX_BARCODE_CHARS` so the bars stay scannable; the
+/// printed text is exactly what the barcode holds.
+fn draw_tracking(c: &mut Content, label: &Label<'_>) {
+    let inner_w = PAGE_W - 2.0 * MARGIN;
+    let center_x = PAGE_W / 2.0;
     c.text(Font::Bold, 7.0, TEXT_X, 149.0, "TRACKING #:");
     let tracking: String = sanitize(label.tracking_number)
         .chars()
@@ -482,7 +502,6 @@ fn page_content(label: &Label<'_>) -> String {
         c.barcode(&tracking, center_x, 46.0, 92.0, inner_w - 8.0);
         c.text_centered(Font::Bold, 12.0, center_x, 26.0, inner_w - 8.0, &tracking);
     }
-    c.ops
 }
 
 /// Collects numbered objects and writes the xref table and trailer.

@@ -134,6 +134,14 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
+    /// An empty report with room for `records` records.
+    fn with_capacity(records: usize) -> Self {
+        Self {
+            outcomes: Vec::with_capacity(records),
+            durations_ms: Vec::with_capacity(records),
+        }
+    }
+
     /// The response Lambda gives SQS: exactly the records to retry.
     pub fn response(&self) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
@@ -168,88 +176,117 @@ where
 {
     let one = |record: &'r Record| {
         let handled = AssertUnwindSafe(handle(record)).catch_unwind();
-        async move {
-            let started = Instant::now();
-            if let Some(left) = too_little_time(options.deadline) {
-                let end = End::Retry {
-                    kind: "deadline",
-                    reason: format!(
-                        "not started: {} ms of the invocation left, under the {} ms reserve",
-                        left.as_millis(),
-                        START_RESERVE.as_millis()
-                    ),
-                };
-                log(options.function, record, None, &end, None);
-                return (record.message_id.clone(), end.into_disposition(), 0.0);
-            }
-            let (subject, end) = match handled.await {
-                Ok(Handled { subject, result }) => {
-                    let end = settle(record, result, options.function, dead_letters).await;
-                    (subject, end)
-                }
-                Err(panic) => {
-                    let what = panic_message(panic.as_ref());
-                    let reason = format!("panicked: {}", redact(&what));
-                    (
-                        None,
-                        End::Retry {
-                            kind: "panic",
-                            reason,
-                        },
-                    )
-                }
-            };
-            let duration_ms = millis(started);
-            log(
-                options.function,
-                record,
-                subject.as_ref(),
-                &end,
-                Some(duration_ms),
-            );
+        run_one(record, handled, options, dead_letters)
+    };
+    if options.fifo {
+        in_order(records, options.function, one).await
+    } else {
+        concurrently(records, options.concurrency, one).await
+    }
+}
+
+/// What running one record came to: its message id, its disposition and
+/// how long it ran, in milliseconds.
+type Ran = (String, Disposition, f64);
+
+/// Runs one record's `handled` future, unless too little time is left to
+/// start it, then decides its fate and logs it.
+async fn run_one<U, D>(record: &Record, handled: U, options: BatchOptions, dead_letters: &D) -> Ran
+where
+    U: Future<Output = Result<Handled, Box<dyn Any + Send>>>,
+    D: DeadLetterSink,
+{
+    let started = Instant::now();
+    if let Some(left) = too_little_time(options.deadline) {
+        let end = End::Retry {
+            kind: "deadline",
+            reason: format!(
+                "not started: {} ms of the invocation left, under the {} ms reserve",
+                left.as_millis(),
+                START_RESERVE.as_millis()
+            ),
+        };
+        log(options.function, record, None, &end, None);
+        return (record.message_id.clone(), end.into_disposition(), 0.0);
+    }
+    let (subject, end) = match handled.await {
+        Ok(Handled { subject, result }) => {
+            let end = settle(record, result, options.function, dead_letters).await;
+            (subject, end)
+        }
+        Err(panic) => {
+            let what = panic_message(panic.as_ref());
+            let reason = format!("panicked: {}", redact(&what));
             (
-                record.message_id.clone(),
-                end.into_disposition(),
-                duration_ms,
+                None,
+                End::Retry {
+                    kind: "panic",
+                    reason,
+                },
             )
         }
     };
+    let duration_ms = millis(started);
+    log(
+        options.function,
+        record,
+        subject.as_ref(),
+        &end,
+        Some(duration_ms),
+    );
+    (
+        record.message_id.clone(),
+        end.into_disposition(),
+        duration_ms,
+    )
+}
 
-    let mut report = BatchReport {
-        outcomes: Vec::with_capacity(records.len()),
-        durations_ms: Vec::with_capacity(records.len()),
-    };
-    if options.fifo {
-        let mut stopped = false;
-        for record in records {
-            if stopped {
-                let end = End::Retry {
-                    kind: "fifo_blocked",
-                    reason: BLOCKED.into(),
-                };
-                log(options.function, record, None, &end, None);
-                report
-                    .outcomes
-                    .push((record.message_id.clone(), end.into_disposition()));
-                continue;
-            }
-            let (id, disposition, duration_ms) = one(record).await;
-            stopped = matches!(disposition, Disposition::Retry(_));
-            report.outcomes.push((id, disposition));
-            report.durations_ms.push(duration_ms);
+/// Runs a FIFO batch's records one after another; once one is to be
+/// retried, the rest are retried without being run.
+async fn in_order<'r, O, U>(records: &'r [Record], function: &'static str, one: O) -> BatchReport
+where
+    O: Fn(&'r Record) -> U,
+    U: Future<Output = Ran>,
+{
+    let mut report = BatchReport::with_capacity(records.len());
+    let mut stopped = false;
+    for record in records {
+        if stopped {
+            let end = End::Retry {
+                kind: "fifo_blocked",
+                reason: BLOCKED.into(),
+            };
+            log(function, record, None, &end, None);
+            report
+                .outcomes
+                .push((record.message_id.clone(), end.into_disposition()));
+            continue;
         }
-    } else {
-        let mut indexed: Vec<(usize, (String, Disposition, f64))> =
-            stream::iter(records.iter().enumerate())
-                .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
-                .buffer_unordered(options.concurrency.max(1))
-                .collect()
-                .await;
-        indexed.sort_by_key(|(i, _)| *i);
-        for (_, (id, disposition, duration_ms)) in indexed {
-            report.outcomes.push((id, disposition));
-            report.durations_ms.push(duration_ms);
-        }
+        let (id, disposition, duration_ms) = one(record).await;
+        stopped = matches!(disposition, Disposition::Retry(_));
+        report.outcomes.push((id, disposition));
+        report.durations_ms.push(duration_ms);
+    }
+    report
+}
+
+/// Runs a standard batch's records, up to `concurrency` at once, and
+/// reports them in input order.
+async fn concurrently<'r, O, U>(records: &'r [Record], concurrency: usize, one: O) -> BatchReport
+where
+    O: Fn(&'r Record) -> U,
+    U: Future<Output = Ran>,
+{
+    let mut report = BatchReport::with_capacity(records.len());
+    let mut indexed: Vec<(usize, Ran)> = stream::iter(records.iter().enumerate())
+        .map(|(i, record)| one(record).map(move |outcome| (i, outcome)))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    indexed.sort_by_key(|(i, _)| *i);
+    for (_, (id, disposition, duration_ms)) in indexed {
+        report.outcomes.push((id, disposition));
+        report.durations_ms.push(duration_ms);
     }
     report
 }

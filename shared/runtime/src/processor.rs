@@ -343,6 +343,8 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         }
     }
 
+    /// One attempt: decides `message` from the order's record as loaded now
+    /// and commits the outcome, unless the record shows it applied before.
     async fn decide_and_commit(
         &self,
         message: &Message,
@@ -352,45 +354,41 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         let counters = self.service.counters(message);
         let snapshot = self.store.load(&message.meta.order_id, &counters).await?;
         let record = snapshot.order.unwrap_or_default();
-        if let Some(applied) = record.applied.get(&ticket.event_id) {
-            if applied.fingerprint != ticket.fingerprint {
-                return Err(reused_event_id(
-                    ticket,
-                    ticket.detail_type,
-                    ticket.order_id.as_str(),
-                    &applied.fingerprint,
-                )
-                .into());
-            }
-            return Ok(Done::AlreadyApplied(applied.outbox.clone()));
+        if let Some(outbox) = applied_before(&record, ticket)? {
+            return Ok(Done::AlreadyApplied(outbox));
         }
-        if let (Some(ours), Some(first)) = (opening, &record.opened_by)
-            && first.event_id != ours.event_id
-            && first.fingerprint != ours.fingerprint
-        {
-            return Err(RecordError::rejected(
-                "order_id_reused",
-                format!(
-                    "order {} was opened by event {} and event {} opens it again with \
-                         other contents; an order id names one order",
-                    message.meta.order_id, first.event_id, ours.event_id
-                ),
-            )
-            .into());
+        refuse_reopening(message, opening, &record)?;
+        let state = stored_state(&record, &message.meta.order_id)?;
+        let (record, decision) = self
+            .handle_writing_ahead(message, opening, record, state, snapshot.counters)
+            .await?;
+        let outbox = outbox_for(message, decision.emit);
+        refuse_oversized(&outbox)?;
+        let commit = commit_of(
+            ticket,
+            opening,
+            record,
+            &decision.state,
+            decision.counters,
+            outbox,
+        )?;
+        match self.store.commit(&commit).await {
+            Ok(()) => Ok(Done::Committed(commit.outbox)),
+            Err(CommitError::Conflict(what)) => Err(Attempt::Conflict(what)),
+            Err(CommitError::Transient(t)) => Err(Attempt::Failed(t.into())),
         }
-        let state = if record.version == 0 {
-            S::State::default()
-        } else {
-            serde_json::from_str(&record.state).map_err(|e| {
-                Transient::caused_by(
-                    format!(
-                        "stored state of order {} is unreadable",
-                        message.meta.order_id
-                    ),
-                    e,
-                )
-            })?
-        };
+    }
+
+    /// Lets the service decide, free to write ahead to the order's record;
+    /// returns the record as the last write-ahead left it.
+    async fn handle_writing_ahead(
+        &self,
+        message: &Message,
+        opening: Option<&Opening>,
+        record: OrderRecord,
+        state: S::State,
+        counters: Vec<Option<i64>>,
+    ) -> Result<(OrderRecord, Decision<S::State>), Attempt> {
         let ahead = Ahead {
             store: &self.store,
             order_id: &message.meta.order_id,
@@ -403,54 +401,119 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             .handle(Input {
                 message,
                 state,
-                counters: snapshot.counters,
+                counters,
                 ahead: &ahead,
             })
             .await;
         let Ahead {
             record, conflict, ..
         } = ahead;
-        let mut record = record.into_inner().unwrap_or_else(|p| p.into_inner());
+        let record = record.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(what) = conflict.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(Attempt::Conflict(what));
         }
-        let decision = handled?;
-        let outbox = outbox_for(message, decision.emit);
-        if let Some(big) = outbox.iter().find(|e| entry_size(e) > MAX_BYTES_PER_CALL) {
-            return Err(RecordError::rejected(
-                "rejected",
-                format!(
-                    "outgoing {} is {} bytes; EventBridge takes at most {MAX_BYTES_PER_CALL}",
-                    big.detail_type,
-                    entry_size(big)
-                ),
-            )
-            .into());
-        }
-        let state = serde_json::to_string(&decision.state).map_err(|e| {
-            RecordError::rejected("rejected", format!("state does not serialize: {e}"))
-        })?;
-        let expected_version = record.advance(state, opening);
-        record.applied.insert(
-            ticket.event_id,
-            Applied {
-                fingerprint: ticket.fingerprint.clone(),
-                outbox: outbox.clone(),
-            },
-        );
-        let commit = Commit {
-            ticket: ticket.clone(),
-            expected_version,
-            order: record,
-            counters: decision.counters,
-            outbox,
-        };
-        match self.store.commit(&commit).await {
-            Ok(()) => Ok(Done::Committed(commit.outbox)),
-            Err(CommitError::Conflict(what)) => Err(Attempt::Conflict(what)),
-            Err(CommitError::Transient(t)) => Err(Attempt::Failed(t.into())),
-        }
+        Ok((record, handled?))
     }
+}
+
+/// The outbox stored for the ticket's event if the order's record shows it
+/// applied already; an error if its id was applied with other contents.
+fn applied_before(
+    record: &OrderRecord,
+    ticket: &Ticket,
+) -> Result<Option<Vec<OutboxEntry>>, RecordError> {
+    let Some(applied) = record.applied.get(&ticket.event_id) else {
+        return Ok(None);
+    };
+    if applied.fingerprint != ticket.fingerprint {
+        return Err(reused_event_id(
+            ticket,
+            ticket.detail_type,
+            ticket.order_id.as_str(),
+            &applied.fingerprint,
+        ));
+    }
+    Ok(Some(applied.outbox.clone()))
+}
+
+/// Refuses an opening event when another event with other contents opened
+/// the order already: the order id was reused.
+fn refuse_reopening(
+    message: &Message,
+    opening: Option<&Opening>,
+    record: &OrderRecord,
+) -> Result<(), RecordError> {
+    if let (Some(ours), Some(first)) = (opening, &record.opened_by)
+        && first.event_id != ours.event_id
+        && first.fingerprint != ours.fingerprint
+    {
+        return Err(RecordError::rejected(
+            "order_id_reused",
+            format!(
+                "order {} was opened by event {} and event {} opens it again with \
+                     other contents; an order id names one order",
+                message.meta.order_id, first.event_id, ours.event_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The order's state as its record holds it; the default if it has none yet.
+fn stored_state<T: DeserializeOwned + Default>(
+    record: &OrderRecord,
+    order_id: &OrderId,
+) -> Result<T, Transient> {
+    if record.version == 0 {
+        return Ok(T::default());
+    }
+    serde_json::from_str(&record.state).map_err(|e| {
+        Transient::caused_by(format!("stored state of order {order_id} is unreadable"), e)
+    })
+}
+
+/// Refuses an outbox holding an entry too big for EventBridge to take.
+fn refuse_oversized(outbox: &[OutboxEntry]) -> Result<(), RecordError> {
+    if let Some(big) = outbox.iter().find(|e| entry_size(e) > MAX_BYTES_PER_CALL) {
+        return Err(RecordError::rejected(
+            "rejected",
+            format!(
+                "outgoing {} is {} bytes; EventBridge takes at most {MAX_BYTES_PER_CALL}",
+                big.detail_type,
+                entry_size(big)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The commit of a decision: `record` moved to `state`, with the ticket's
+/// event recorded as applied along with its outbox.
+fn commit_of(
+    ticket: &Ticket,
+    opening: Option<&Opening>,
+    mut record: OrderRecord,
+    state: &impl Serialize,
+    counters: Vec<CounterChange>,
+    outbox: Vec<OutboxEntry>,
+) -> Result<Commit, RecordError> {
+    let state = serde_json::to_string(state)
+        .map_err(|e| RecordError::rejected("rejected", format!("state does not serialize: {e}")))?;
+    let expected_version = record.advance(state, opening);
+    record.applied.insert(
+        ticket.event_id,
+        Applied {
+            fingerprint: ticket.fingerprint.clone(),
+            outbox: outbox.clone(),
+        },
+    );
+    Ok(Commit {
+        ticket: ticket.clone(),
+        expected_version,
+        order: record,
+        counters,
+        outbox,
+    })
 }
 
 /// How many times one delivery decides before a conflict goes back to SQS.

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{BuildError, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::types::{
 use orderflow_contracts::{EventId, OrderId};
 
 use super::{
-    Applied, Claim, Commit, CommitError, Completed, Fingerprint, FirstSeen, Opening, OrderRecord,
-    OutboxEntry, STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket, event_key,
-    order_key,
+    Applied, Claim, Commit, CommitError, Completed, CounterChange, Fingerprint, FirstSeen, Opening,
+    OrderRecord, OutboxEntry, STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket,
+    event_key, order_key,
 };
 use crate::error::Transient;
 
@@ -328,61 +328,9 @@ impl StateStore for DynamoStore {
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
-        let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        let items = transact_items(&self.table, commit).map_err(|e| {
             CommitError::Transient(Transient::caused_by("building TransactWriteItems", e))
-        };
-        let ticket = &commit.ticket;
-        let mut items = Vec::with_capacity(commit.counters.len() + 2);
-
-        let (condition, value) = version_condition(commit.expected_version);
-        let order = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(order_item(&ticket.order_id, &commit.order)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(value.map(|v| HashMap::from([(":v".to_owned(), v)])));
-        items.push(
-            TransactWriteItem::builder()
-                .put(order.build().map_err(build)?)
-                .build(),
-        );
-
-        for change in &commit.counters {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(change.key.clone()))
-                .update_expression("ADD #v :delta")
-                .expression_attribute_names("#v", COUNTER_ATTRIBUTE)
-                .expression_attribute_values(":delta", n(change.delta));
-            if change.delta < 0 {
-                // A counter never goes negative: stock can't be oversold.
-                update = update
-                    .condition_expression("#v >= :need")
-                    .expression_attribute_values(":need", n(-change.delta));
-            }
-            items.push(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(build)?)
-                    .build(),
-            );
-        }
-
-        let outbox = serde_json::to_string(&commit.outbox).unwrap_or_else(|_| "[]".to_owned());
-        let done = Put::builder()
-            .table_name(&self.table)
-            .item(PK, s(event_key(ticket.event_id)))
-            .item("status", s(STATUS_COMPLETED))
-            .item("outbox", s(outbox))
-            .item("fingerprint", s(ticket.fingerprint.as_str()))
-            .item("order_id", s(ticket.order_id.as_str()))
-            .item("detail_type", s(ticket.detail_type))
-            .item(TTL_ATTRIBUTE, n(ticket.expires_at))
-            .condition_expression("#status = :in_progress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
-            .build()
-            .map_err(build)?;
-        items.push(TransactWriteItem::builder().put(done).build());
-
+        })?;
         let result = self
             .client
             .transact_write_items()
@@ -409,6 +357,69 @@ impl StateStore for DynamoStore {
             ))),
         }
     }
+}
+
+/// The items of a commit's transaction, in the order
+/// [`explain_cancellation`] reads its reasons: the order's record, each
+/// counter change, then the event's record.
+fn transact_items(table: &str, commit: &Commit) -> Result<Vec<TransactWriteItem>, BuildError> {
+    let mut items = Vec::with_capacity(commit.counters.len() + 2);
+    items.push(order_put(table, commit)?);
+    for change in &commit.counters {
+        items.push(counter_update(table, change)?);
+    }
+    items.push(completion_put(table, commit)?);
+    Ok(items)
+}
+
+/// The put of the order's new record, conditioned on its version.
+fn order_put(table: &str, commit: &Commit) -> Result<TransactWriteItem, BuildError> {
+    let (condition, value) = version_condition(commit.expected_version);
+    let order = Put::builder()
+        .table_name(table)
+        .set_item(Some(order_item(&commit.ticket.order_id, &commit.order)))
+        .condition_expression(condition)
+        .set_expression_attribute_values(value.map(|v| HashMap::from([(":v".to_owned(), v)])));
+    Ok(TransactWriteItem::builder().put(order.build()?).build())
+}
+
+/// The update adding one counter change; a decrease is conditioned on the
+/// counter staying at or above zero.
+fn counter_update(table: &str, change: &CounterChange) -> Result<TransactWriteItem, BuildError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .key(PK, s(change.key.clone()))
+        .update_expression("ADD #v :delta")
+        .expression_attribute_names("#v", COUNTER_ATTRIBUTE)
+        .expression_attribute_values(":delta", n(change.delta));
+    if change.delta < 0 {
+        // A counter never goes negative: stock can't be oversold.
+        update = update
+            .condition_expression("#v >= :need")
+            .expression_attribute_values(":need", n(-change.delta));
+    }
+    Ok(TransactWriteItem::builder().update(update.build()?).build())
+}
+
+/// The put completing the event's record with its outbox, conditioned on
+/// the record still being in progress (ours).
+fn completion_put(table: &str, commit: &Commit) -> Result<TransactWriteItem, BuildError> {
+    let ticket = &commit.ticket;
+    let outbox = serde_json::to_string(&commit.outbox).unwrap_or_else(|_| "[]".to_owned());
+    let done = Put::builder()
+        .table_name(table)
+        .item(PK, s(event_key(ticket.event_id)))
+        .item("status", s(STATUS_COMPLETED))
+        .item("outbox", s(outbox))
+        .item("fingerprint", s(ticket.fingerprint.as_str()))
+        .item("order_id", s(ticket.order_id.as_str()))
+        .item("detail_type", s(ticket.detail_type))
+        .item(TTL_ATTRIBUTE, n(ticket.expires_at))
+        .condition_expression("#status = :in_progress")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+        .build()?;
+    Ok(TransactWriteItem::builder().put(done).build())
 }
 
 /// Turns `CancellationReasons` (one per item, in request order) into the
