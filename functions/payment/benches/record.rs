@@ -22,13 +22,13 @@ fn decided(
 ) -> orderflow_runtime::Decision<PaymentState> {
     match decide(state, &m.meta.order_id, &m.event) {
         Plan::Apply(d) => d,
-        Plan::Call(call) => match settle(
+        Plan::Effect(call) => match settle(
             call,
             &m.meta.order_id,
             GatewayResult::Authorized(auth.clone()),
         ) {
             Plan::Apply(d) => d,
-            Plan::Call(next) => orderflow_runtime::Decision::emit(next.state, next.emitted),
+            Plan::Effect(next) => orderflow_runtime::Decision::emit(next.state, next.emitted),
         },
     }
 }

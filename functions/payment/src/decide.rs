@@ -78,18 +78,13 @@ pub enum Status {
     },
 }
 
-/// What to do with an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// Apply this decision; no provider call is needed.
-    Apply(Decision<PaymentState>),
-    /// Call the provider, then [`settle`] with its answer.
-    Call(Call),
-}
+/// What to do with an event: apply a decision, or call the provider
+/// ([`Effect`]) and then [`settle`] with its answer.
+pub type Plan = orderflow_runtime::Plan<PaymentState, Effect>;
 
 /// A provider call still to make, and what to settle its answer against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
+pub struct Effect {
     /// The state the answer applies to.
     pub state: PaymentState,
     /// The call.
@@ -101,9 +96,9 @@ pub struct Call {
     pub emitted: Vec<Event>,
 }
 
-impl Call {
+impl Effect {
     fn plan(state: PaymentState, call: GatewayCall) -> Plan {
-        Plan::Call(Self {
+        Plan::Effect(Self {
             state,
             call,
             write_ahead: false,
@@ -126,7 +121,7 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
                 order.payment_token.clone(),
             );
             let write_ahead = state.status == Status::Pending;
-            Plan::Call(Call {
+            Plan::Effect(Effect {
                 state: PaymentState {
                     status: Status::Authorizing {
                         amount_minor: order.total_minor,
@@ -153,7 +148,7 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
                 amount_minor,
                 ..
             },
-        ) => Call::plan(
+        ) => Effect::plan(
             state.clone(),
             GatewayCall::Capture {
                 idempotency_key: format!("capture-{order_id}"),
@@ -171,7 +166,7 @@ fn void(state: PaymentState, order_id: &OrderId) -> Plan {
     match &state.status {
         Status::Authorized {
             authorization_id, ..
-        } => Call::plan(
+        } => Effect::plan(
             state.clone(),
             GatewayCall::Void {
                 idempotency_key: format!("void-{order_id}"),
@@ -182,15 +177,15 @@ fn void(state: PaymentState, order_id: &OrderId) -> Plan {
     }
 }
 
-/// Applies the provider's answer to a [`Call`]; the result may be another
+/// Applies the provider's answer to an [`Effect`]; the result may be another
 /// call (a hold that turns out to need voiding at once).
-pub fn settle(call: Call, order_id: &OrderId, result: GatewayResult) -> Plan {
-    let Call {
+pub fn settle(effect: Effect, order_id: &OrderId, result: GatewayResult) -> Plan {
+    let Effect {
         state,
         call,
         emitted,
         ..
-    } = call;
+    } = effect;
     match (&call, result, &state.status) {
         (
             GatewayCall::Authorize {
@@ -265,9 +260,9 @@ fn authorized(
         // Stock was reported short while the authorization was in
         // flight: the hold it made is released at once.
         return match void(state, order_id) {
-            Plan::Call(mut next) => {
+            Plan::Effect(mut next) => {
                 next.emitted = emitted;
-                Plan::Call(next)
+                Plan::Effect(next)
             }
             apply => apply,
         };
@@ -412,9 +407,9 @@ mod tests {
         }
     }
 
-    fn call(plan: Plan) -> Call {
+    fn call(plan: Plan) -> Effect {
         match plan {
-            Plan::Call(call) => call,
+            Plan::Effect(call) => call,
             Plan::Apply(d) => panic!("expected a provider call, got {d:?}"),
         }
     }
@@ -422,7 +417,7 @@ mod tests {
     fn applied(plan: Plan) -> Decision<PaymentState> {
         match plan {
             Plan::Apply(d) => d,
-            Plan::Call(call) => panic!("expected no provider call, got {call:?}"),
+            Plan::Effect(call) => panic!("expected no provider call, got {call:?}"),
         }
     }
 

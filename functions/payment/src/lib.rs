@@ -66,7 +66,7 @@ impl<G: PaymentGateway> Service for Payment<G> {
         loop {
             match plan {
                 Plan::Apply(decision) => return Ok(decision),
-                Plan::Call(call) => {
+                Plan::Effect(call) => {
                     if call.write_ahead {
                         input.write_ahead(&call.state).await?;
                     }

@@ -9,7 +9,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_contracts::LabelLocation;
 use orderflow_runtime::testing::{cpu_path, read_sample};
 use shipping::ShippingState;
-use shipping::decide::{Plan, decide, render, shipped};
+use shipping::decide::{Plan, decide, shipped};
+use shipping::label_pdf::render;
 
 fn record(c: &mut Criterion) {
     let payload = read_sample("shipping/stock-reserved.sqs.json").unwrap_or_default();
@@ -37,7 +38,7 @@ fn record(c: &mut Criterion) {
                     m.meta.occurred_at,
                 ) {
                     Plan::Apply(d) => d,
-                    Plan::Ship(request) => shipped(request, location.clone()),
+                    Plan::Effect(request) => shipped(request, location.clone()),
                 }
             })
         })
@@ -46,7 +47,7 @@ fn record(c: &mut Criterion) {
         let envelope = read_sample("shipping/stock-reserved.eventbridge.json").unwrap_or_default();
         let message = orderflow_contracts::Message::from_bus_json(&envelope);
         let Ok(message) = message else { return };
-        let Plan::Ship(request) = decide(
+        let Plan::Effect(request) = decide(
             state.clone(),
             &message.meta.order_id,
             &message.event,

@@ -11,13 +11,10 @@
 
 use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
 use orderflow_contracts::{
-    Address, Event, LabelLocation, OrderId, PickupWindow, ShipmentScheduled, StockReserved,
-    TrackingNumber,
+    Event, LabelLocation, OrderId, PickupWindow, ShipmentScheduled, StockReserved, TrackingNumber,
 };
 use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
-
-use crate::label::{self, Label};
 
 /// Nominal parcel weight per unit, until the catalogue carries weights.
 pub const GRAMS_PER_UNIT: u32 = 500;
@@ -37,7 +34,7 @@ pub struct ShippingState {
 
 /// A shipment to make: print and store a label, then record it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShipRequest {
+pub struct Effect {
     /// The state to record the shipment in.
     pub state: ShippingState,
     /// The tracking number.
@@ -48,14 +45,9 @@ pub struct ShipRequest {
     pub label_key: String,
 }
 
-/// What to do with an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// Apply this decision.
-    Apply(Decision<ShippingState>),
-    /// Store a label, then apply [`shipped`].
-    Ship(ShipRequest),
-}
+/// What to do with an event: apply a decision, or print and store a label
+/// ([`Effect`]) and then apply [`shipped`].
+pub type Plan = orderflow_runtime::Plan<ShippingState, Effect>;
 
 /// Decides what `event`, which happened at `at`, does to an order.
 pub fn decide(
@@ -89,13 +81,9 @@ pub fn decide(
         && state.cancelled_by.is_none()
         && state.shipment.is_none();
     if !ready {
-        return Plan::Apply(Decision {
-            state,
-            counters: Vec::new(),
-            emit: Vec::new(),
-        });
+        return Plan::Apply(Decision::unchanged(state));
     }
-    Plan::Ship(ShipRequest {
+    Plan::Effect(Effect {
         tracking_number: TrackingNumber::derive(order_id.as_str()),
         pickup: pickup_window(at),
         label_key: format!("labels/{order_id}.pdf"),
@@ -104,8 +92,8 @@ pub fn decide(
 }
 
 /// Records a shipment whose label is stored at `label`.
-pub fn shipped(request: ShipRequest, label: LabelLocation) -> Decision<ShippingState> {
-    let ShipRequest {
+pub fn shipped(request: Effect, label: LabelLocation) -> Decision<ShippingState> {
+    let Effect {
         mut state,
         tracking_number,
         pickup,
@@ -117,49 +105,7 @@ pub fn shipped(request: ShipRequest, label: LabelLocation) -> Decision<ShippingS
         pickup,
     };
     state.shipment = Some(shipment.clone());
-    Decision {
-        state,
-        counters: Vec::new(),
-        emit: vec![Event::ShipmentScheduled(shipment)],
-    }
-}
-
-/// The label document for a shipment.
-pub fn render(request: &ShipRequest, order_id: &OrderId) -> Vec<u8> {
-    let (to, units) = request
-        .state
-        .reserved
-        .as_ref()
-        .map_or((Vec::new(), 0), |r| {
-            (
-                address_lines(&r.ship_to),
-                r.lines.iter().map(|l| l.quantity.get()).sum(),
-            )
-        });
-    let to: Vec<&str> = to.iter().map(String::as_str).collect();
-    let pickup = format!(
-        "{} {}-{} UTC",
-        request.pickup.from.format("%Y-%m-%d"),
-        request.pickup.from.format("%H:%M"),
-        request.pickup.to.format("%H:%M")
-    );
-    label::render_pdf(&Label {
-        tracking_number: request.tracking_number.as_str(),
-        order_id: order_id.as_str(),
-        service: "GROUND",
-        ship_from: &["orderflow fulfilment", "1 Warehouse Way", "Springfield"],
-        ship_to: &to,
-        pickup: &pickup,
-        weight_grams: units.saturating_mul(GRAMS_PER_UNIT),
-    })
-}
-
-fn address_lines(address: &Address) -> Vec<String> {
-    let mut lines = vec![address.name.clone(), address.line1.clone()];
-    lines.extend(address.line2.clone());
-    lines.push(format!("{} {}", address.postal_code, address.city));
-    lines.push(address.country.clone());
-    lines
+    Decision::emit(state, vec![Event::ShipmentScheduled(shipment)])
 }
 
 /// The pickup window: 09:00 to 12:00 UTC on the day after `at`.
@@ -184,6 +130,7 @@ mod tests {
     use orderflow_runtime::testing::fixtures::{order_id, stock_reserved};
 
     use super::*;
+    use crate::label_pdf::render;
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 24, 22, 15, 0)
@@ -222,13 +169,13 @@ mod tests {
         ]
     }
 
-    fn run(events: &[Event]) -> (ShippingState, Vec<ShipRequest>) {
+    fn run(events: &[Event]) -> (ShippingState, Vec<Effect>) {
         let mut state = ShippingState::default();
         let mut ships = Vec::new();
         for event in events {
             state = match decide(state, &order_id(), event, at()) {
                 Plan::Apply(d) => d.state,
-                Plan::Ship(request) => {
+                Plan::Effect(request) => {
                     let location = LabelLocation {
                         bucket: "b".into(),
                         key: request.label_key.clone(),

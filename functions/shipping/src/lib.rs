@@ -10,20 +10,21 @@
 //!
 //! Layout:
 //! - [`decide`]: the rules, pure, over [`ShippingState`].
-//! - [`label`]: the label document.
-//! - [`labels`]: the [`labels::LabelStore`] port, with S3 and in-memory
-//!   adapters.
+//! - [`label_pdf`]: the label document: what a shipment's label prints,
+//!   and the PDF it renders to.
+//! - [`label_store`]: where labels are kept: the
+//!   [`label_store::LabelStore`] port, with S3 and in-memory adapters.
 //! - [`Shipping`]: the [`Service`] for the shared runtime.
 
 pub mod decide;
-pub mod label;
-pub mod labels;
+pub mod label_pdf;
+pub mod label_store;
 
 use orderflow_contracts::EventKind;
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{Plan, ShippingState};
-pub use labels::{LabelStore, Labels};
+pub use label_store::{LabelStore, Labels};
 
 /// The shipping [`Service`].
 #[derive(Debug)]
@@ -71,8 +72,8 @@ impl<L: LabelStore> Service for Shipping<L> {
             message.meta.occurred_at,
         ) {
             Plan::Apply(decision) => Ok(decision),
-            Plan::Ship(request) => {
-                let pdf = decide::render(&request, &message.meta.order_id);
+            Plan::Effect(request) => {
+                let pdf = label_pdf::render(&request, &message.meta.order_id);
                 // The key and the document are deterministic, so a retried
                 // put overwrites the label with the same bytes.
                 let location = self.labels.put(&request.label_key, pdf).await?;

@@ -2,7 +2,7 @@
 
 use orderflow_runtime::{Config, lambda, telemetry};
 use shipping::Shipping;
-use shipping::labels::{Labels, MemoryLabels, S3Labels};
+use shipping::label_store::{Labels, MemoryLabels, S3Labels};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

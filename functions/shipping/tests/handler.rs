@@ -4,7 +4,7 @@
 use orderflow_contracts::Event;
 use orderflow_runtime::testing::{Expect, MemoryHandler, check_samples, memory_handler};
 use shipping::Shipping;
-use shipping::labels::MemoryLabels;
+use shipping::label_store::MemoryLabels;
 
 /// What each sample must do to a fresh function (besides the shared
 /// `POISON` expectations).

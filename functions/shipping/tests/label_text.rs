@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use shipping::label::{Label, render_pdf};
+use shipping::label_pdf::{Label, render_pdf};
 
 /// The text `pdftotext` reads from `pdf`, in layout order.
 fn pdftotext(pdf: &[u8]) -> String {

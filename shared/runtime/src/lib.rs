@@ -49,4 +49,4 @@ pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
 pub use error::{RecordError, Transient};
-pub use processor::{Decision, Input, Processed, Processor, Service};
+pub use processor::{Decision, Input, Plan, Processed, Processor, Service};

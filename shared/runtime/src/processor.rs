@@ -125,6 +125,19 @@ trait WriteAhead: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>>;
 }
 
+/// What a function's rules make of an event: a [`Decision`] to apply
+/// now, or an effect outside the order's state to carry out first (a
+/// provider call, a label to store), whose outcome the rules then turn into
+/// a decision. Which effects there are is the function's own type `E`; the
+/// name is the same in every function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan<S, E> {
+    /// Apply this decision.
+    Apply(Decision<S>),
+    /// Carry out this effect first.
+    Effect(E),
+}
+
 /// What an event does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<S> {

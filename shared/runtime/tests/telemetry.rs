@@ -46,11 +46,10 @@ impl Service for Orders {
         if input.message.meta.order_id.as_str() == "ord-flaky" {
             return Err(Transient::new("gateway timed out").into());
         }
-        Ok(Decision {
-            state: Nothing {},
-            counters: Vec::new(),
-            emit: vec![fixtures::stock_reserved(&[("SKU-1", 1)])],
-        })
+        Ok(Decision::emit(
+            Nothing {},
+            vec![fixtures::stock_reserved(&[("SKU-1", 1)])],
+        ))
     }
 }
 

@@ -19,6 +19,48 @@
 
 use std::fmt::Write as _;
 
+use orderflow_contracts::{Address, OrderId};
+
+use crate::decide::{Effect, GRAMS_PER_UNIT};
+
+/// The label document of a shipment: what [`Label`] it prints, rendered.
+pub fn render(request: &Effect, order_id: &OrderId) -> Vec<u8> {
+    let (to, units) = request
+        .state
+        .reserved
+        .as_ref()
+        .map_or((Vec::new(), 0), |r| {
+            (
+                address_lines(&r.ship_to),
+                r.lines.iter().map(|l| l.quantity.get()).sum(),
+            )
+        });
+    let to: Vec<&str> = to.iter().map(String::as_str).collect();
+    let pickup = format!(
+        "{} {}-{} UTC",
+        request.pickup.from.format("%Y-%m-%d"),
+        request.pickup.from.format("%H:%M"),
+        request.pickup.to.format("%H:%M")
+    );
+    render_pdf(&Label {
+        tracking_number: request.tracking_number.as_str(),
+        order_id: order_id.as_str(),
+        service: "GROUND",
+        ship_from: &["orderflow fulfilment", "1 Warehouse Way", "Springfield"],
+        ship_to: &to,
+        pickup: &pickup,
+        weight_grams: units.saturating_mul(GRAMS_PER_UNIT),
+    })
+}
+
+fn address_lines(address: &Address) -> Vec<String> {
+    let mut lines = vec![address.name.clone(), address.line1.clone()];
+    lines.extend(address.line2.clone());
+    lines.push(format!("{} {}", address.postal_code, address.city));
+    lines.push(address.country.clone());
+    lines
+}
+
 /// What goes on a label.
 ///
 /// All text is printed as given, in any script of Unicode's basic plane;
