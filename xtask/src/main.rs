@@ -7,6 +7,7 @@
 //!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `fuzz.rs`: `cargo xtask fuzz`: libFuzzer on the decoders, on stable.
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
 //! - `demo.rs`: the demo, `place-order` and `seed`.
 //! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
@@ -20,6 +21,7 @@ mod bench_flow;
 mod cloud;
 mod demo;
 mod deploy;
+mod fuzz;
 mod graph;
 mod ops;
 mod schemas;
@@ -60,7 +62,11 @@ commands:
   invoke-samples       invoke every function on every sample in events/ with
                        cargo lambda watch (in-memory adapters)
   setup                install the project's Python tools into .venv/
-  schemas              regenerate events/schemas/ from the contracts
+  schemas              regenerate events/schemas/ from the contracts (refuses
+                       a change that breaks the released schemas)
+  fuzz [--seconds N | --runs N] [--merge] [TARGET...]
+                       coverage-guided fuzzing of the decoders (libFuzzer,
+                       stable toolchain) over the corpus in fuzz/corpus/
   bench init           cold init, size and max RSS of each function against a
                        bare lambda_runtime binary; its first invocation
                        against its warm ones
@@ -104,6 +110,7 @@ fn run(args: &[String]) -> Result<()> {
             _ => bench::main(rest),
         },
         "schemas" => schemas::main(),
+        "fuzz" => fuzz::main(rest),
         "graph" => graph::main(rest),
         "ops" => ops::main(rest),
         "demo" => demo::demo(rest),

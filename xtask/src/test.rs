@@ -46,6 +46,8 @@ pub fn main(args: &[String]) -> Result<()> {
         steps.summary();
         return Ok(());
     }
+    steps.start("fuzz: a short run of every target over its corpus");
+    crate::fuzz::short_run()?;
     steps.start("template: cfn-lint and checkov");
     check_template()?;
     steps.start("local invoke: every sample through cargo lambda watch");
