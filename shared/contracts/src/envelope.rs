@@ -26,6 +26,8 @@ use serde_json::value::RawValue;
 use crate::error::ContractError;
 use crate::events::{Event, EventKind};
 use crate::ids::{EventId, OrderId, Producer};
+use crate::object::Object;
+use crate::time::Timestamp;
 
 /// Room for a typical detail as [`Message::detail_json`] writes it.
 const DETAIL_CAPACITY: usize = 1024;
@@ -35,6 +37,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// What every event carries besides its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct Metadata {
     /// This event's unique id.
     pub event_id: EventId,
@@ -43,6 +46,7 @@ pub struct Metadata {
     /// The event that caused this one, if any.
     pub causation_id: Option<EventId>,
     /// When it happened (UTC, RFC 3339).
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// The version of the event's schema.
     #[schemars(range(min = 1, max = 1))]
@@ -50,6 +54,8 @@ pub struct Metadata {
     /// The service that produced it.
     pub producer: Producer,
 }
+
+crate::object::objects_only!(Metadata);
 
 /// An EventBridge `detail`: metadata beside the payload in `data`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -105,6 +111,7 @@ struct TypedDetail<T> {
     order_id: OrderId,
     #[serde(default)]
     causation_id: Option<EventId>,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     occurred_at: DateTime<Utc>,
     schema_version: u64,
     producer: Producer,
@@ -119,7 +126,7 @@ fn typed<'de, D: Deserializer<'de>>(kind: EventKind, de: D) -> Result<Message, D
         de: D,
         wrap: fn(T) -> Event,
     ) -> Result<Message, D::Error> {
-        let d = TypedDetail::<T>::deserialize(de)?;
+        let Object(d) = Object::<TypedDetail<T>>::deserialize(de)?;
         if d.schema_version != u64::from(SCHEMA_VERSION) {
             return Err(D::Error::custom("another schema version"));
         }
@@ -259,7 +266,7 @@ impl Message {
     /// The kind an envelope names, checked against its source, and its
     /// detail, unread.
     fn envelope(json: &str) -> Result<(EventKind, &str), ContractError> {
-        let envelope: BusEnvelope<'_> = parse("", json)?;
+        let Object(envelope): Object<BusEnvelope<'_>> = parse("", json)?;
         let detail_type = envelope.detail_type.ok_or_else(|| missing("detail-type"))?;
         let kind = EventKind::from_detail_type(&detail_type)?;
         let source = envelope.source.ok_or_else(|| missing("source"))?;
@@ -312,7 +319,7 @@ impl Message {
     /// Reads a detail step by step: the version before anything else, then
     /// each field, so that an error says exactly what is wrong.
     fn checked(kind: EventKind, detail: &str) -> Result<Self, ContractError> {
-        let raw: RawDetail<'_> = parse("detail", detail)?;
+        let Object(raw): Object<RawDetail<'_>> = parse("detail", detail)?;
         let version = raw
             .schema_version
             .ok_or_else(|| missing("detail.schema_version"))?;
@@ -329,7 +336,7 @@ impl Message {
                 Some(value) => parse("detail.causation_id", value.get())?,
                 None => None,
             },
-            occurred_at: required("detail.occurred_at", raw.occurred_at)?,
+            occurred_at: required::<Timestamp>("detail.occurred_at", raw.occurred_at)?.0,
             schema_version: SCHEMA_VERSION,
             producer: required("detail.producer", raw.producer)?,
         };
@@ -488,6 +495,55 @@ mod tests {
             })
             .collect();
         format!("{{{}}}", members.join(","))
+    }
+
+    /// serde reads a derived struct from an array too, field by field in
+    /// order; the schemas say object, and so do the decoders.
+    #[test]
+    fn an_object_written_as_an_array_is_refused_where_it_is() {
+        let data = r#"{"authorization_id":"auth_1","amount_minor":5,"currency":"EUR"}"#;
+        let detail = |data: &str| {
+            DETAIL.replace(
+                r#"{"authorization_id":"auth_1","amount_minor":5,"currency":"EUR"}"#,
+                data,
+            )
+        };
+        let as_array = detail(r#"["auth_1",5,"EUR"]"#);
+        assert!(Message::from_detail(EventKind::PaymentAuthorized, &detail(data)).is_ok());
+        for (text, field) in [
+            (as_array.clone(), "detail.data"),
+            (
+                r#"["8b0b7a9e-2f4e-4f43-9d7e-1b2c3d4e5f60","ord-1",null,"2026-11-24T09:30:00Z",1,"orderflow.payment",{}]"#.to_owned(),
+                "detail",
+            ),
+        ] {
+            match Message::from_detail(EventKind::PaymentAuthorized, &text) {
+                Err(ContractError::Malformed { field: f, reason }) => {
+                    assert_eq!(f, field, "{reason}");
+                    assert!(reason.contains("expected"), "{reason}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let envelope = format!(r#"["PaymentAuthorized","orderflow.payment",{DETAIL}]"#);
+        assert!(Message::from_bus_json(&envelope).is_err());
+        let nested = format!(
+            r#"{{"detail-type":"PaymentAuthorized","source":"orderflow.payment","detail":{as_array}}}"#
+        );
+        assert!(matches!(
+            Message::from_bus_json(&nested),
+            Err(ContractError::Malformed { field, .. }) if field == "detail.data"
+        ));
+    }
+
+    /// chrono alone reads `09: 0` as `09:00`; the fuzzer found it.
+    #[test]
+    fn a_timestamp_that_is_not_rfc_3339_is_refused() {
+        let loose = DETAIL.replace("2026-11-24T09:30:00Z", "2026-11-24T09: 0:00Z");
+        assert!(matches!(
+            Message::from_detail(EventKind::PaymentAuthorized, &loose),
+            Err(ContractError::Malformed { field, .. }) if field == "detail.occurred_at"
+        ));
     }
 
     #[test]

@@ -209,6 +209,7 @@ fn lines_not_empty<T>(lines: &[T], field: &str, name: &str) -> Result<(), Contra
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct LineItem {
     /// What is ordered.
     pub sku: Sku,
@@ -221,6 +222,7 @@ pub struct LineItem {
 /// Where an order ships to. `Debug` redacts it: an address never reaches a
 /// log.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct Address {
     /// The recipient.
     pub name: String,
@@ -287,6 +289,7 @@ impl Address {
 
 /// A customer placed an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct OrderPlaced {
     /// The lines: at least one, at most [`MAX_LINES`], each sku once.
     pub items: Vec<LineItem>,
@@ -352,6 +355,7 @@ impl OrderPlaced {
 
 /// Payment for an order was authorized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct PaymentAuthorized {
     /// The provider's id for the authorization.
     pub authorization_id: AuthorizationId,
@@ -375,6 +379,7 @@ pub enum DeclineReason {
 
 /// Payment for an order was declined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct PaymentDeclined {
     /// Why.
     pub reason: DeclineReason,
@@ -382,6 +387,7 @@ pub struct PaymentDeclined {
 
 /// An authorized payment was voided, because stock was unavailable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct PaymentVoided {
     /// The voided authorization.
     pub authorization_id: AuthorizationId,
@@ -394,6 +400,7 @@ pub struct PaymentVoided {
 /// An authorized payment was captured: its order shipped, and the hold
 /// became a charge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct PaymentCaptured {
     /// The captured authorization.
     pub authorization_id: AuthorizationId,
@@ -405,6 +412,7 @@ pub struct PaymentCaptured {
 
 /// A reserved (or released) quantity of one sku.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct ReservedLine {
     /// The sku.
     pub sku: Sku,
@@ -417,6 +425,7 @@ pub struct ReservedLine {
 /// It carries the shipping address, because the reserved goods are what
 /// ships: shipping prints its label from this event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct StockReserved {
     /// The reserved lines.
     pub lines: Vec<ReservedLine>,
@@ -426,6 +435,7 @@ pub struct StockReserved {
 
 /// A line that could not be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct ShortLine {
     /// The sku that is short.
     pub sku: Sku,
@@ -437,6 +447,7 @@ pub struct ShortLine {
 
 /// Some lines of an order could not be reserved; nothing was reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct StockUnavailable {
     /// The skus that are short.
     pub short: Vec<ShortLine>,
@@ -444,6 +455,7 @@ pub struct StockUnavailable {
 
 /// A reservation was released, because payment was declined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct StockReleased {
     /// The released lines.
     pub lines: Vec<ReservedLine>,
@@ -453,6 +465,7 @@ pub struct StockReleased {
 /// before the order reached inventory. Inventory's part of the order ends
 /// here, visibly, as it does with `StockUnavailable` or `StockReleased`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct StockNotReserved {
     /// Why.
     pub reason: NotReservedReason,
@@ -468,6 +481,7 @@ pub enum NotReservedReason {
 
 /// Where a shipping label is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct LabelLocation {
     /// The S3 bucket.
     pub bucket: String,
@@ -479,15 +493,19 @@ pub struct LabelLocation {
 
 /// When the carrier picks a parcel up (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct PickupWindow {
     /// Start of the window.
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub from: DateTime<Utc>,
     /// End of the window.
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub to: DateTime<Utc>,
 }
 
 /// A shipment was scheduled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 pub struct ShipmentScheduled {
     /// The carrier's tracking number.
     pub tracking_number: TrackingNumber,
@@ -496,3 +514,22 @@ pub struct ShipmentScheduled {
     /// The pickup window.
     pub pickup: PickupWindow,
 }
+
+crate::object::objects_only!(
+    LineItem,
+    Address,
+    OrderPlaced,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentVoided,
+    PaymentCaptured,
+    ReservedLine,
+    StockReserved,
+    ShortLine,
+    StockUnavailable,
+    StockReleased,
+    StockNotReserved,
+    LabelLocation,
+    PickupWindow,
+    ShipmentScheduled,
+);

@@ -17,6 +17,8 @@
 //!   EventBridge `source` and `detail-type` in one place.
 //! - [`envelope`]: [`Metadata`], [`Message`], decoding and encoding.
 //! - [`error`]: why an event could not be read ([`ContractError`]).
+//! - [`object`]: structs read only from JSON objects, never arrays.
+//! - [`time`]: timestamps, RFC 3339 read strictly.
 //! - [`schema`]: the JSON Schema of each event's `detail`, and
 //!   [`schema::compat`], which names the changes that break a released one.
 
@@ -25,7 +27,9 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod money;
+pub mod object;
 pub mod schema;
+pub mod time;
 
 pub use envelope::{BusEnvelope, Detail, Message, Metadata, SCHEMA_VERSION};
 pub use error::ContractError;

@@ -14,6 +14,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_contracts::Message;
+use orderflow_contracts::object::Object;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -101,36 +102,6 @@ fn has_records(payload: &str) -> bool {
         records: Option<serde::de::IgnoredAny>,
     }
     serde_json::from_str::<Object<Probe>>(payload).is_ok_and(|p| p.0.records.is_some())
-}
-
-/// A `T` read only from a JSON object.
-///
-/// serde's derived structs read from an array too, field by field in
-/// order, so without this `[[]]` read as an SQS batch of no records: a
-/// payload answered as done with nothing in it, gone without a trace.
-#[derive(Default)]
-struct Object<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members<T>(std::marker::PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Members<T> {
-            type Value = T;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-
-        deserializer
-            .deserialize_map(Members(std::marker::PhantomData))
-            .map(Object)
-    }
 }
 
 /// The parts of an invocation payload that tell the two shapes apart.
