@@ -24,7 +24,7 @@ use serde_norway::{Mapping, Value};
 
 use crate::project_root;
 
-const TEMPLATE: &str = "infra/template.yaml";
+pub(crate) const TEMPLATE: &str = "infra/template.yaml";
 const README: &str = "README.md";
 /// The line that opens the generated block in `README.md`.
 const START: &str = "<!-- graph:start (cargo xtask graph --write) -->";
@@ -32,11 +32,11 @@ const START_PREFIX: &str = "<!-- graph:start";
 /// The line that closes it.
 const END: &str = "<!-- graph:end -->";
 
-const BUS: &str = "AWS::Events::EventBus";
+pub(crate) const BUS: &str = "AWS::Events::EventBus";
 const ARCHIVE: &str = "AWS::Events::Archive";
-const RULE: &str = "AWS::Events::Rule";
-const QUEUE: &str = "AWS::SQS::Queue";
-const FUNCTION: &str = "AWS::Serverless::Function";
+pub(crate) const RULE: &str = "AWS::Events::Rule";
+pub(crate) const QUEUE: &str = "AWS::SQS::Queue";
+pub(crate) const FUNCTION: &str = "AWS::Serverless::Function";
 /// The node id of the account's default bus, for a rule without `EventBusName`.
 const DEFAULT_BUS: &str = "default_bus";
 
@@ -131,18 +131,18 @@ pub fn replace_block(readme: &str, diagram: &str) -> Result<String, String> {
 }
 
 /// The resources of a template, by logical id.
-struct Template<'a> {
+pub(crate) struct Template<'a> {
     resources: BTreeMap<&'a str, Resource<'a>>,
 }
 
-struct Resource<'a> {
+pub(crate) struct Resource<'a> {
     ty: &'a str,
     properties: Option<&'a Value>,
     metadata: Option<&'a Value>,
 }
 
 impl<'a> Template<'a> {
-    fn parse(root: &'a Value) -> Result<Self> {
+    pub(crate) fn parse(root: &'a Value) -> Result<Self> {
         let resources = root
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -169,7 +169,7 @@ impl<'a> Template<'a> {
     }
 
     /// The resources of one type, sorted by logical id.
-    fn of_type(&self, ty: &str) -> impl Iterator<Item = (&'a str, &Resource<'a>)> {
+    pub(crate) fn of_type(&self, ty: &str) -> impl Iterator<Item = (&'a str, &Resource<'a>)> {
         self.resources
             .iter()
             .filter(move |(_, r)| r.ty == ty)
@@ -179,7 +179,7 @@ impl<'a> Template<'a> {
     /// The resources that `value` (an intrinsic reference) names, each of
     /// one of the types `want`. `what` says where the reference is, for the
     /// error messages.
-    fn targets(&self, value: &Value, want: &[&str], what: &str) -> Result<Vec<&'a str>> {
+    pub(crate) fn targets(&self, value: &Value, want: &[&str], what: &str) -> Result<Vec<&'a str>> {
         let ids = refs(value).with_context(|| format!("{what}: cannot read the reference"))?;
         ensure!(
             !ids.is_empty(),
@@ -207,7 +207,7 @@ impl<'a> Template<'a> {
     }
 }
 
-fn property<'a>(resource: &Resource<'a>, key: &str) -> Option<&'a Value> {
+pub(crate) fn property<'a>(resource: &Resource<'a>, key: &str) -> Option<&'a Value> {
     resource.properties.and_then(|p| p.get(key))
 }
 
@@ -320,11 +320,11 @@ fn short(value: &Value) -> String {
 /// An EventBridge event pattern, as far as graph can evaluate it: `source`
 /// and `detail-type` with exact values, `prefix`, `suffix`, `anything-but`,
 /// `equals-ignore-case` and `wildcard` matchers, and `$or`.
-struct Pattern(Mapping);
+pub(crate) struct Pattern(Mapping);
 
 impl Pattern {
     /// Reads an `EventPattern` property: a mapping or a JSON string.
-    fn read(value: &Value, what: &str) -> Result<Self> {
+    pub(crate) fn read(value: &Value, what: &str) -> Result<Self> {
         let mapping = match value {
             Value::Mapping(map) => map.clone(),
             Value::String(json) => serde_norway::from_str(json)
@@ -394,7 +394,7 @@ impl Pattern {
     }
 
     /// The kinds this pattern matches, in the contracts' order.
-    fn kinds(&self) -> Result<Vec<EventKind>> {
+    pub(crate) fn kinds(&self) -> Result<Vec<EventKind>> {
         let mut out = Vec::new();
         for kind in EventKind::ALL {
             if self.matches(kind)? {
@@ -912,7 +912,7 @@ impl Graph {
 /// The name a function emits under: its cargo-lambda binary, else its
 /// `FunctionName` without the `${...}` parts, else its logical id without
 /// `Function`, lower-cased.
-fn function_name(id: &str, function: &Resource<'_>) -> String {
+pub(crate) fn function_name(id: &str, function: &Resource<'_>) -> String {
     let binary = function
         .metadata
         .and_then(|m| m.get("BuildProperties"))
@@ -949,7 +949,7 @@ fn strip_substitutions(text: &str) -> String {
 }
 
 /// The service a source belongs to: `orderflow.payment` -> `payment`.
-fn source_owner(source: &str) -> &str {
+pub(crate) fn source_owner(source: &str) -> &str {
     source.rsplit_once('.').map_or(source, |(_, owner)| owner)
 }
 

@@ -7,12 +7,14 @@
 //!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `asyncapi.rs`: `cargo xtask asyncapi`: the bus as an AsyncAPI document.
 //! - `fuzz.rs`: `cargo xtask fuzz`: libFuzzer on the decoders, on stable.
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
 //! - `demo.rs`: the demo, `place-order` and `seed`.
 //! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
 //! - `ops.rs`: `cargo xtask ops`: DLQs and replays.
 
+mod asyncapi;
 mod bench;
 mod bench_cloud;
 mod bench_compare;
@@ -64,6 +66,9 @@ commands:
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts (refuses
                        a change that breaks the released schemas)
+  asyncapi [--write | --check]
+                       the AsyncAPI document of the bus (events/asyncapi.yaml),
+                       from the template and the contracts
   fuzz [--seconds N | --runs N] [--merge] [TARGET...]
                        coverage-guided fuzzing of the decoders (libFuzzer,
                        stable toolchain) over the corpus in fuzz/corpus/
@@ -111,6 +116,7 @@ fn run(args: &[String]) -> Result<()> {
         },
         "schemas" => schemas::main(),
         "fuzz" => fuzz::main(rest),
+        "asyncapi" => asyncapi::main(rest),
         "graph" => graph::main(rest),
         "ops" => ops::main(rest),
         "demo" => demo::demo(rest),
