@@ -69,7 +69,7 @@ commands:
   asyncapi [--write | --check]
                        the AsyncAPI document of the bus (events/asyncapi.yaml),
                        from the template and the contracts
-  fuzz [--seconds N | --runs N] [--merge] [TARGET...]
+  fuzz [--seconds N | --runs N] [--merge] [--dev] [TARGET...]
                        coverage-guided fuzzing of the decoders (libFuzzer,
                        stable toolchain) over the corpus in fuzz/corpus/
   bench init           cold init, size and max RSS of each function against a
