@@ -94,18 +94,10 @@ fn routes(t: &Template<'_>) -> Result<Routes> {
         let pattern = property(rule, "EventPattern")
             .with_context(|| format!("{what} has no EventPattern"))?;
         let kinds = Pattern::read(pattern, &what)?.kinds()?;
-        let targets = property(rule, "Targets")
-            .and_then(Value::as_sequence)
-            .with_context(|| format!("{what} has no Targets list"))?;
-        for target in targets {
-            let arn = target
-                .get("Arn")
-                .with_context(|| format!("{what}: a target has no Arn"))?;
-            for queue in t.targets(arn, &[QUEUE, FUNCTION], &what)? {
-                if t.of_type(QUEUE).any(|(q, _)| q == queue) {
-                    let routed = routes.queues.entry(queue.to_owned()).or_default();
-                    routed.extend(kinds.iter().copied());
-                }
+        for to in t.rule_targets(rule, &what)? {
+            if t.of_type(QUEUE).any(|(queue, _)| queue == to) {
+                let routed = routes.queues.entry(to.to_owned()).or_default();
+                routed.extend(kinds.iter().copied());
             }
         }
     }

@@ -207,6 +207,29 @@ impl<'a> Template<'a> {
     }
 }
 
+impl<'a> Template<'a> {
+    /// The queues and functions rule `rule` targets; `what` names the rule
+    /// for the error messages.
+    pub(crate) fn rule_targets(&self, rule: &Resource<'a>, what: &str) -> Result<Vec<&'a str>> {
+        let targets = property(rule, "Targets")
+            .and_then(Value::as_sequence)
+            .with_context(|| format!("{what} has no Targets list"))?;
+        let mut out = Vec::new();
+        for target in targets {
+            let target_id = target
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or("(no Id)");
+            let what = format!("{what}, target `{target_id}`");
+            let arn = target
+                .get("Arn")
+                .with_context(|| format!("{what} has no Arn"))?;
+            out.extend(self.targets(arn, &[QUEUE, FUNCTION], &what)?);
+        }
+        Ok(out)
+    }
+}
+
 pub(crate) fn property<'a>(resource: &Resource<'a>, key: &str) -> Option<&'a Value> {
     resource.properties.and_then(|p| p.get(key))
 }
@@ -752,21 +775,8 @@ impl Graph {
         rule: &Resource<'_>,
         what: &str,
     ) -> Result<()> {
-        let targets = property(rule, "Targets")
-            .and_then(Value::as_sequence)
-            .with_context(|| format!("{what} has no Targets list"))?;
-        for target in targets {
-            let target_id = target
-                .get("Id")
-                .and_then(Value::as_str)
-                .unwrap_or("(no Id)");
-            let what = format!("{what}, target `{target_id}`");
-            let arn = target
-                .get("Arn")
-                .with_context(|| format!("{what} has no Arn"))?;
-            for to in t.targets(arn, &[QUEUE, FUNCTION], &what)? {
-                self.edge(Stage::Target, id, to, String::new());
-            }
+        for to in t.rule_targets(rule, what)? {
+            self.edge(Stage::Target, id, to, String::new());
         }
         Ok(())
     }
