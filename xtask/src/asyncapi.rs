@@ -103,25 +103,16 @@ fn routes(t: &Template<'_>) -> Result<Routes> {
     }
     for (id, function) in t.of_type(FUNCTION) {
         let name = function_name(id, function);
-        let events = property(function, "Events").and_then(Value::as_mapping);
-        let mut consumed = Vec::new();
-        for (_, spec) in events.into_iter().flatten() {
-            if spec.get("Type").and_then(Value::as_str) != Some("SQS") {
-                continue;
-            }
-            let queue = spec
-                .get("Properties")
-                .and_then(|p| p.get("Queue"))
-                .with_context(|| format!("function `{id}`: an SQS event has no Queue"))?;
-            for queue in t.targets(queue, &[QUEUE], &format!("function `{id}`'s Queue"))? {
-                ensure!(
-                    routes.queues.contains_key(queue),
-                    "function `{id}` consumes `{queue}`, which no rule routes into"
-                );
-                consumed.push(queue.to_owned());
-            }
+        let consumed = t.consumed_queues(id, function)?;
+        for queue in &consumed {
+            ensure!(
+                routes.queues.contains_key(*queue),
+                "function `{id}` consumes `{queue}`, which no rule routes into"
+            );
         }
-        routes.consumers.insert(name, consumed);
+        routes
+            .consumers
+            .insert(name, consumed.into_iter().map(str::to_owned).collect());
     }
     for kind in EventKind::ALL {
         let owner = source_owner(kind.source()).to_owned();

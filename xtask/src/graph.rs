@@ -228,6 +228,29 @@ impl<'a> Template<'a> {
         }
         Ok(out)
     }
+
+    /// The queues function `id` reads through its SQS events.
+    pub(crate) fn consumed_queues(
+        &self,
+        id: &str,
+        function: &Resource<'a>,
+    ) -> Result<Vec<&'a str>> {
+        let events = property(function, "Events").and_then(Value::as_mapping);
+        let mut out = Vec::new();
+        for (event, spec) in events.into_iter().flatten() {
+            if spec.get("Type").and_then(Value::as_str) != Some("SQS") {
+                continue;
+            }
+            let event = event.as_str().unwrap_or_default();
+            let what = format!("function `{id}`, event `{event}`");
+            let queue = spec
+                .get("Properties")
+                .and_then(|p| p.get("Queue"))
+                .with_context(|| format!("{what} has no Properties.Queue"))?;
+            out.extend(self.targets(queue, &[QUEUE], &format!("{what}'s Queue"))?);
+        }
+        Ok(out)
+    }
 }
 
 pub(crate) fn property<'a>(resource: &Resource<'a>, key: &str) -> Option<&'a Value> {
@@ -809,20 +832,8 @@ impl Graph {
         id: &str,
         function: &Resource<'_>,
     ) -> Result<()> {
-        let events = property(function, "Events").and_then(Value::as_mapping);
-        for (event, spec) in events.into_iter().flatten() {
-            if spec.get("Type").and_then(Value::as_str) != Some("SQS") {
-                continue;
-            }
-            let event = event.as_str().unwrap_or_default();
-            let what = format!("function `{id}`, event `{event}`");
-            let queue = spec
-                .get("Properties")
-                .and_then(|p| p.get("Queue"))
-                .with_context(|| format!("{what} has no Properties.Queue"))?;
-            for queue in t.targets(queue, &[QUEUE], &format!("{what}'s Queue"))? {
-                self.edge(Stage::Consume, queue, id, String::new());
-            }
+        for queue in t.consumed_queues(id, function)? {
+            self.edge(Stage::Consume, queue, id, String::new());
         }
         Ok(())
     }
