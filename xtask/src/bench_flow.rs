@@ -14,8 +14,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use orderflow_contracts::Sku;
 use orderflow_flow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
 use orderflow_flow::order::new_sku;
+use orderflow_flow::{Flow, OrderSpec};
 
 use crate::target::Target;
 
@@ -40,39 +42,66 @@ pub fn main(args: &[String]) -> Result<()> {
             .unwrap_or_else(|| ", placed at once".into())
     );
     runtime.block_on(async {
-        let plenty = new_sku("BENCH")?;
-        let scarce = new_sku("BENCHSCARCE")?;
-        let plenty_units = options.orders as u64;
-        flow.set_stock(&plenty, plenty_units).await?;
-        flow.set_stock(&scarce, SCARCE_UNITS as u64).await?;
-        let orders = mixed_orders("bench", options.orders, &plenty, &scarce)?;
         let plan = Plan {
             within: options.within,
             rate: options.rate,
         };
-        let name = format!("{} mixed orders", options.orders);
-        let batch = Batch::place(&flow, &orders, &name, plan).await?;
+        let run = Mixed::place(&flow, "bench", options.orders, plan).await?;
+        run.check_stock_and_dead_letters(&flow).await?;
+        println!("{} orders: {}", options.orders, run.batch.figures());
+        Ok(())
+    })
+}
 
-        let (want, plenty_shipped, scarce_shipped) = mixed_outcomes(options.orders, SCARCE_UNITS);
+/// Mixed orders placed on a stack and settled as they must: the bench's
+/// run, and the chaos suite's.
+pub struct Mixed {
+    /// The orders.
+    pub orders: Vec<OrderSpec>,
+    /// How they went.
+    pub batch: Batch,
+    plenty: (Sku, u64, usize),
+    scarce: (Sku, u64, usize),
+}
+
+impl Mixed {
+    /// Seeds two fresh skus (`n` units of one, [`SCARCE_UNITS`] of the
+    /// other), places `n` orders in the load test's mix as `plan` says,
+    /// and fails unless every order settles as the mix must, each agreeing
+    /// with the provider's ledger.
+    pub async fn place(flow: &Flow, label: &str, n: usize, plan: Plan) -> Result<Self> {
+        let plenty = new_sku(&label.to_uppercase())?;
+        let scarce = new_sku(&format!("{}SCARCE", label.to_uppercase()))?;
+        flow.set_stock(&plenty, n as u64).await?;
+        flow.set_stock(&scarce, SCARCE_UNITS as u64).await?;
+        let orders = mixed_orders(label, n, &plenty, &scarce)?;
+        let batch = Batch::place(flow, &orders, &format!("{n} mixed orders"), plan).await?;
+        let (want, plenty_shipped, scarce_shipped) = mixed_outcomes(n, SCARCE_UNITS);
         ensure!(
             batch.outcomes == want,
             "outcomes {:?}, want {want:?}",
             batch.outcomes
         );
-        for (sku, units, shipped) in [
-            (&plenty, plenty_units, plenty_shipped),
-            (&scarce, SCARCE_UNITS as u64, scarce_shipped),
-        ] {
+        Ok(Self {
+            orders,
+            batch,
+            plenty: (plenty, n as u64, plenty_shipped),
+            scarce: (scarce, SCARCE_UNITS as u64, scarce_shipped),
+        })
+    }
+
+    /// Fails unless each sku lost exactly the units shipped, and none of
+    /// the orders is in a DLQ.
+    pub async fn check_stock_and_dead_letters(&self, flow: &Flow) -> Result<()> {
+        for (sku, units, shipped) in [&self.plenty, &self.scarce] {
             let left = flow.stock(sku).await?;
             ensure!(
-                left == Some(units as i64 - shipped as i64),
+                left == Some(*units as i64 - *shipped as i64),
                 "{sku}: {left:?} units left, want {units} less the {shipped} shipped"
             );
         }
-        flow.none_dead_lettered(&orders).await?;
-        println!("{} orders: {}", options.orders, batch.figures());
-        Ok(())
-    })
+        flow.none_dead_lettered(&self.orders).await
+    }
 }
 
 /// The bench's own flags.

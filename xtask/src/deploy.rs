@@ -70,17 +70,30 @@ pub fn deploy_local(stack: &str, cloud: Cloud) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
     let architecture = host_architecture();
     build(&tools, architecture, Build::Local)?;
-    deploy_built(&tools, stack, cloud)
+    deploy_built(&tools, stack, cloud, &[])
 }
 
 /// Deploys what the last `sam build` built to a local cloud: both clouds get
 /// the same artifacts.
 pub fn deploy_built_local(stack: &str, cloud: Cloud) -> Result<()> {
-    let tools = venv::ensure("tools", "infra/tools.lock")?;
-    deploy_built(&tools, stack, cloud)
+    deploy_built_local_with(stack, cloud, &[])
 }
 
-fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud) -> Result<()> {
+/// [`deploy_built_local`] with template parameters set (`Name=value`
+/// each), building first if nothing is built yet.
+pub fn deploy_built_local_with(stack: &str, cloud: Cloud, parameters: &[String]) -> Result<()> {
+    let tools = venv::ensure("tools", "infra/tools.lock")?;
+    if !project_root()
+        .join(BUILD_DIR)
+        .join("template.yaml")
+        .is_file()
+    {
+        build(&tools, host_architecture(), Build::Local)?;
+    }
+    deploy_built(&tools, stack, cloud, parameters)
+}
+
+fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud, parameters: &[String]) -> Result<()> {
     let architecture = host_architecture();
     // After the build, which takes minutes: a cloud checked before it may
     // have stopped since.
@@ -96,6 +109,7 @@ fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud) -> Result<()> {
     deploy
         .args(["deploy", "--region", "us-east-1"])
         .args(deploy_args(&root, stack, architecture))
+        .args(parameters)
         .envs(cloud::aws_env(&endpoint));
     run_cmd(&mut deploy).with_context(|| format!("{program} deploy failed"))?;
     eprintln!(

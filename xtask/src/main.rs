@@ -13,6 +13,8 @@
 //! - `demo.rs`: the demo, `place-order` and `seed`.
 //! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
 //! - `ops.rs`: `cargo xtask ops`: DLQs and replays.
+//! - `chaos.rs`: `cargo xtask chaos`: mixed orders through a stack whose
+//!   functions crash on purpose, every invariant checked.
 
 mod asyncapi;
 mod bench;
@@ -20,6 +22,7 @@ mod bench_cloud;
 mod bench_compare;
 mod bench_first;
 mod bench_flow;
+mod chaos;
 mod cloud;
 mod demo;
 mod deploy;
@@ -72,6 +75,10 @@ commands:
   fuzz [--seconds N | --runs N] [--merge] [--dev] [TARGET...]
                        coverage-guided fuzzing of the decoders (libFuzzer,
                        stable toolchain) over the corpus in fuzz/corpus/
+  chaos [--orders N] [--faults SPEC] [--kill-every SECS]
+                       mixed orders through a LocalStack stack whose functions
+                       crash after a claim, a commit or a publish, and are
+                       SIGKILLed at random; then every invariant is checked
   bench init           cold init, size and max RSS of each function against a
                        bare lambda_runtime binary; its first invocation
                        against its warm ones
@@ -116,6 +123,7 @@ fn run(args: &[String]) -> Result<()> {
         },
         "schemas" => schemas::main(),
         "fuzz" => fuzz::main(rest),
+        "chaos" => chaos::main(rest),
         "asyncapi" => asyncapi::main(rest),
         "graph" => graph::main(rest),
         "ops" => ops::main(rest),

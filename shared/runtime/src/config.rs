@@ -4,6 +4,8 @@ use std::env;
 
 use thiserror::Error;
 
+use crate::faults::Faults;
+
 /// Which adapters the ports use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adapters {
@@ -32,6 +34,9 @@ pub struct Config {
     pub max_concurrency: usize,
     /// `ORDERFLOW_IDEMPOTENCY_TTL_SECS`: how long idempotency records live.
     pub idempotency_ttl_secs: i64,
+    /// `ORDERFLOW_FAULTS` and `ORDERFLOW_FAULTS_RECORD`: crashes to inject,
+    /// for the chaos suite only (none unless set).
+    pub faults: Faults,
 }
 
 /// A configuration problem, reported at startup.
@@ -87,6 +92,7 @@ impl Config {
                 60,
                 365 * 24 * 3600,
             )?,
+            faults: faults(function, &lookup)?,
         })
     }
 }
@@ -97,6 +103,21 @@ impl Config {
     pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
         required(self.adapters, name, env::var(name).ok())
     }
+}
+
+/// The crashes `ORDERFLOW_FAULTS` asks for; an empty value asks for none.
+fn faults(
+    function: &'static str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Faults, ConfigError> {
+    let spec = lookup("ORDERFLOW_FAULTS").unwrap_or_default();
+    let record = lookup("ORDERFLOW_FAULTS_RECORD")
+        .filter(|path| !path.trim().is_empty())
+        .map(Into::into);
+    Faults::parse(&spec, record, function).map_err(|reason| ConfigError::Invalid {
+        name: "ORDERFLOW_FAULTS",
+        reason,
+    })
 }
 
 /// A required variable's value. In memory mode nothing names a cloud
@@ -170,6 +191,27 @@ mod tests {
             err,
             Err(ConfigError::Invalid {
                 name: "ORDERFLOW_MAX_CONCURRENCY",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn faults_are_off_unless_asked_for_and_a_bad_spec_is_a_startup_error() {
+        let with = |spec: Option<&'static str>| {
+            Config::from_lookup("payment", move |name| match name {
+                "ORDERFLOW_FAULTS" => spec.map(str::to_owned),
+                "ORDERFLOW_TABLE" | "ORDERFLOW_BUS" | "ORDERFLOW_DLQ_URL" => Some("x".into()),
+                _ => None,
+            })
+        };
+        assert!(!with(None).unwrap().faults.any());
+        assert!(!with(Some("")).unwrap().faults.any());
+        assert!(with(Some("commit=0.1")).unwrap().faults.any());
+        assert!(matches!(
+            with(Some("commit=lots")),
+            Err(ConfigError::Invalid {
+                name: "ORDERFLOW_FAULTS",
                 ..
             })
         ));

@@ -8,6 +8,7 @@
 //!   invocation so Lambda retries it.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
@@ -22,6 +23,7 @@ use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record
 use crate::config::{Adapters, Config};
 use crate::dlq::{DeadLetterSink, MemoryDeadLetters, RetryLater, SqsDeadLetters, backoff};
 use crate::error::{RecordError, chain, describe};
+use crate::faults::Crashing;
 use crate::metrics::{self, MetricsOut};
 use crate::processor::{Processor, Service};
 use crate::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
@@ -341,10 +343,20 @@ pub async fn run<S: Service + 'static>(
     match config.adapters {
         Adapters::Aws => {
             let aws = crate::aws::sdk_config().await?;
+            let faults = Arc::new(config.faults);
+            if faults.any() {
+                tracing::warn!(faults = ?faults, "ORDERFLOW_FAULTS: this process will crash on purpose");
+            }
             let processor = Processor::new(
                 service(Some(&aws)),
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
-                EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.bus),
+                Crashing::new(
+                    DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
+                    faults.clone(),
+                ),
+                Crashing::new(
+                    EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.bus),
+                    faults,
+                ),
                 ttl,
             );
             let dlq = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url);

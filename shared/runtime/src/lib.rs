@@ -30,6 +30,8 @@
 //! - [`metrics`]: one CloudWatch EMF line of counts and durations per
 //!   invocation.
 //! - [`error`]: transient versus permanent errors.
+//! - [`faults`]: crash injection after the claim, the commit or the
+//!   publish, for the chaos suite; off unless `ORDERFLOW_FAULTS` is set.
 //! - `testing`, with the feature of that name: the real handler over
 //!   in-memory ports, for handler tests and benches.
 
@@ -38,6 +40,7 @@ pub mod batch;
 pub mod config;
 pub mod dlq;
 pub mod error;
+pub mod faults;
 pub mod lambda;
 pub mod metrics;
 pub mod processor;
