@@ -47,7 +47,7 @@ const USAGE: &str = "\
 usage: cargo xtask chaos [--orders N] [--faults SPEC] [--kill-every SECS] [--stack-name NAME]
 
   --orders N         mixed orders to place (default 60; 10000 is the benchmark)
-  --faults SPEC      crash chances per point (default claim=0.02,commit=0.02,publish=0.02)
+  --faults SPEC      crash chances per point (default claim=0.03,commit=0.03,publish=0.03)
   --kill-every SECS  SIGKILL one of the stack's function processes this often
                      (default 4; 0 for never)
   --stack-name NAME  the chaos stack (default orderflow-chaos), deployed from
@@ -83,7 +83,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             orders: 60,
-            faults: "claim=0.02,commit=0.02,publish=0.02".into(),
+            faults: "claim=0.03,commit=0.03,publish=0.03".into(),
             kill_every: Some(Duration::from_secs(4)),
             stack: "orderflow-chaos".into(),
         }
@@ -184,10 +184,6 @@ pub fn run(options: &Options) -> Result<()> {
         mixed.batch.figures(),
         mixed.batch.outcomes,
     );
-    println!(
-        "chaos: 0 lost, 0 effects twice, 0 open holds, captured = shipped, stock exact, \
-         0 of these orders in a DLQ"
-    );
     let idle: Vec<&str> = POINTS
         .into_iter()
         .filter(|p| !strikes.contains_key(*p))
@@ -196,6 +192,16 @@ pub fn run(options: &Options) -> Result<()> {
         idle.is_empty(),
         "no crash was injected at {idle:?}: the run proves nothing about them (raise --faults \
          or --orders)"
+    );
+    ensure!(
+        options.kill_every.is_none() || !kills.is_empty(),
+        "no function process of `{}` was found to SIGKILL (does the cloud run them as host \
+         processes?)",
+        options.stack
+    );
+    println!(
+        "chaos: 0 lost, 0 effects twice, 0 open holds, captured = shipped, stock exact, \
+         0 of these orders in a DLQ"
     );
     Ok(())
 }

@@ -72,6 +72,10 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         steps.start(&format!("whole-flow and operations tests on {name}"));
         suites_on(&Target::local(cloud))?;
+        if cloud == Cloud::LocalStack {
+            steps.start("chaos on localstack: the same build, crashing on purpose");
+            crate::chaos::run(&crate::chaos::Options::default())?;
+        }
         took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
     }
     steps.summary();
