@@ -14,10 +14,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use orderflow_flow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
-use orderflow_flow::order::new_sku;
+use orderflow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
+use orderflow::order::new_sku;
 
-use crate::target::Target;
+use crate::target;
 
 const USAGE: &str = "usage: cargo xtask bench flow [--orders N] [--rate ORDERS_PER_S] \
                      [--within SECS] [--cloud NAME | --aws …] [--stack-name NAME]";
@@ -27,9 +27,9 @@ const SCARCE_UNITS: usize = 10;
 
 /// Runs `cargo xtask bench flow`.
 pub fn main(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
+    let (target, rest) = target::parse(args)?;
     let options = Options::parse(&rest)?;
-    let (runtime, flow) = target.connect()?;
+    let (runtime, flow) = target::connect(&target)?;
     eprintln!(
         "bench flow: {} orders on {}{}",
         options.orders,

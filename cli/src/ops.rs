@@ -1,6 +1,7 @@
 //! Operations on a deployed stack: its dead-letter queues (list, show,
-//! redrive) and replays from the bus archive. `cargo xtask ops` prints what
-//! these return; the same calls serve AWS and the local cloud.
+//! redrive) and replays from the bus archive. `orderflow dlq` and
+//! `orderflow replay` print what these return; the same calls serve AWS
+//! and the local cloud.
 
 use std::time::Duration;
 
@@ -220,7 +221,7 @@ impl Flow {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        bail!("the move task did not finish within 60 s; see `ops dlq list`")
+        bail!("the move task did not finish within 60 s; see `orderflow dlq list`")
     }
 
     /// Sends the chosen messages to the source queue, then deletes them
@@ -233,7 +234,7 @@ impl Flow {
         // made visible again.
         let mut passed: Vec<String> = Vec::new();
         let moved = self.move_chosen(queue, &mut left, &mut passed).await;
-        let released = crate::release(&self.sqs, &queue.url, &passed).await;
+        let released = crate::flow::release(&self.sqs, &queue.url, &passed).await;
         moved?;
         released?;
         if !left.is_empty() {
@@ -425,7 +426,7 @@ impl Flow {
     }
 
     async fn peek(&self, url: &str) -> Result<Vec<DeadLetter>> {
-        crate::peek(&self.sqs, url).await
+        crate::flow::peek(&self.sqs, url).await
     }
 }
 
