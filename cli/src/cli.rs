@@ -104,8 +104,8 @@ pub fn run(cli: Cli) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::error::ErrorKind;
     use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
     use super::{Cli, Command};
     use crate::cmd::dlq::{Dlq, Redrive};

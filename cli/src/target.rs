@@ -73,30 +73,33 @@ impl Cloud {
     }
 }
 
+/// Where `--help` lists the target flags, apart from each command's own.
+const HEADING: &str = "Where the stack is";
+
 /// A stack on AWS or on a local cloud: the flags every command takes.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct Target {
     /// The stack on AWS, with the default credential chain, rather than on
     /// a local cloud.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = HEADING)]
     pub aws: bool,
     /// The AWS profile (with --aws).
-    #[arg(long, global = true, value_name = "PROFILE")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "PROFILE")]
     pub profile: Option<String>,
     /// The AWS region (with --aws; a local cloud is us-east-1).
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "REGION")]
     pub region: Option<String>,
     /// Which local cloud: localstack (the default) on 127.0.0.1:4566, or
     /// ministack, which enforces IAM, on 127.0.0.1:4567.
-    #[arg(long, global = true, value_enum, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = HEADING, value_enum, value_name = "NAME")]
     pub cloud: Option<Cloud>,
     /// Any local cloud, by its endpoint, instead of --cloud's.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// The CloudFormation stack.
     #[arg(
         long = "stack-name",
-        global = true,
+        global = true, help_heading = HEADING,
         value_name = "NAME",
         default_value = DEFAULT_STACK
     )]
