@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::runtime::Runtime;
 
 use crate::cmd::dlq::Dlq;
@@ -41,10 +41,21 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let cli = Self::try_parse_from(args)?;
+        Self::try_parse_with(Self::command(), args)
+    }
+
+    /// [`Cli::try_parse_checked`] with `command`, this CLI's definition
+    /// renamed or with other help (what `cargo xtask ops` shows).
+    pub fn try_parse_with<I, T>(mut command: clap::Command, args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         cli.target
             .check()
-            .map_err(|(kind, message)| Self::command().error(kind, message))?;
+            .map_err(|(kind, message)| command.error(kind, message))?;
         Ok(cli)
     }
 
