@@ -99,7 +99,8 @@ pub struct Target {
     /// The CloudFormation stack.
     #[arg(
         long = "stack-name",
-        global = true, help_heading = HEADING,
+        global = true,
+        help_heading = HEADING,
         value_name = "NAME",
         default_value = DEFAULT_STACK
     )]
