@@ -7,7 +7,7 @@ use std::sync::{LazyLock, OnceLock};
 use anyhow::{Result, anyhow};
 use tokio::runtime::Runtime;
 
-use crate::{DEFAULT_STACK, Flow};
+use orderflow::{DEFAULT_STACK, Flow};
 
 static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()

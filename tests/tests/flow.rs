@@ -22,11 +22,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
+use orderflow::batch::{Batch, Plan, mixed_orders};
+use orderflow::order::{new_order_id, new_sku};
+use orderflow::{Flow, OrderSpec, Outcome, Seen, ServiceResources};
 use orderflow_contracts::{Event, EventKind, Message, OrderId, Sku};
-use orderflow_flow::batch::{Batch, Plan, mixed_orders};
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{new_order_id, new_sku};
-use orderflow_flow::{Flow, OrderSpec, Outcome, Seen, ServiceResources};
+use orderflow_flow::tamper::Tamper;
 
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -209,7 +210,7 @@ fn poison_events_land_in_each_consumers_dlq_with_the_reason() -> Result<()> {
     run(|flow| async move {
         let malformed = new_order_id("poison-shape")?;
         let detail = serde_json::json!({
-            "event_id": orderflow_flow::order::new_event_id().to_string(),
+            "event_id": orderflow::order::new_event_id().to_string(),
             "order_id": malformed.as_str(),
             "causation_id": null,
             "occurred_at": "2026-11-24T09:30:00Z",

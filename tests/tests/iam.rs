@@ -15,9 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
+use orderflow::order::{new_order_id, new_sku};
+use orderflow::{Flow, OrderSpec, Outcome};
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{new_order_id, new_sku};
-use orderflow_flow::{Flow, OrderSpec, Outcome};
+use orderflow_flow::tamper::Tamper;
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -217,7 +218,7 @@ fn policy_text(document: &str) -> String {
 /// The root caller's configuration, from the environment that `cargo xtask
 /// test` sets (AWS_ENDPOINT_URL and the `test` keys).
 async fn root_config() -> Result<SdkConfig> {
-    Ok(orderflow_flow::tools_loader()?.load().await)
+    Ok(orderflow::tools_loader()?.load().await)
 }
 
 #[test]
@@ -369,7 +370,7 @@ async fn assumed_role(root: &SdkConfig, policy: &Value) -> Result<(SdkConfig, St
 }
 
 fn uuid_suffix() -> String {
-    orderflow_flow::order::new_event_id().to_string()[..12].to_owned()
+    orderflow::order::new_event_id().to_string()[..12].to_owned()
 }
 
 #[test]

@@ -1,15 +1,17 @@
-//! Operations against a deployed stack: what `cargo xtask ops` does, run
-//! for real (DLQ show and redrive, archive replay). `#[ignore]`d like the
-//! whole-flow tests; `cargo xtask test` and `cargo xtask flow` run them.
+//! Operations against a deployed stack: what the `orderflow` CLI does, run
+//! for real through its library (DLQ show and redrive, archive replay).
+//! `#[ignore]`d like the whole-flow tests; `cargo xtask test` and `cargo
+//! xtask flow` run them.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use chrono::Utc;
+use orderflow::order::{new_order_id, new_sku};
+use orderflow::{DeadLetter, Flow, OrderSpec, Outcome};
 use orderflow_contracts::EventKind;
 use orderflow_flow::harness::run;
-use orderflow_flow::order::{malformed_detail, new_order_id, new_sku};
-use orderflow_flow::{DeadLetter, Flow, OrderSpec, Outcome};
+use orderflow_flow::tamper::{Tamper, malformed_detail};
 
 const SETTLE: Duration = Duration::from_secs(60);
 

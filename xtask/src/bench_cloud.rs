@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::cloud::{self, Cloud};
+use crate::cloud::{self, Cloud, LocalCloud};
 use crate::{project_root, run_cmd, venv};
 
 /// Entry point of `cargo xtask bench cloud [bench.py options]`, e.g. `--warm 100 --cold 10`.

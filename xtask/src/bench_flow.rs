@@ -14,12 +14,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use orderflow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
+use orderflow::order::new_sku;
+use orderflow::{Flow, OrderSpec};
 use orderflow_contracts::Sku;
-use orderflow_flow::batch::{Batch, Plan, mixed_orders, mixed_outcomes};
-use orderflow_flow::order::new_sku;
-use orderflow_flow::{Flow, OrderSpec};
 
-use crate::target::Target;
+use crate::target;
 
 const USAGE: &str = "usage: cargo xtask bench flow [--orders N] [--rate ORDERS_PER_S] \
                      [--within SECS] [--cloud NAME | --aws …] [--stack-name NAME]";
@@ -29,9 +29,9 @@ const SCARCE_UNITS: usize = 10;
 
 /// Runs `cargo xtask bench flow`.
 pub fn main(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
+    let (target, rest) = target::parse(args)?;
     let options = Options::parse(&rest)?;
-    let (runtime, flow) = target.connect()?;
+    let (runtime, flow) = target::connect(&target)?;
     eprintln!(
         "bench flow: {} orders on {}{}",
         options.orders,

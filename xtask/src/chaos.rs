@@ -33,15 +33,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use aws_sdk_sqs::types::QueueAttributeName;
+use orderflow::batch::Plan;
+use orderflow::{Cloud, Flow, Target};
 use orderflow_contracts::EventKind;
-use orderflow_flow::Flow;
-use orderflow_flow::batch::Plan;
 
 use crate::bench_flow::Mixed;
-use crate::cloud::Cloud;
-use crate::target::Target;
-use crate::{deploy, project_root};
+use crate::{deploy, project_root, target};
 
 const USAGE: &str = "\
 usage: cargo xtask chaos [--orders N] [--faults SPEC] [--kill-every SECS] [--stack-name NAME]
@@ -162,15 +159,14 @@ pub fn run(options: &Options) -> Result<()> {
         stack: options.stack.clone(),
         ..Target::local(cloud)
     };
-    let (runtime, flow) = target.connect()?;
-    let sqs = aws_sdk_sqs::Client::new(&runtime.block_on(target.sdk_config())?);
+    let (runtime, flow) = target::connect(&target)?;
     let started = Instant::now();
     let killer = Killer::start(&options.stack, options.kill_every);
     let placed = runtime.block_on(place(&flow, options));
     let kills = killer.stop();
     let mixed = placed?;
     let settled = started.elapsed();
-    runtime.block_on(drain(&flow, &sqs, Duration::from_secs(300)))?;
+    runtime.block_on(drain(&flow, Duration::from_secs(300)))?;
     runtime.block_on(mixed.check_stock_and_dead_letters(&flow))?;
     let copies = effects_once(&flow, &mixed)?;
     let strikes = strikes(&record)?;
@@ -216,34 +212,22 @@ async fn place(flow: &Flow, options: &Options) -> Result<Mixed> {
 
 /// Waits until no message is waiting or in flight in any function's queue:
 /// the redeliveries of crashed batches are done.
-async fn drain(flow: &Flow, sqs: &aws_sdk_sqs::Client, timeout: Duration) -> Result<()> {
+async fn drain(flow: &Flow, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let mut busy = Vec::new();
-        for service in flow.stack.services() {
-            let attributes = sqs
-                .get_queue_attributes()
-                .queue_url(&service.queue_url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .with_context(|| format!("could not read the {} queue's depth", service.name))?;
-            let count: u64 = attributes
-                .attributes()
-                .into_iter()
-                .flat_map(|a| a.values())
-                .map(|v| v.parse::<u64>().unwrap_or(0))
-                .sum();
-            if count > 0 {
-                busy.push(format!("{} {count}", service.name));
-            }
-        }
+        let busy: Vec<_> = flow
+            .backlog()
+            .await?
+            .into_iter()
+            .filter(|(_, waiting, in_flight)| waiting + in_flight > 0)
+            .collect();
         if busy.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("the queues did not drain within {timeout:?}: {busy:?}");
+            bail!(
+                "the queues did not drain within {timeout:?}: {busy:?} (function, waiting, in flight)"
+            );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -10,7 +10,7 @@
 //!   (`infra/ministack`), which applies the fixes that make it behave as AWS does, and it
 //!   writes its log and its IAM decisions (`authz.jsonl`) under `.ministack/`.
 //!
-//! Every project command that needs a cloud calls [`Cloud::ensure_up`]; it is idempotent, and
+//! Every project command that needs a cloud calls [`LocalCloud::ensure_up`]; it is idempotent, and
 //! if the cloud's port already answers as that cloud (a user's Docker LocalStack, say) it uses
 //! that one and `down` leaves it alone.
 
@@ -52,31 +52,40 @@ usage: cargo xtask cloud <command> [--cloud localstack|ministack]
   on 127.0.0.1:4567.
 ";
 
-/// One of the two local clouds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Cloud {
-    /// LocalStack in host mode, with orderflow's extension: the default.
-    #[default]
-    LocalStack,
-    /// ministack with `AUTH=true`: IAM is enforced.
-    Ministack,
+pub use orderflow::Cloud;
+
+/// What xtask alone knows of a local cloud: how to install, start, stop and
+/// test it. The clouds themselves, their names and endpoints, are the
+/// `orderflow` CLI's ([`Cloud`]), which connects to them but never starts one.
+pub trait LocalCloud: Sized {
+    /// Takes `--cloud NAME` out of `args` (default: LocalStack), and returns the rest.
+    fn take_flag(args: &[String]) -> Result<(Self, Vec<String>)>;
+    /// The pinned version.
+    fn version(self) -> &'static str;
+    /// The lock file of its Python environment.
+    fn lock(self) -> &'static str;
+    /// The folder of the cloud's Python code (extension or launcher), tests and style.
+    fn python_dir(self) -> &'static str;
+    /// The path of its health document.
+    fn health_path(self) -> &'static str;
+    /// What the cloud's command line contains: tells our process from a reused pid.
+    fn marker(self) -> &'static str;
+    /// The file the cloud appends every IAM decision on a role to, if it enforces IAM.
+    fn authorization_log(self) -> Option<PathBuf>;
+    /// Makes sure this cloud answers on its port, starting ours if nothing does, and returns
+    /// its endpoint URL.
+    fn ensure_up(self) -> Result<String>;
+    /// Starts the cloud and runs its plugin tests (`infra/<cloud>/tests`): ruff, then pytest.
+    ///
+    /// `bootstrap` is a built orderflow function binary for the tests that run real code;
+    /// without it, ORDERFLOW_BOOTSTRAP from the environment is used, and those tests fail if
+    /// neither is set.
+    fn test(self, bootstrap: Option<&Path>) -> Result<()>;
 }
 
-impl Cloud {
-    /// Both, in the order `cargo xtask test` runs them.
-    pub const ALL: [Cloud; 2] = [Cloud::LocalStack, Cloud::Ministack];
-
-    /// The cloud a `--cloud` value names.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "localstack" => Ok(Cloud::LocalStack),
-            "ministack" => Ok(Cloud::Ministack),
-            other => bail!("unknown cloud `{other}`: the clouds are localstack and ministack"),
-        }
-    }
-
+impl LocalCloud for Cloud {
     /// Takes `--cloud NAME` out of `args` (default: LocalStack), and returns the rest.
-    pub fn take_flag(args: &[String]) -> Result<(Self, Vec<String>)> {
+    fn take_flag(args: &[String]) -> Result<(Self, Vec<String>)> {
         let mut cloud = Cloud::default();
         let mut rest = Vec::new();
         let mut args = args.iter();
@@ -95,38 +104,11 @@ impl Cloud {
         Ok((cloud, rest))
     }
 
-    /// The name in flags and folders: `localstack` or `ministack`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Cloud::LocalStack => "localstack",
-            Cloud::Ministack => "ministack",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Cloud::LocalStack => "LocalStack",
-            Cloud::Ministack => "ministack",
-        }
-    }
-
     fn version(self) -> &'static str {
         match self {
             Cloud::LocalStack => LOCALSTACK_VERSION,
             Cloud::Ministack => MINISTACK_VERSION,
         }
-    }
-
-    fn addr(self) -> &'static str {
-        match self {
-            Cloud::LocalStack => "127.0.0.1:4566",
-            Cloud::Ministack => "127.0.0.1:4567",
-        }
-    }
-
-    /// Where the cloud answers.
-    pub fn endpoint(self) -> String {
-        format!("http://{}", self.addr())
     }
 
     fn lock(self) -> &'static str {
@@ -161,16 +143,14 @@ impl Cloud {
 
     /// The file ministack appends every IAM decision on a role to (see
     /// `infra/ministack/orderflow_ministack/patches.py`).
-    pub fn authorization_log(self) -> Option<PathBuf> {
+    fn authorization_log(self) -> Option<PathBuf> {
         match self {
             Cloud::LocalStack => None,
             Cloud::Ministack => Some(State::new(self).dir.join("authz.jsonl")),
         }
     }
 
-    /// Makes sure this cloud answers on its port, starting ours if nothing does, and returns
-    /// its endpoint URL.
-    pub fn ensure_up(self) -> Result<String> {
+    fn ensure_up(self) -> Result<String> {
         let state = State::new(self);
         if let Some(endpoint) = already_up(&state)? {
             return Ok(endpoint);
@@ -194,6 +174,10 @@ impl Cloud {
             );
         }
         start(&state)
+    }
+
+    fn test(self, bootstrap: Option<&Path>) -> Result<()> {
+        run_tests(self, bootstrap, &[])
     }
 }
 
@@ -822,17 +806,6 @@ fn logs(cloud: Cloud, args: &[String]) -> Result<()> {
     }
 }
 
-impl Cloud {
-    /// Starts the cloud and runs its plugin tests (`infra/<cloud>/tests`): ruff, then pytest.
-    ///
-    /// `bootstrap` is a built orderflow function binary for the tests that run real code;
-    /// without it, ORDERFLOW_BOOTSTRAP from the environment is used, and those tests fail if
-    /// neither is set.
-    pub fn test(self, bootstrap: Option<&Path>) -> Result<()> {
-        run_tests(self, bootstrap, &[])
-    }
-}
-
 fn run_tests(cloud: Cloud, bootstrap: Option<&Path>, extra: &[String]) -> Result<()> {
     let endpoint = cloud.ensure_up()?;
     let venv = venv::ensure(cloud.key(), cloud.lock())?;
@@ -911,7 +884,7 @@ fn health(cloud: Cloud) -> Option<serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cloud, looks_like};
+    use super::{Cloud, LocalCloud, looks_like};
 
     const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
 

@@ -1,38 +1,36 @@
-//! `cargo xtask demo`, `place-order` and `seed`: the deployed system, shown.
+//! `cargo xtask demo`: the deployed system, shown, through the `orderflow`
+//! CLI's library.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use orderflow_contracts::{Message, Sku};
-use orderflow_flow::order::{self, new_order_id};
-use orderflow_flow::{Flow, OrderSpec, Outcome, Seen};
+use anyhow::{Result, bail};
+use orderflow::cmd::seed::{STOCK_FILE, seed_file};
+use orderflow::follow::follow;
+use orderflow::order::new_order_id;
+use orderflow::{Flow, OrderSpec, Outcome};
+use orderflow_contracts::Sku;
 use tokio::runtime::Runtime;
 
-use crate::target::Target;
-use crate::{deploy, project_root};
+use crate::{deploy, project_root, target};
 
-/// The stock `seed` writes, by sku.
-const STOCK_FILE: &str = "events/stock.json";
 /// How long an order may take to settle before the demo gives up on it.
 const SETTLE: Duration = Duration::from_secs(90);
 
 /// `cargo xtask demo`: up, build, deploy, seed, place a handful of orders,
 /// watch them live, and sum up.
 pub fn demo(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
+    let (target, rest) = target::parse(args)?;
     if let Some(unknown) = rest.first() {
         bail!("unknown argument `{unknown}` (usage: cargo xtask demo [--stack-name NAME])");
     }
-    if target.aws {
-        bail!("the demo runs on the local cloud; use `cargo xtask place-order --aws` on AWS");
+    if target.aws || target.endpoint_url.is_some() {
+        bail!("the demo runs on a local cloud it starts; use `orderflow place-order --aws` on AWS");
     }
     step("1/4 local cloud, build and deploy (the same sam build + deploy as AWS)");
-    deploy::deploy_local(&target.stack, target.cloud)?;
-    let (runtime, flow) = target.connect()?;
+    deploy::deploy_local(&target.stack, target.cloud())?;
+    let (runtime, flow) = target::connect(&target)?;
     step("2/4 seed stock");
-    runtime.block_on(seed_file(&flow))?;
+    runtime.block_on(seed_file(&flow, &project_root().join(STOCK_FILE)))?;
 
     step("3/4 place orders");
     let orders = demo_orders()?;
@@ -45,7 +43,7 @@ pub fn demo(args: &[String]) -> Result<()> {
     }
 
     step("4/4 live timeline (every event on the bus, as the audit queue delivers it)");
-    let results = runtime.block_on(follow(&flow, &messages))?;
+    let results = runtime.block_on(follow(&flow, &messages, SETTLE))?;
     sum_up(&runtime, &flow, &orders, &results)
 }
 
@@ -132,7 +130,7 @@ fn summary_row(
     };
     let held = matches!(
         runtime.block_on(flow.hold(order.order_id())),
-        Ok(Some(hold)) if hold.status == orderflow_flow::HoldStatus::Open
+        Ok(Some(hold)) if hold.status == orderflow::HoldStatus::Open
     );
     let ok = outcome == expected && ledger.is_ok();
     let latency = latency
@@ -147,137 +145,6 @@ fn summary_row(
         if ok { "" } else { "  <- not as expected" }
     );
     (ok, held)
-}
-
-/// `cargo xtask place-order [--file F] [--as-is]`: places one order and
-/// follows it until it settles.
-pub fn place_order(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
-    let mut file = "events/payment/order-placed.eventbridge.json".to_owned();
-    let mut fresh = true;
-    let mut rest = rest.into_iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--file" => file = rest.next().context("--file needs a path")?,
-            "--as-is" => fresh = false,
-            other => bail!(
-                "unknown argument `{other}` (usage: cargo xtask place-order [--file F] [--as-is] [--aws ...])"
-            ),
-        }
-    }
-    let path = project_root().join(&file);
-    let json = std::fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
-    let message = order::from_sample(&json, fresh).with_context(|| format!("in {file}"))?;
-    let (runtime, flow) = target.connect()?;
-    println!("placing {} from {file}", message.meta.order_id);
-    let results = runtime.block_on(follow(&flow, std::slice::from_ref(&message)))?;
-    match results.first() {
-        Some((Outcome::Pending, _)) | None => bail!("the order did not settle within {SETTLE:?}"),
-        Some((outcome, latency)) => {
-            let latency = latency
-                .map(|l| format!(" in {:.2}s", l.as_secs_f64()))
-                .unwrap_or_default();
-            println!("{}: {outcome}{latency}", message.meta.order_id);
-            Ok(())
-        }
-    }
-}
-
-/// `cargo xtask seed [--file F]`: sets the stock of every sku in the file.
-pub fn seed(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
-    if let Some(unknown) = rest.first() {
-        bail!(
-            "unknown argument `{unknown}` (usage: cargo xtask seed [--aws ...] [--stack-name NAME])"
-        );
-    }
-    let (runtime, flow) = target.connect()?;
-    runtime.block_on(seed_file(&flow))
-}
-
-async fn seed_file(flow: &Flow) -> Result<()> {
-    let path = project_root().join(STOCK_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {STOCK_FILE}"))?;
-    let stock: HashMap<String, u64> = serde_json::from_str(&text)
-        .with_context(|| format!("{STOCK_FILE}: want {{\"SKU\": quantity}}"))?;
-    let mut skus: Vec<_> = stock.into_iter().collect();
-    skus.sort();
-    for (sku, quantity) in skus {
-        let sku = Sku::new(sku.as_str()).map_err(|e| anyhow::anyhow!("{STOCK_FILE}: {e}"))?;
-        flow.set_stock(&sku, quantity).await?;
-        println!("  {:<20} {quantity:>5} in stock", sku.as_str());
-    }
-    Ok(())
-}
-
-/// Places the orders, prints their events as they arrive, and returns each
-/// order's outcome and latency (first put to the event that settled it).
-async fn follow(flow: &Flow, messages: &[Message]) -> Result<Vec<(Outcome, Option<Duration>)>> {
-    let audit = flow.audit();
-    let mut read = audit.len();
-    let started = Instant::now();
-    flow.place_all(messages).await?;
-    let ours: HashMap<&str, usize> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.meta.order_id.as_str(), i))
-        .collect();
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut results = vec![(Outcome::Pending, None); messages.len()];
-    loop {
-        for seen in audit.since(read) {
-            read += 1;
-            if seen
-                .order_id
-                .as_deref()
-                .is_some_and(|o| ours.contains_key(o))
-            {
-                println!("{}", timeline_line(&seen, started, &names));
-                if let Some(id) = &seen.event_id {
-                    names.insert(id.clone(), seen.detail_type.clone());
-                }
-            }
-        }
-        for (i, message) in messages.iter().enumerate() {
-            if results[i].0 != Outcome::Pending {
-                continue;
-            }
-            let order = &message.meta.order_id;
-            let outcome = flow.outcome(order).await?;
-            if outcome != Outcome::Pending {
-                let last = audit
-                    .of(order)
-                    .last()
-                    .map(|s| s.at.saturating_duration_since(started));
-                println!("  = {order}: {outcome}");
-                results[i] = (outcome, last);
-            }
-        }
-        if results.iter().all(|(o, _)| *o != Outcome::Pending) || started.elapsed() > SETTLE {
-            return Ok(results);
-        }
-        audit.changed(read, Duration::from_millis(500)).await;
-    }
-}
-
-/// `  +  0.84s  ord-tea-1a2b3c4d   inventory  StockReserved  <- OrderPlaced`
-fn timeline_line(seen: &Seen, started: Instant, names: &HashMap<String, String>) -> String {
-    let service = seen
-        .source
-        .strip_prefix("orderflow.")
-        .unwrap_or(&seen.source);
-    let mut line = format!(
-        "  +{:>6.2}s  {:<30} {:<10} {:<18}",
-        seen.at.saturating_duration_since(started).as_secs_f64(),
-        seen.order_id.as_deref().unwrap_or("?"),
-        service,
-        seen.detail_type
-    );
-    let cause = seen.message.as_ref().and_then(|m| m.meta.causation_id);
-    if let Some(cause) = cause.and_then(|c| names.get(&c.to_string())) {
-        let _ = write!(line, " <- {cause}");
-    }
-    line.trim_end().to_owned()
 }
 
 fn step(name: &str) {

@@ -10,10 +10,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::cloud::{self, Cloud};
-use crate::target::Target;
+use crate::cloud::{self, Cloud, LocalCloud};
+use crate::target;
 use crate::venv::{self, Venv};
 use crate::{project_root, run_cmd};
+use orderflow::Target;
 
 /// The template, relative to the project root.
 pub const TEMPLATE: &str = "infra/template.yaml";
@@ -41,16 +42,21 @@ pub fn main(args: &[String]) -> Result<()> {
         .filter(|a| !matches!(a.as_str(), "--local" | "--guided"))
         .cloned()
         .collect();
-    let (mut target, rest) = Target::parse(&args)?;
+    let (mut target, rest) = target::parse(&args)?;
     if let Some(unknown) = rest.first() {
         anyhow::bail!("unknown argument `{unknown}`\n\n{USAGE}");
+    }
+    if target.endpoint_url.is_some() {
+        anyhow::bail!(
+            "deploy starts the cloud it deploys to: --cloud, not --endpoint-url\n\n{USAGE}"
+        );
     }
     if !local && args.iter().any(|a| a == "--cloud") {
         anyhow::bail!("--cloud picks a local cloud: add --local\n\n{USAGE}");
     }
     target.aws = !local;
     if local {
-        deploy_local(&target.stack, target.cloud)
+        deploy_local(&target.stack, target.cloud())
     } else {
         deploy_aws(&target, guided)
     }

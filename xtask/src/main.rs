@@ -1,6 +1,10 @@
 //! orderflow's project commands, run as `cargo xtask <command>`.
 //!
-//! Layout:
+//! The operator's commands (DLQs, replays, traces, seeding, placing orders)
+//! are the `orderflow` CLI's (`cli/`); `ops`, `seed` and `place-order` here
+//! start the local cloud and run them through its library.
+//!
+//! # Layout
 //! - `main.rs`: the command table and dispatch.
 //! - `venv.rs`: the project's Python virtualenvs, installed from lock files.
 //! - `cloud.rs`: the two local clouds (LocalStack in host mode, and
@@ -10,9 +14,13 @@
 //! - `asyncapi.rs`: `cargo xtask asyncapi`: the bus as an AsyncAPI document.
 //! - `fuzz.rs`: `cargo xtask fuzz`: libFuzzer on the decoders, on stable.
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
-//! - `demo.rs`: the demo, `place-order` and `seed`.
-//! - `target.rs`: the flags that point a stack command at AWS or the local cloud.
-//! - `ops.rs`: `cargo xtask ops`: DLQs and replays.
+//! - `demo.rs`: `cargo xtask demo`, through the CLI's library.
+//! - `target.rs`: the CLI's flags that point a stack command at AWS or a local
+//!   cloud, read for xtask's own commands, and the cloud started first.
+//! - `ops.rs`: `cargo xtask ops | seed | place-order`: the `orderflow` CLI,
+//!   with the local cloud started first.
+//! - `bench*.rs`: `cargo xtask bench`: init, compare, cloud and flow.
+//! - `graph.rs`: `cargo xtask graph`: the event flow as a Mermaid diagram.
 //! - `chaos.rs`: `cargo xtask chaos`: mixed orders through a stack whose
 //!   functions crash on purpose, every invariant checked.
 
@@ -49,16 +57,20 @@ commands:
                        stops after the cargo tests
   deploy [--local]     sam build + sam deploy: to AWS (--profile, --region,
                        --stack-name, --guided) or to the local cloud
-  seed                 set the stock in events/stock.json
+  seed [--file F]      orderflow seed, the local cloud started first: set
+                       the stock in events/stock.json
   place-order [--file events/...] [--as-is]
+                       orderflow place-order, the local cloud started first:
                        place one order (fresh ids unless --as-is) and follow
                        it until it settles
   flow                 only the whole-flow and operations tests, against the
                        deployed stack (on ministack, the IAM tests too)
   check-template       cfn-lint and checkov on infra/template.yaml
-  ops dlq list|show|redrive, ops replay
-                       see and recover a deployed stack (cargo xtask ops
-                       alone explains)
+  ops <orderflow command>
+                       the operator CLI (dlq list|show|redrive, replay,
+                       trace, seed, place-order), the local cloud started
+                       first; cargo xtask ops --help explains. Installed:
+                       cargo install --path cli, then orderflow --help
 
   seed, place-order, flow and ops point at the local cloud unless given
   --aws (with --profile, --region), and at ministack, the local cloud that
@@ -126,11 +138,10 @@ fn run(args: &[String]) -> Result<()> {
         "chaos" => chaos::main(rest),
         "asyncapi" => asyncapi::main(rest),
         "graph" => graph::main(rest),
-        "ops" => ops::main(rest),
+        "ops" => ops::forward(rest.iter().map(String::as_str)),
         "demo" => demo::demo(rest),
         "deploy" => deploy::main(rest),
-        "seed" => demo::seed(rest),
-        "place-order" => demo::place_order(rest),
+        "seed" | "place-order" => ops::forward(args.iter().map(String::as_str)),
         "flow" => test::flow(rest),
         "check-template" => test::check_template(),
         "test" => test::main(rest),

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use orderflow_flow::DEFAULT_STACK;
+use orderflow::{DEFAULT_STACK, Target};
 
-use crate::cloud::Cloud;
-use crate::target::Target;
+use crate::cloud::{Cloud, LocalCloud};
+use crate::target;
 use crate::{deploy, project_root, run_cmd, venv};
 
 /// The functions, by binary name.
@@ -165,7 +165,7 @@ pub fn check_template() -> Result<()> {
 /// against a deployed stack: the local cloud's unless `--aws`; on
 /// ministack, the IAM tests (`tests/tests/iam.rs`) after them.
 pub fn flow(args: &[String]) -> Result<()> {
-    let (target, rest) = Target::parse(args)?;
+    let (target, rest) = target::parse(args)?;
     if let Some(unknown) = rest.first() {
         bail!(
             "unknown argument `{unknown}` (usage: cargo xtask flow [--aws ... | --cloud NAME] \
@@ -180,7 +180,7 @@ pub fn flow(args: &[String]) -> Result<()> {
 /// made the functions call.
 fn suites_on(target: &Target) -> Result<()> {
     flow_on(target)?;
-    if !target.aws && target.cloud.authorization_log().is_some() {
+    if !target.aws && target.cloud().authorization_log().is_some() {
         iam_on(target)?;
     }
     Ok(())
@@ -207,7 +207,7 @@ fn flow_on(target: &Target) -> Result<()> {
 /// action its policy grants was asked for (or carries a reason), and an
 /// operator holding exactly the README's permissions runs the ops commands.
 fn iam_on(target: &Target) -> Result<()> {
-    let Some(log) = target.cloud.authorization_log() else {
+    let Some(log) = target.cloud().authorization_log() else {
         bail!("the IAM tests need the cloud that enforces IAM: --cloud ministack");
     };
     eprintln!("\n==> IAM: least privilege both ways, and the operator's permissions");
@@ -232,9 +232,9 @@ fn stack_tests(target: &Target, tests: &[&str], filter: &[&str]) -> Result<()> {
         }
         env
     } else {
-        crate::cloud::aws_env(&target.cloud.ensure_up()?)
+        crate::cloud::aws_env(&target::ensure_up(target)?.unwrap_or_default())
     };
-    if let Some(log) = target.cloud.authorization_log().filter(|_| !target.aws) {
+    if let Some(log) = target.cloud().authorization_log().filter(|_| !target.aws) {
         env.push(("ORDERFLOW_AUTHZ_LOG", log.display().to_string()));
     }
     let mut cargo = Command::new(env!("CARGO"));

@@ -13,10 +13,10 @@
 //! An order naming a sku that has no counter at all is not out of stock but
 //! unknown to the warehouse, a gap in the catalog or the seeding: it goes
 //! to the DLQ with the error kind `unknown_sku` and a message naming the
-//! skus. Once their stock is loaded, redriving the message (`cargo xtask ops
-//! dlq redrive inventory --id <message-id>`) decides the order afresh. A counter at zero or
-//! below is out of stock: `StockUnavailable`, which voids the payment and
-//! ends the order for good.
+//! skus. Once their stock is loaded, redriving the message (`orderflow dlq
+//! redrive inventory --id <message-id>`) decides the order afresh. A counter
+//! at zero or below is out of stock: `StockUnavailable`, which voids the
+//! payment and ends the order for good.
 //!
 //! In memory mode (`ORDERFLOW_ADAPTERS=memory`) the counters start from the
 //! file `ORDERFLOW_MEMORY_STOCK` names, such as `events/stock.json`.

@@ -1,4 +1,4 @@
-//! One order's story, from the bus archive: `cargo xtask ops trace`.
+//! One order's story, from the bus archive: `orderflow trace`.
 //!
 //! The archive holds every orderflow event for 30 days, but EventBridge
 //! can only read it back by replaying it onto the bus. So a trace
@@ -42,7 +42,7 @@ pub struct Traced {
     /// How many copies the trace received: a function that sees a
     /// duplicate publishes its stored events again, with the same ids, and
     /// the trace's rule also gets what reaches the bus while it runs (an
-    /// `ops replay` of the same window, say).
+    /// `orderflow replay` of the same window, say).
     pub copies: usize,
 }
 
@@ -118,7 +118,7 @@ impl Trace {
         }
     }
 
-    /// The causation tree, as `cargo xtask ops trace` prints it:
+    /// The causation tree, as `orderflow trace` prints it:
     ///
     /// ```text
     /// order ord-1 (4 events, 2 dead letters)

@@ -24,21 +24,6 @@ pub fn new_sku(label: &str) -> Result<Sku> {
     Sku::new(sku).map_err(anyhow::Error::msg)
 }
 
-/// The detail of an OrderPlaced that decodes as JSON but not as the event
-/// (`items` is a string): each consumer dead-letters it as `malformed`.
-pub fn malformed_detail(order: &str) -> String {
-    serde_json::json!({
-        "event_id": new_event_id().to_string(),
-        "order_id": order,
-        "causation_id": null,
-        "occurred_at": "2026-11-24T09:30:00Z",
-        "schema_version": 1,
-        "producer": "orderflow.payment",
-        "data": { "items": "not an authorization" },
-    })
-    .to_string()
-}
-
 fn suffix() -> String {
     Uuid::new_v4().simple().to_string()[..8].to_owned()
 }

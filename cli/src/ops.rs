@@ -1,6 +1,7 @@
 //! Operations on a deployed stack: its dead-letter queues (list, show,
-//! redrive) and replays from the bus archive. `cargo xtask ops` prints what
-//! these return; the same calls serve AWS and the local cloud.
+//! redrive) and replays from the bus archive. `orderflow dlq` and
+//! `orderflow replay` print what these return; the same calls serve AWS
+//! and the local cloud.
 
 use std::time::Duration;
 
@@ -92,24 +93,10 @@ impl Flow {
     pub async fn dead_letter_depths(&self) -> Result<Vec<DeadLetterDepth>> {
         let mut depths = Vec::new();
         for queue in self.dead_letter_queues() {
-            let attributes = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&queue.url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
+            let (depth, in_flight) = self
+                .queue_counts(&queue.url)
                 .await
                 .with_context(|| format!("GetQueueAttributes of the {} DLQ failed", queue.name))?;
-            let number = |name: QueueAttributeName| -> u64 {
-                attributes
-                    .attributes()
-                    .and_then(|a| a.get(&name))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
-            };
-            let depth = number(QueueAttributeName::ApproximateNumberOfMessages);
-            let in_flight = number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
             // SQS has no oldest-message attribute (CloudWatch has the
             // metric, a minute late): look at the messages themselves.
             let oldest = if depth == 0 {
@@ -130,6 +117,46 @@ impl Flow {
             });
         }
         Ok(depths)
+    }
+
+    /// Each function's queue with the messages waiting in it and in
+    /// flight: `(function, waiting, in flight)`. All zero once every
+    /// delivery, redeliveries after a crash included, is done.
+    pub async fn backlog(&self) -> Result<Vec<(&'static str, u64, u64)>> {
+        let mut backlog = Vec::new();
+        for service in self.stack.services() {
+            let (waiting, in_flight) =
+                self.queue_counts(&service.queue_url)
+                    .await
+                    .with_context(|| {
+                        format!("GetQueueAttributes of the {} queue failed", service.name)
+                    })?;
+            backlog.push((service.name, waiting, in_flight));
+        }
+        Ok(backlog)
+    }
+
+    /// `(messages waiting, messages in flight)` in the queue at `url`.
+    async fn queue_counts(&self, url: &str) -> Result<(u64, u64)> {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let number = |name: QueueAttributeName| -> u64 {
+            attributes
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            number(QueueAttributeName::ApproximateNumberOfMessages),
+            number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
     /// Moves messages of DLQ `name` back to its source queue: those with
@@ -220,7 +247,7 @@ impl Flow {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        bail!("the move task did not finish within 60 s; see `ops dlq list`")
+        bail!("the move task did not finish within 60 s; see `orderflow dlq list`")
     }
 
     /// Sends the chosen messages to the source queue, then deletes them
@@ -233,7 +260,7 @@ impl Flow {
         // made visible again.
         let mut passed: Vec<String> = Vec::new();
         let moved = self.move_chosen(queue, &mut left, &mut passed).await;
-        let released = crate::release(&self.sqs, &queue.url, &passed).await;
+        let released = crate::flow::release(&self.sqs, &queue.url, &passed).await;
         moved?;
         released?;
         if !left.is_empty() {
@@ -425,7 +452,7 @@ impl Flow {
     }
 
     async fn peek(&self, url: &str) -> Result<Vec<DeadLetter>> {
-        crate::peek(&self.sqs, url).await
+        crate::flow::peek(&self.sqs, url).await
     }
 }
 
