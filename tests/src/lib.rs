@@ -6,9 +6,12 @@
 //! # Layout
 //! - [`harness`]: one runtime and one connection to the stack for all the
 //!   tests of a binary.
+//! - [`hostile`]: the hostile corpus: bodies no orders service would send,
+//!   each with the error kind it must be dead-lettered with.
 //! - [`tamper`]: what only tests do to a stack: malformed events, deliveries
 //!   straight into a function's queue, idempotency records changed behind a
 //!   function's back.
 
 pub mod harness;
+pub mod hostile;
 pub mod tamper;

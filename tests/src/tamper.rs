@@ -41,6 +41,11 @@ pub trait Tamper {
     /// bus would deliver it, to choose which function sees an event first.
     async fn send_to_queue(&self, service: &ServiceResources, message: &Message) -> Result<()>;
 
+    /// Sends `body` as it is into one function's queue; returns the SQS
+    /// message id, which its dead letter names as
+    /// `orderflow.original_message_id`. SQS's own refusal is the error.
+    async fn send_raw(&self, service: &ServiceResources, body: &str) -> Result<String>;
+
     /// Deletes `event`'s idempotency record from `service`'s table, as
     /// DynamoDB's TTL does once the record expires.
     async fn expire_event_record(&self, service: &ServiceResources, event: EventId) -> Result<()>;
@@ -84,6 +89,26 @@ impl Tamper for Flow {
             .await
             .with_context(|| format!("SendMessage to the {} queue failed", service.name))?;
         Ok(())
+    }
+
+    async fn send_raw(&self, service: &ServiceResources, body: &str) -> Result<String> {
+        let sent = self
+            .sqs()
+            .send_message()
+            .queue_url(&service.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}",
+                    aws_smithy_types::error::display::DisplayErrorContext(e)
+                )
+            })
+            .with_context(|| format!("SendMessage to the {} queue failed", service.name))?;
+        sent.message_id()
+            .map(str::to_owned)
+            .context("SendMessage answered without a message id")
     }
 
     async fn expire_event_record(&self, service: &ServiceResources, event: EventId) -> Result<()> {

@@ -139,11 +139,23 @@ fn charset(value: &str, max: usize, allowed: fn(u8) -> bool, what: &str) -> Resu
     if value.is_empty() {
         return Err(format!("{what} must not be empty"));
     }
+    // Characters before length: every allowed character is one ASCII byte,
+    // so once they all are, the length in bytes is the length in
+    // characters. The first bad byte starts the bad character (allowed
+    // bytes are ASCII, so it is never inside one): name that character,
+    // not the byte, which would name one the input never had.
+    if let Some(at) = value.bytes().position(|b| !allowed(b)) {
+        let bad = value[at..]
+            .chars()
+            .next()
+            .unwrap_or(char::REPLACEMENT_CHARACTER);
+        return Err(format!(
+            "{what} contains {bad:?} (U+{:04X})",
+            u32::from(bad)
+        ));
+    }
     if value.len() > max {
         return Err(format!("{what} is longer than {max} characters"));
-    }
-    if let Some(bad) = value.bytes().find(|b| !allowed(*b)) {
-        return Err(format!("{what} contains {:?}", bad as char));
     }
     Ok(())
 }
@@ -371,6 +383,24 @@ mod tests {
         assert!(PaymentToken::new("4111111111111111").is_err());
         let token = PaymentToken::new("tok_visa_ok").unwrap();
         assert_eq!(format!("{token:?}"), "PaymentToken(<redacted>)");
+    }
+
+    #[test]
+    fn a_character_outside_the_set_is_named_as_it_is() {
+        for (id, named) in [
+            ("ord-\u{2615}", "'\u{2615}' (U+2615)"),
+            // Invisible ones are escaped, and named by code point.
+            ("ord-\u{202e}1", "'\\u{202e}' (U+202E)"),
+            ("ord-e\u{301}", "(U+0301)"),
+            ("ord 1", "' ' (U+0020)"),
+        ] {
+            let err = OrderId::new(id).unwrap_err();
+            assert!(err.contains(named), "{id:?}: {err}");
+        }
+        // Forty emoji are 160 bytes but 40 characters: the character is
+        // what is wrong, not the length.
+        let err = OrderId::new("\u{2615}".repeat(40)).unwrap_err();
+        assert!(err.contains("U+2615"), "{err}");
     }
 
     #[test]

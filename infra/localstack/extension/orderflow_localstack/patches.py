@@ -4,6 +4,7 @@ Each fix checks that the code it replaces is still broken, so a LocalStack upgra
 the bug upstream makes the fix a no-op instead of a conflict.
 """
 
+import json
 import logging
 import os
 from datetime import UTC, datetime
@@ -106,3 +107,58 @@ def orderflow_fix_replay_filter() -> None:
     if not getattr(EventsProvider._process_rules, "orderflow_patched", False):
         EventsProvider._process_rules = _replay_filtered(EventsProvider._process_rules)
         LOG.info("orderflow: patched EventBridge replay to honour FilterArns")
+
+
+class _VerbatimBodies:
+    """The `json` module as LocalStack's SQS poller sees it (4.13.1), so that a function gets each
+    message body exactly as it was sent, as on AWS.
+
+    `SqsPoller.handle_messages` parses every body with `json.loads` (for filter criteria) and
+    writes the parsed ones back with `json.dumps` before the invocation. That re-formats every JSON
+    body (`", "` separators, the last of two duplicate keys kept, `1e400` becoming `Infinity`, a
+    JSON string body losing its quotes), and a body nested deeper than Python's recursion limit
+    raises RecursionError, which fails the poll of the whole batch, again after every visibility
+    timeout, so every message in it reaches the DLQ with no reason.
+
+    Here `loads` gives a parsed object or array that remembers its text (filtering still sees the
+    parsed value), refuses anything else, including a RecursionError, as not JSON (the body stays
+    text), and `dumps` gives a remembered text back unchanged."""
+
+    JSONDecodeError = json.JSONDecodeError
+
+    class Object(dict):
+        orderflow_text = ""
+
+    class Array(list):
+        orderflow_text = ""
+
+    def loads(self, text, *args, **kwargs):
+        try:
+            value = json.loads(text, *args, **kwargs)
+        except RecursionError as err:
+            raise json.JSONDecodeError(f"nested too deep: {err}", str(text), 0) from err
+        kind = {dict: self.Object, list: self.Array}.get(type(value))
+        if kind is None:
+            raise json.JSONDecodeError("not an object or array: kept as text", str(text), 0)
+        parsed = kind(value)
+        parsed.orderflow_text = text
+        return parsed
+
+    def dumps(self, value, *args, **kwargs):
+        text = getattr(value, "orderflow_text", None)
+        return text if isinstance(text, str) else json.dumps(value, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(json, name)
+
+
+@hooks.on_infra_start()
+def orderflow_fix_sqs_bodies() -> None:
+    """SQS event-source mappings: deliver each body verbatim (see `_VerbatimBodies`)."""
+    from localstack.services.lambda_.event_source_mapping.pollers import sqs_poller
+
+    if os.environ.get("ORDERFLOW_SKIP_SQS_BODY_FIX") == "1":
+        return  # to prove the test fails without the fix
+    if not isinstance(sqs_poller.json, _VerbatimBodies):
+        sqs_poller.json = _VerbatimBodies()
+        LOG.info("orderflow: patched the SQS poller to deliver message bodies verbatim")
