@@ -159,3 +159,34 @@ async fn ours(
         })
         .collect())
 }
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn the_bus_refuses_a_detail_that_is_no_event_with_a_clear_error() -> Result<()> {
+    run(|flow| async move {
+        let order = new_order_id("refused")?;
+        let big = format!(
+            r#"{{"order_id":"{order}","pad":"{}"}}"#,
+            "x".repeat(300_000)
+        );
+        let mut wrong = Vec::new();
+        for (name, detail, says) in [
+            ("not JSON", "{", "MalformedDetail"),
+            ("an array", "[1]", "MalformedDetail"),
+            ("a JSON string", r#""OrderPlaced""#, "MalformedDetail"),
+            // EventBridge's 256 KB: the whole PutEvents call is refused.
+            ("over 256 KB", big.as_str(), "ValidationException"),
+        ] {
+            match flow
+                .put_raw("orderflow.orders", "OrderPlaced", detail)
+                .await
+            {
+                Ok(()) => wrong.push(format!("{name}: accepted")),
+                Err(e) if format!("{e:#}").contains(says) => {}
+                Err(e) => wrong.push(format!("{name}: refused without `{says}`: {e:#}")),
+            }
+        }
+        ensure!(wrong.is_empty(), "{wrong:#?}");
+        Ok(())
+    })
+}

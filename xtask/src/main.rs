@@ -21,6 +21,8 @@
 //!   with the local cloud started first.
 //! - `bench*.rs`: `cargo xtask bench`: init, compare, cloud and flow.
 //! - `graph.rs`: `cargo xtask graph`: the event flow as a Mermaid diagram.
+//! - `limits.rs`: AWS limits the template must respect that neither local
+//!   cloud checks (SQS message sizes), checked by `cargo test`.
 //! - `chaos.rs`: `cargo xtask chaos`: mixed orders through a stack whose
 //!   functions crash on purpose, every invariant checked.
 
@@ -36,6 +38,7 @@ mod demo;
 mod deploy;
 mod fuzz;
 mod graph;
+mod limits;
 mod ops;
 mod schemas;
 mod target;

@@ -133,10 +133,16 @@ pub fn check_function_deps(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cfn-lint` and `checkov` on the template: both must be clean (checkov
+/// The AWS limits no local cloud checks ([`crate::limits`]), then
+/// `cfn-lint` and `checkov` on the template: all must be clean (checkov
 /// suppressions carry their reason in the template).
 pub fn check_template() -> Result<()> {
     let root = project_root();
+    let template = root.join(deploy::TEMPLATE);
+    crate::limits::check(
+        &std::fs::read_to_string(&template)
+            .with_context(|| format!("could not read {}", template.display()))?,
+    )?;
     let lint = venv::ensure("lint", "infra/lint.lock")?;
     run_cmd(
         Command::new(lint.bin("cfn-lint"))
@@ -188,7 +194,7 @@ fn suites_on(target: &Target) -> Result<()> {
 
 /// The whole-flow and operations tests against `target`'s stack, in three
 /// passes: the cases in parallel, then the 200-order load alone, then the
-/// 200-order flash sale alone.
+/// 200-order flash sale alone; then the hostile corpus alone.
 fn flow_on(target: &Target) -> Result<()> {
     let passes: [&[&str]; 3] = [
         &["--skip", "load_", "--skip", "flash_sale_"],
@@ -199,7 +205,10 @@ fn flow_on(target: &Target) -> Result<()> {
         stack_tests(target, &["flow", "ops"], filter)
             .with_context(|| format!("the whole-flow tests failed on {}", target.describe()))?;
     }
-    Ok(())
+    // Alone: its 200-odd dead letters must stay where they land, and the
+    // operations tests redrive whole DLQs.
+    stack_tests(target, &["hostile"], &[])
+        .with_context(|| format!("the hostile corpus failed on {}", target.describe()))
 }
 
 /// The IAM tests (`tests/tests/iam.rs`) on ministack, after the whole-flow

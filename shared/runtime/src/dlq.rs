@@ -62,6 +62,20 @@ pub struct DeadLetter {
     pub receive_count: u32,
 }
 
+/// The most bytes a dead letter's reason attributes take, names and data
+/// types included. SQS counts them in the message's size, so a DLQ must
+/// take messages this much larger than its source queue does, or the
+/// largest bodies could never be dead-lettered with their reason (the
+/// template's `MaximumMessageSize`s are checked against it).
+pub const ATTRIBUTE_BYTES_MAX: usize = 2048;
+
+/// The longest error message a dead letter carries, in bytes.
+const ERROR_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// The longest message id a dead letter names: an SQS message id is at
+/// most 100 characters, and so is a Lambda request id.
+const MESSAGE_ID_BYTES_MAX: usize = 100;
+
 impl DeadLetter {
     /// The SQS message attributes that carry the reason.
     pub fn attributes(&self) -> [(&'static str, String); 5] {
@@ -69,12 +83,12 @@ impl DeadLetter {
             ("orderflow.error_kind", self.error_kind.clone()),
             (
                 "orderflow.error_message",
-                truncate(&self.error_message, 1024),
+                truncate(&self.error_message, ERROR_MESSAGE_BYTES_MAX),
             ),
             ("orderflow.function", self.function.clone()),
             (
                 "orderflow.original_message_id",
-                self.original_message_id.clone(),
+                truncate(&self.original_message_id, MESSAGE_ID_BYTES_MAX),
             ),
             ("orderflow.receive_count", self.receive_count.to_string()),
         ]
@@ -296,6 +310,25 @@ impl DeadLetterSink for MemoryDeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_attributes_fit_their_budget_whatever_the_error() {
+        let letter = DeadLetter {
+            body: String::new(),
+            error_kind: "unknown_detail_type".into(),
+            error_message: "é".repeat(100_000),
+            function: "inventory".into(),
+            original_message_id: "m".repeat(1_000),
+            receive_count: u32::MAX,
+        };
+        // SQS counts each attribute's name, data type and value.
+        let bytes: usize = letter
+            .attributes()
+            .iter()
+            .map(|(name, value)| name.len() + "String".len() + value.len())
+            .sum();
+        assert!(bytes <= ATTRIBUTE_BYTES_MAX, "{bytes} bytes");
+    }
 
     #[test]
     fn backoff_doubles_from_two_seconds_up_to_the_visibility_timeout() {
