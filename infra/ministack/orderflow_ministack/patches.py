@@ -191,6 +191,82 @@ def fix_replay_filter_arns() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# PutEvents refuses a Detail that is no JSON object, and a call over 256 KB
+# --------------------------------------------------------------------------------------------
+
+# PutEvents (EventBridge API reference): "The maximum size of a PutEvents request is 256 KB";
+# an entry's size is its Source, DetailType, Detail and Resources in UTF-8 bytes, plus 14 for a
+# Time ("Calculating PutEvents event entry size").
+_PUT_EVENTS_MAX_BYTES = 256 * 1024
+
+
+def _entry_size(entry: dict) -> int:
+    size = 14 if entry.get("Time") is not None else 0
+    for key in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(key) or "").encode())
+    return size + sum(len(str(r).encode()) for r in entry.get("Resources") or [])
+
+
+def _malformed(detail) -> bool:
+    """PutEventsRequestEntry.Detail: "A valid JSON object." A detail nested past Python's
+    recursion limit is left to ministack (what AWS does with it is not documented)."""
+    if detail is None:
+        return False
+    try:
+        return not isinstance(json.loads(detail), dict)
+    except RecursionError:
+        return False
+    except (TypeError, ValueError):
+        return True
+
+
+def _put_events_checked(eventbridge, put_events):
+    """PutEvents as AWS answers it: ministack 1.5.33 accepts any Detail and any size, so an event
+    AWS refuses reached the rules (the hostile corpus's bus test found it). A malformed entry
+    fails alone with `MalformedDetail`, as on AWS; the others go through."""
+
+    def wrapper(data, allow_aws_source=False):
+        entries = data.get("Entries") or []
+        if sum(_entry_size(e) for e in entries) > _PUT_EVENTS_MAX_BYTES:
+            return eventbridge.error_response_json(
+                "ValidationException",
+                "Total size of the entries in the request is over the limit.",
+                400,
+            )
+        refused = {i for i, e in enumerate(entries) if _malformed(e.get("Detail"))}
+        if not refused:
+            return put_events(data, allow_aws_source)
+        kept = [e for i, e in enumerate(entries) if i not in refused]
+        answers, failed = iter([]), len(refused)
+        if kept:
+            response = put_events({**data, "Entries": kept}, allow_aws_source)
+            if _response_error(response) is not None:
+                return response
+            body = json.loads(response[2])
+            answers, failed = iter(body["Entries"]), failed + body["FailedEntryCount"]
+        results = [
+            {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+            if i in refused
+            else next(answers)
+            for i in range(len(entries))
+        ]
+        return eventbridge.json_response({"FailedEntryCount": failed, "Entries": results})
+
+    wrapper.orderflow_patched = True
+    return wrapper
+
+
+def fix_put_events_validation() -> None:
+    from ministack.services import eventbridge
+
+    put_events = eventbridge._put_events
+    if _skipped("put_events_validation") or getattr(put_events, "orderflow_patched", False):
+        return
+    eventbridge._put_events = _put_events_checked(eventbridge, put_events)
+    LOG.info("orderflow: PutEvents refuses a malformed Detail and a call over 256 KB")
+
+
+# --------------------------------------------------------------------------------------------
 # DLQ redrive: StartMessageMoveTask and ListMessageMoveTasks
 # --------------------------------------------------------------------------------------------
 
@@ -382,6 +458,7 @@ def apply_all() -> None:
     fix_events_archive_resource()
     fix_sqs_batch_actions()
     fix_replay_filter_arns()
+    fix_put_events_validation()
     fix_message_move_tasks()
     loopback_as_tls()
     authorization_log()

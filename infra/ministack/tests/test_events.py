@@ -1,7 +1,8 @@
 """EventBridge through ministack's CloudFormation and replays, with orderflow's fixes.
 
-Run the cloud with `ORDERFLOW_SKIP_EVENTS_ARCHIVE_RESOURCE_FIX=1` or
-`ORDERFLOW_SKIP_REPLAY_FILTER_FIX=1` to see the test of that fix fail.
+Run the cloud with `ORDERFLOW_SKIP_EVENTS_ARCHIVE_RESOURCE_FIX=1`,
+`ORDERFLOW_SKIP_REPLAY_FILTER_FIX=1` or `ORDERFLOW_SKIP_PUT_EVENTS_VALIDATION_FIX=1` to see the test
+of that fix fail.
 """
 
 import json
@@ -117,3 +118,37 @@ def test_a_replay_reaches_only_the_rules_in_its_filter(aws):
     assert len(replayed) == 1, replayed
     assert replayed[0].get("replay-name") == replay, replayed
     assert _drain(sqs, other_url, wait=2) == [], "a rule outside FilterArns got the replayed event"
+
+
+def test_put_events_refuses_a_detail_that_is_no_json_object_and_a_call_over_256_kb(aws):
+    events, sqs = aws("events"), aws("sqs")
+    bus = unique("refusing-bus")
+    events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=unique("refusing"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["t"]}))
+    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    def entry(detail: str) -> dict:
+        return {"EventBusName": bus, "Source": "t", "DetailType": "T", "Detail": detail}
+
+    answer = events.put_events(Entries=[entry("{"), entry('{"ok": 1}'), entry("[1]"), entry('"x"')])
+    codes = [e.get("ErrorCode") for e in answer["Entries"]]
+    assert codes == ["MalformedDetail", None, "MalformedDetail", "MalformedDetail"], answer
+    assert answer["FailedEntryCount"] == 3
+
+    refused = None
+    try:
+        events.put_events(Entries=[entry(json.dumps({"pad": "x" * 300_000}))])
+    except events.exceptions.ClientError as err:
+        refused = err.response["Error"]["Code"]
+    assert refused == "ValidationException"
+
+    def delivered():
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return [json.loads(m["Body"])["detail"] for m in got.get("Messages", [])] or None
+
+    # Only the valid entry reached the rule's target.
+    assert eventually(delivered, timeout=10) == [{"ok": 1}]
