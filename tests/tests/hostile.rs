@@ -43,10 +43,10 @@ fn every_hostile_body_is_dead_lettered_with_its_reason_and_valid_orders_ship() -
         let mut refused = Vec::new();
         let corpus = hostile::corpus();
         for (i, hostile) in corpus.iter().chain(&hostile::refused()).enumerate() {
-            if let Some(order) = valid.get(i / 20) {
-                if i % 20 == 0 {
-                    flow.place(&order.message()?).await?;
-                }
+            if let Some(order) = valid.get(i / 20)
+                && i % 20 == 0
+            {
+                flow.place(&order.message()?).await?;
             }
             for service in flow.stack.services() {
                 match flow.send_raw(service, &hostile.body).await {
