@@ -36,6 +36,7 @@ use anyhow::{Context, Result, bail, ensure};
 use orderflow::batch::Plan;
 use orderflow::{Cloud, Flow, Target};
 use orderflow_contracts::EventKind;
+use orderflow_runtime::faults::Point;
 
 use crate::bench_flow::Mixed;
 use crate::{deploy, project_root, target};
@@ -49,9 +50,6 @@ usage: cargo xtask chaos [--orders N] [--faults SPEC] [--kill-every SECS] [--sta
                      (default 4; 0 for never)
   --stack-name NAME  the chaos stack (default orderflow-chaos), deployed from
                      the last local build (built first if there is none)";
-
-/// The points `orderflow_runtime::faults` strikes at.
-const POINTS: [&str; 3] = ["claim", "commit", "publish"];
 
 /// The events that are an effect: each at most once per order.
 const ONCE: [EventKind; 6] = [
@@ -180,8 +178,9 @@ pub fn run(options: &Options) -> Result<()> {
         mixed.batch.figures(),
         mixed.batch.outcomes,
     );
-    let idle: Vec<&str> = POINTS
+    let idle: Vec<&str> = Point::ALL
         .into_iter()
+        .map(Point::name)
         .filter(|p| !strikes.contains_key(*p))
         .collect();
     ensure!(
@@ -273,13 +272,10 @@ fn strikes(record: &Path) -> Result<BTreeMap<String, usize>> {
     };
     let mut by_point = BTreeMap::new();
     for line in text.lines() {
-        let point = line.split_whitespace().next().unwrap_or_default();
-        ensure!(
-            POINTS.contains(&point),
-            "{}: unexpected line {line:?}",
-            record.display()
-        );
-        *by_point.entry(point.to_owned()).or_insert(0) += 1;
+        let point = line.split_whitespace().next().and_then(Point::named);
+        let point =
+            point.with_context(|| format!("{}: unexpected line {line:?}", record.display()))?;
+        *by_point.entry(point.name().to_owned()).or_insert(0) += 1;
     }
     Ok(by_point)
 }

@@ -229,6 +229,29 @@ impl<'a> Template<'a> {
         Ok(out)
     }
 
+    /// Queue `id`'s redrive policy: the dead-letter queues it names and its
+    /// `maxReceiveCount`, or `None` if it has no policy.
+    pub(crate) fn dead_letter_queues(
+        &self,
+        id: &str,
+        queue: &Resource<'a>,
+    ) -> Result<Option<(Vec<&'a str>, Option<u64>)>> {
+        let Some(redrive) = property(queue, "RedrivePolicy") else {
+            return Ok(None);
+        };
+        let what = format!("queue `{id}`'s RedrivePolicy");
+        let target = redrive
+            .get("deadLetterTargetArn")
+            .with_context(|| format!("{what} has no deadLetterTargetArn"))?;
+        let receives = redrive.get("maxReceiveCount").and_then(Value::as_u64);
+        Ok(Some((self.targets(target, &[QUEUE], &what)?, receives)))
+    }
+
+    /// The resource with logical id `id`, if there is one.
+    pub(crate) fn resource(&self, id: &str) -> Option<&Resource<'a>> {
+        self.resources.get(id)
+    }
+
     /// The queues function `id` reads through its SQS events.
     pub(crate) fn consumed_queues(
         &self,
@@ -735,18 +758,14 @@ impl Graph {
     fn add_queues(&mut self, t: &Template<'_>) -> Result<()> {
         let mut dead_letters = BTreeSet::new();
         for (id, queue) in t.of_type(QUEUE) {
-            let Some(redrive) = property(queue, "RedrivePolicy") else {
+            let Some((dlqs, receives)) = t.dead_letter_queues(id, queue)? else {
                 continue;
             };
-            let what = format!("queue `{id}`'s RedrivePolicy");
-            let target = redrive
-                .get("deadLetterTargetArn")
-                .with_context(|| format!("{what} has no deadLetterTargetArn"))?;
-            let label = match redrive.get("maxReceiveCount").and_then(Value::as_u64) {
+            let label = match receives {
                 Some(n) => format!("after {n} receives"),
                 None => "redrive".to_owned(),
             };
-            for dlq in t.targets(target, &[QUEUE], &what)? {
+            for dlq in dlqs {
                 dead_letters.insert(dlq);
                 self.edge(Stage::Redrive, id, dlq, label.clone());
             }

@@ -16,10 +16,7 @@ use anyhow::{Context, Result, ensure};
 use orderflow_runtime::dlq::ATTRIBUTE_BYTES_MAX;
 use serde_norway::Value;
 
-use crate::graph::{QUEUE, Template, property};
-
-/// `AWS::Serverless::Function`.
-const FUNCTION: &str = "AWS::Serverless::Function";
+use crate::graph::{FUNCTION, QUEUE, Template, property};
 
 /// Fails, naming the queue, where the template breaks a limit above.
 pub fn check(template_yaml: &str) -> Result<()> {
@@ -30,15 +27,11 @@ pub fn check(template_yaml: &str) -> Result<()> {
         consumed.extend(template.consumed_queues(id, function)?);
     }
     for (id, queue) in template.of_type(QUEUE) {
-        let Some(redrive) = property(queue, "RedrivePolicy") else {
+        let Some((dlqs, _)) = template.dead_letter_queues(id, queue)? else {
             continue;
         };
         let size = maximum_message_size(&template, id)?;
-        let target = redrive
-            .get("deadLetterTargetArn")
-            .with_context(|| format!("queue `{id}`'s RedrivePolicy has no deadLetterTargetArn"))?;
-        let what = format!("queue `{id}`'s RedrivePolicy");
-        for dlq in template.targets(target, &[QUEUE], &what)? {
+        for dlq in dlqs {
             let needed = if consumed.contains(&id) {
                 size + ATTRIBUTE_BYTES_MAX as u64
             } else {
@@ -64,9 +57,7 @@ pub fn check(template_yaml: &str) -> Result<()> {
 /// has changed before, and a limit the template relies on is written down.
 fn maximum_message_size(template: &Template<'_>, id: &str) -> Result<u64> {
     let queue = template
-        .of_type(QUEUE)
-        .find(|(queue, _)| *queue == id)
-        .map(|(_, queue)| queue)
+        .resource(id)
         .with_context(|| format!("no queue `{id}`"))?;
     let size = property(queue, "MaximumMessageSize")
         .and_then(Value::as_u64)

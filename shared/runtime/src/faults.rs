@@ -44,7 +44,13 @@ pub enum Point {
 }
 
 impl Point {
-    const ALL: [Self; 3] = [Self::Claim, Self::Commit, Self::Publish];
+    /// Every point, in the order `Faults` keeps their chances.
+    pub const ALL: [Self; 3] = [Self::Claim, Self::Commit, Self::Publish];
+
+    /// The point `ORDERFLOW_FAULTS` and the strike record call `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
 
     /// The name `ORDERFLOW_FAULTS` uses.
     pub fn name(self) -> &'static str {
@@ -74,11 +80,6 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// No faults: every wrapper only passes calls on.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
     /// Reads `spec` (`claim=0.02,commit=0.02,publish=0.05`; empty for
     /// none). Each strike is written to `record` first, if given.
     pub fn parse(
@@ -91,11 +92,9 @@ impl Faults {
             let (name, chance) = pair
                 .split_once('=')
                 .ok_or_else(|| format!("`{pair}`: expected point=probability"))?;
-            let index = Point::ALL
-                .iter()
-                .position(|p| p.name() == name.trim())
+            let point = Point::named(name.trim())
                 .ok_or_else(|| format!("`{name}`: not a fault point (claim, commit or publish)"))?;
-            chances[index] = chance
+            chances[point as usize] = chance
                 .trim()
                 .parse::<f64>()
                 .ok()
