@@ -64,18 +64,20 @@ fn order() -> Value {
     })
 }
 
-/// A valid OrderPlaced with the value at `path` (keys and array indexes)
-/// set to `value`; `Value::Null` at a key that is absent adds it.
-fn with(path: &[&str], value: Value) -> String {
-    let mut body = order();
-    let mut at = &mut body;
-    for key in path {
-        at = match key.parse::<usize>() {
+/// The value at `path` (keys and array indexes) in `body`; a key that is
+/// absent is added as `null`.
+fn at<'a>(body: &'a mut Value, path: &[&str]) -> &'a mut Value {
+    path.iter()
+        .fold(body, |at, key| match key.parse::<usize>() {
             Ok(index) => &mut at[index],
             Err(_) => &mut at[*key],
-        };
-    }
-    *at = value;
+        })
+}
+
+/// A valid OrderPlaced with the value at `path` set to `value`.
+fn with(path: &[&str], value: Value) -> String {
+    let mut body = order();
+    *at(&mut body, path) = value;
     body.to_string()
 }
 
@@ -83,11 +85,7 @@ fn with(path: &[&str], value: Value) -> String {
 fn without(path: &[&str]) -> String {
     let mut body = order();
     let (last, parents) = path.split_last().unwrap_or((&"", &[]));
-    let mut at = &mut body;
-    for key in parents {
-        at = &mut at[*key];
-    }
-    if let Some(object) = at.as_object_mut() {
+    if let Some(object) = at(&mut body, parents).as_object_mut() {
         object.remove(*last);
     }
     body.to_string()
@@ -105,7 +103,7 @@ fn with_raw(path: &[&str], raw: &str) -> String {
     with(path, json!("@@raw@@")).replacen(MARK, raw, 1)
 }
 
-/// A valid OrderPlaced padded to about `bytes` by `name`'s longer value.
+/// A valid OrderPlaced of exactly `bytes`, by a longer string at `path`.
 fn padded(path: &[&str], bytes: usize) -> String {
     let base = with(path, json!("")).len();
     with(path, json!("x".repeat(bytes.saturating_sub(base))))
@@ -433,11 +431,10 @@ fn versions_and_sources(add: &mut Add<'_>) {
 /// emulator let one through, each is still no event: `malformed`.
 pub fn refused() -> Vec<Hostile> {
     let token = ["detail", "data", "payment_token"];
-    let with_token = |text: &str| with(&token, json!("@@token@@")).replacen("@@token@@", text, 1);
     [
         ("one byte over 256 KiB", padded(&token, SQS_MAX_BYTES + 1)),
-        ("a raw NUL", with_token("tok_\u{0}")),
-        ("a raw U+FFFF", with_token("tok_\u{ffff}")),
+        ("a raw NUL", with_raw(&token, "\"tok_\u{0}\"")),
+        ("a raw U+FFFF", with_raw(&token, "\"tok_\u{ffff}\"")),
     ]
     .into_iter()
     .map(|(name, body)| Hostile {
