@@ -3,8 +3,8 @@
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use orderflow_contracts::{
-    Address, Currency, Event, EventId, EventKind, LineItem, Message, Metadata, MinorUnits, OrderId,
-    OrderPlaced, PaymentToken, Quantity, SCHEMA_VERSION, Sku,
+    Address, Currency, CustomerId, Event, EventId, EventKind, LineItem, Message, Metadata,
+    MinorUnits, OrderId, OrderPlaced, PaymentToken, Quantity, Sku,
 };
 use uuid::Uuid;
 
@@ -34,16 +34,32 @@ pub struct OrderSpec {
     order_id: OrderId,
     token: String,
     lines: Vec<(Sku, u32, u64)>,
+    customer_id: Option<String>,
 }
 
 impl OrderSpec {
-    /// An order with no lines yet, paid with `token`.
+    /// An order with no lines yet, paid with `token`, by a customer of its
+    /// own (`cus-<8 hex digits>`): an OrderPlaced of the latest version.
     pub fn new(order_id: OrderId, token: &str) -> Self {
         Self {
             order_id,
             token: token.to_owned(),
             lines: Vec::new(),
+            customer_id: Some(format!("cus-{}", suffix())),
         }
+    }
+
+    /// The order placed by `customer_id`.
+    pub fn customer(mut self, customer_id: &str) -> Self {
+        self.customer_id = Some(customer_id.to_owned());
+        self
+    }
+
+    /// The order without a customer, as an OrderPlaced of `schema_version`
+    /// 1, before orders carried one, is written.
+    pub fn version_1(mut self) -> Self {
+        self.customer_id = None;
+        self
     }
 
     /// Adds `quantity` of `sku` at `unit_price_minor` each.
@@ -88,12 +104,17 @@ impl OrderSpec {
                 postal_code: "SW1Y 4JH".to_owned(),
                 country: "GB".to_owned(),
             },
+            customer_id: match &self.customer_id {
+                Some(id) => Some(CustomerId::new(id.clone()).map_err(anyhow::Error::msg)?),
+                None => None,
+            },
         };
         placed(self.order_id.clone(), Event::OrderPlaced(order))
     }
 }
 
-/// Wraps an OrderPlaced payload in fresh metadata and validates it.
+/// Wraps an OrderPlaced payload in fresh metadata, in the version it is
+/// written in, and validates it.
 fn placed(order_id: OrderId, event: Event) -> Result<Message> {
     let message = Message {
         meta: Metadata {
@@ -101,7 +122,7 @@ fn placed(order_id: OrderId, event: Event) -> Result<Message> {
             order_id,
             causation_id: None,
             occurred_at: Utc::now(),
-            schema_version: SCHEMA_VERSION,
+            schema_version: event.schema_version(),
             producer: EventKind::OrderPlaced.producer(),
         },
         event,

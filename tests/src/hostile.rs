@@ -382,9 +382,23 @@ fn versions_and_sources(add: &mut Add<'_>) {
         "unknown_version",
     );
     add(
-        "schema_version 2",
-        with(&version, json!(2)),
+        "schema_version 3",
+        with(&version, json!(3)),
         "unknown_version",
+    );
+    // Version 2 of OrderPlaced requires the customer that version 1 lacks.
+    add(
+        "OrderPlaced version 2 without its customer",
+        with(&version, json!(2)),
+        "missing_field",
+    );
+    let mut v2 = order();
+    *at(&mut v2, &version) = json!(2);
+    *at(&mut v2, &["detail", "data", "customer_id"]) = json!("cus-\u{1F600}");
+    add(
+        "OrderPlaced version 2 by a customer id with an emoji",
+        v2.to_string(),
+        "malformed",
     );
     add(
         "schema_version 99",

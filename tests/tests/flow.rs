@@ -130,6 +130,51 @@ fn happy_path_ships_with_a_label_and_takes_exactly_the_ordered_stock() -> Result
 
 #[test]
 #[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
+fn orders_of_both_versions_flow_side_by_side() -> Result<()> {
+    run(|flow| async move {
+        let sku = seeded(flow, "VERSIONS", 10).await?;
+        // As an older storefront writes it (no customer), and as this one does.
+        let v1 = OrderSpec::new(new_order_id("v1")?, "tok_visa_4242")
+            .line(&sku, 1, 700)
+            .version_1();
+        let v2 = OrderSpec::new(new_order_id("v2")?, "tok_visa_4242")
+            .line(&sku, 2, 700)
+            .customer("cus-side-by-side");
+        let placed = [v1.message()?, v2.message()?];
+        ensure!(placed.iter().map(|m| m.meta.schema_version).eq([1, 2]));
+        flow.place_all(&placed).await?;
+
+        for (order, version, customer) in [(&v1, 1, None), (&v2, 2, Some("cus-side-by-side"))] {
+            let outcome = flow.settle(order.order_id(), SETTLE).await?;
+            ensure!(
+                outcome == Outcome::Shipped,
+                "{}: {outcome}",
+                order.order_id()
+            );
+            flow.check_ledger(order.order_id(), outcome, order.total_minor())
+                .await?;
+            let events = flow.audit().of(order.order_id());
+            let on_bus = first(&events, EventKind::OrderPlaced)
+                .ok_or_else(|| anyhow!("{}: no OrderPlaced on the bus", order.order_id()))?;
+            let Event::OrderPlaced(read) = &on_bus.event else {
+                unreachable!("first() filters by kind")
+            };
+            ensure!(
+                on_bus.meta.schema_version == version
+                    && read.customer_id.as_ref().map(|c| c.as_str()) == customer,
+                "{}: read as version {} by {:?}",
+                order.order_id(),
+                on_bus.meta.schema_version,
+                read.customer_id
+            );
+        }
+        ensure!(flow.stock(&sku).await? == Some(7), "stock");
+        flow.none_dead_lettered(&[v1, v2]).await
+    })
+}
+
+#[test]
+#[ignore = "whole-flow: needs a deployed stack (cargo xtask test deploys one)"]
 fn declined_payment_releases_the_stock_and_never_ships() -> Result<()> {
     run(|flow| async move {
         let sku = seeded(flow, "DECLINE", 7).await?;

@@ -8,7 +8,7 @@
 //!   owns are producers outside the stack that send onto the bus.
 //! - Messages: one per event kind, named by its `detail-type`, whose
 //!   payload is the EventBridge `detail`, by reference to its schema in
-//!   `events/schemas/`.
+//!   `events/schemas/`: one of its versions' schemas, when it has several.
 //!
 //! Routing is read from the template exactly as `cargo xtask graph` reads
 //! it (`crate::graph`), so the document and the diagram cannot disagree.
@@ -20,7 +20,8 @@ use std::fmt::Write as _;
 use std::fs;
 
 use anyhow::{Context, Result, bail, ensure};
-use orderflow_contracts::{EventKind, SCHEMA_VERSION};
+use orderflow_contracts::EventKind;
+use orderflow_contracts::schema::{file_name, versions};
 use serde_norway::Value;
 
 use crate::graph::{
@@ -137,7 +138,7 @@ fn document(r: &Routes) -> String {
     line(w, "asyncapi: 3.0.0");
     line(w, "info:");
     line(w, "  title: orderflow");
-    line(w, &format!("  version: '{SCHEMA_VERSION}'"));
+    line(w, &format!("  version: '{}'", orderflow_contracts::VERSION));
     line(w, "  description: >-");
     line(
         w,
@@ -212,7 +213,15 @@ fn document(r: &Routes) -> String {
         );
         line(w, "      contentType: application/json");
         line(w, "      payload:");
-        line(w, &format!("        $ref: './schemas/{name}.json'"));
+        let files: Vec<String> = versions(kind).map(|v| file_name(kind, v)).collect();
+        if let [only] = files.as_slice() {
+            line(w, &format!("        $ref: './schemas/{only}'"));
+        } else {
+            line(w, "        oneOf:");
+            for file in &files {
+                line(w, &format!("          - $ref: './schemas/{file}'"));
+            }
+        }
     }
     out
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use orderflow_contracts::EventKind;
-use orderflow_contracts::schema::{breaking_changes, detail_schema, detail_schema_text};
+use orderflow_contracts::schema::{
+    breaking_changes, detail_schema, detail_schema_text, file_name, versions,
+};
 use serde_json::Value;
 
 use crate::project_root;
@@ -23,7 +25,9 @@ pub fn main() -> Result<()> {
     fs::create_dir_all(&dir)?;
     let mut refused = Vec::new();
     for kind in EventKind::ALL {
-        refused.extend(breaks(kind, &dir.join(file_name(kind)))?);
+        for version in versions(kind) {
+            refused.extend(breaks(kind, version, &dir.join(file_name(kind, version)))?);
+        }
     }
     if !refused.is_empty() {
         bail!(
@@ -34,20 +38,21 @@ pub fn main() -> Result<()> {
         );
     }
     for kind in EventKind::ALL {
-        let path = dir.join(file_name(kind));
-        fs::write(&path, detail_schema_text(kind)).with_context(|| path.display().to_string())?;
-        println!("wrote events/schemas/{}", file_name(kind));
+        for version in versions(kind) {
+            let name = file_name(kind, version);
+            let path = dir.join(&name);
+            fs::write(&path, detail_schema_text(kind, version))
+                .with_context(|| path.display().to_string())?;
+            println!("wrote events/schemas/{name}");
+        }
     }
     Ok(())
 }
 
-fn file_name(kind: EventKind) -> String {
-    format!("{}.json", kind.detail_type())
-}
-
-/// What the code's schema of `kind` breaks in the released one at `path`,
-/// each line naming the event; nothing when there is no released schema.
-fn breaks(kind: EventKind, path: &Path) -> Result<Vec<String>> {
+/// What the code's schema of `version` of `kind` breaks in the released one
+/// at `path`, each line naming the event; nothing when there is no
+/// released schema.
+fn breaks(kind: EventKind, version: u32, path: &Path) -> Result<Vec<String>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -55,10 +60,12 @@ fn breaks(kind: EventKind, path: &Path) -> Result<Vec<String>> {
     };
     let released: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    Ok(breaking_changes(&released, &detail_schema(kind).to_value())
-        .iter()
-        .map(|change| format!("{}: {change}", kind.detail_type()))
-        .collect())
+    Ok(
+        breaking_changes(&released, &detail_schema(kind, version).to_value())
+            .iter()
+            .map(|change| format!("{} version {version}: {change}", kind.detail_type()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -69,18 +76,18 @@ mod tests {
     fn a_released_schema_that_the_code_breaks_is_named() {
         let dir = std::env::temp_dir().join(format!("orderflow-schemas-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("OrderPlaced.json");
-        let mut released = detail_schema(EventKind::OrderPlaced).to_value();
+        let path = dir.join("OrderPlaced.v2.json");
+        let mut released = detail_schema(EventKind::OrderPlaced, 2).to_value();
         released["$defs"]["OrderPlaced"]["properties"]["gift_note"] = serde_json::json!({});
         fs::write(&path, released.to_string()).unwrap();
-        let found = breaks(EventKind::OrderPlaced, &path).unwrap();
+        let found = breaks(EventKind::OrderPlaced, 2, &path).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             found,
-            ["OrderPlaced: data.gift_note: removed (a rename is a removal too)"]
+            ["OrderPlaced version 2: data.gift_note: removed (a rename is a removal too)"]
         );
         assert_eq!(
-            breaks(EventKind::OrderPlaced, &dir.join("none.json")).unwrap(),
+            breaks(EventKind::OrderPlaced, 2, &dir.join("none.json")).unwrap(),
             Vec::<String>::new()
         );
     }

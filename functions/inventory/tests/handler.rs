@@ -12,6 +12,7 @@ use orderflow_runtime::testing::{
 /// `POISON` expectations) with seeded stock.
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["StockReserved"])),
+    ("order-placed-v2", Expect::Emits(&["StockReserved"])),
     (
         "order-placed-out-of-stock",
         Expect::Emits(&["StockUnavailable"]),

@@ -11,6 +11,7 @@ use payment::{HoldStatus, MemoryLedger, Payment, Simulator};
 /// `POISON` expectations).
 const EXPECTED: &[(&str, Expect)] = &[
     ("order-placed", Expect::Emits(&["PaymentAuthorized"])),
+    ("order-placed-v2", Expect::Emits(&["PaymentAuthorized"])),
     (
         "order-placed-decline-token",
         Expect::Emits(&["PaymentDeclined"]),
@@ -55,6 +56,7 @@ async fn every_sample_has_its_expected_outcome() {
 async fn both_shapes_decode_to_the_same_event_and_outcome() {
     for case in [
         "order-placed",
+        "order-placed-v2",
         "order-placed-decline-token",
         "stock-unavailable",
     ] {

@@ -28,12 +28,10 @@ use crate::events::{Event, EventKind};
 use crate::ids::{EventId, OrderId, Producer};
 use crate::object::Object;
 use crate::time::Timestamp;
+use crate::versions::upcast;
 
 /// Room for a typical detail as [`Message::detail_json`] writes it.
 const DETAIL_CAPACITY: usize = 1024;
-
-/// The only `schema_version` this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// What every event carries besides its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -49,7 +47,10 @@ pub struct Metadata {
     #[serde(deserialize_with = "crate::time::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// The version of the event's schema.
-    #[schemars(range(min = 1, max = 1))]
+    // The version it was written in, which an older event keeps after
+    // `crate::versions` has read it into the current shape. Each schema
+    // file bounds it to its own version. (A plain comment: the doc comment
+    // is the released schemas' description.)
     pub schema_version: u32,
     /// The service that produced it.
     pub producer: Producer,
@@ -119,27 +120,33 @@ struct TypedDetail<T> {
 }
 
 /// Reads a detail of kind `kind` in one typed pass, from any point of a
-/// document. Any error, a `schema_version` other than [`SCHEMA_VERSION`]
-/// included, sends the event to the checked path, which says what is wrong.
+/// document. Any error, a `schema_version` this build does not read or
+/// whose upcast fails included, sends the event to the checked path, which
+/// says what is wrong.
 fn typed<'de, D: Deserializer<'de>>(kind: EventKind, de: D) -> Result<Message, D::Error> {
     fn read<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         de: D,
         wrap: fn(T) -> Event,
     ) -> Result<Message, D::Error> {
         let Object(d) = Object::<TypedDetail<T>>::deserialize(de)?;
-        if d.schema_version != u64::from(SCHEMA_VERSION) {
-            return Err(D::Error::custom("another schema version"));
+        let event = wrap(d.data);
+        let version = d.schema_version;
+        if !event.kind().reads(version) {
+            return Err(D::Error::custom(
+                "a schema version this build does not read",
+            ));
         }
+        let event = upcast(version, event, "detail.data").map_err(D::Error::custom)?;
         Ok(Message {
             meta: Metadata {
                 event_id: d.event_id,
                 order_id: d.order_id,
                 causation_id: d.causation_id,
                 occurred_at: d.occurred_at,
-                schema_version: SCHEMA_VERSION,
+                schema_version: version as u32,
                 producer: d.producer,
             },
-            event: wrap(d.data),
+            event,
         })
     }
     match kind {
@@ -323,10 +330,10 @@ impl Message {
         let version = raw
             .schema_version
             .ok_or_else(|| missing("detail.schema_version"))?;
-        if version != u64::from(SCHEMA_VERSION) {
+        if !kind.reads(version) {
             return Err(ContractError::UnknownVersion {
                 found: version,
-                supported: SCHEMA_VERSION,
+                supported: kind.schema_version(),
             });
         }
         let meta = Metadata {
@@ -337,7 +344,8 @@ impl Message {
                 None => None,
             },
             occurred_at: required::<Timestamp>("detail.occurred_at", raw.occurred_at)?.0,
-            schema_version: SCHEMA_VERSION,
+            // `reads` bounds it by a `u32`.
+            schema_version: version as u32,
             producer: required("detail.producer", raw.producer)?,
         };
         let data = raw.data.ok_or_else(|| missing("detail.data"))?.get();
@@ -354,6 +362,7 @@ impl Message {
             EventKind::StockNotReserved => Event::StockNotReserved(parse(DATA, data)?),
             EventKind::ShipmentScheduled => Event::ShipmentScheduled(parse(DATA, data)?),
         };
+        let event = upcast(version, event, DATA)?;
         Ok(Self { meta, event })
     }
 

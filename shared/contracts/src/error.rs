@@ -29,11 +29,12 @@ pub enum ContractError {
         reason: String,
     },
     /// The event's `schema_version` is one this build does not know.
-    #[error("unknown schema_version {found} (this build reads {supported})")]
+    #[error("unknown schema_version {found} (this build reads {})", versions(.supported))]
     UnknownVersion {
         /// The version the event carries.
         found: u64,
-        /// The version this build reads.
+        /// The latest version of the event's kind; this build reads every
+        /// version from 1 to it.
         supported: u32,
     },
     /// The `detail-type` names no orderflow event.
@@ -70,5 +71,13 @@ impl ContractError {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// The versions `1..=latest`, as an error names them.
+fn versions(latest: &u32) -> String {
+    match *latest {
+        1 => "1".to_owned(),
+        _ => format!("1 to {latest}"),
     }
 }

@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
-use crate::ids::{AuthorizationId, PaymentToken, Producer, Quantity, Sku, TrackingNumber};
+use crate::ids::{
+    AuthorizationId, CustomerId, PaymentToken, Producer, Quantity, Sku, TrackingNumber,
+};
 use crate::money::{Currency, MinorUnits};
 
 /// The most lines one order may have.
@@ -301,6 +303,13 @@ pub struct OrderPlaced {
     pub payment_token: PaymentToken,
     /// Where to ship.
     pub shipping_address: Address,
+    /// The customer who placed it (from `schema_version` 2).
+    // `None` for an order written as version 1, which `crate::versions`
+    // reads into this shape. Last, and not written when `None`, so that a
+    // version 1 order encodes (and fingerprints) as it always did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "CustomerId")]
+    pub customer_id: Option<CustomerId>,
 }
 
 impl OrderPlaced {

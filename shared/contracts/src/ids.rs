@@ -172,6 +172,13 @@ string_id! {
 }
 
 string_id! {
+    /// The customer who placed an order (from `OrderPlaced` version 2).
+    #[derive(Debug)]
+    CustomerId, pattern = "^[A-Za-z0-9_-]{1,64}$",
+    check = |v| charset(v, 64, id_char, "customer id")
+}
+
+string_id! {
     /// A stock-keeping unit.
     #[derive(Debug)]
     Sku, pattern = "^[A-Z0-9_-]{1,32}$",

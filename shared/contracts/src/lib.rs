@@ -19,6 +19,8 @@
 //! - [`error`]: why an event could not be read ([`ContractError`]).
 //! - [`object`]: structs read only from JSON objects, never arrays.
 //! - [`time`]: timestamps, RFC 3339 read strictly.
+//! - [`versions`]: each kind's `schema_version`, and the upcaster that
+//!   reads an older one.
 //! - [`schema`]: the JSON Schema of each event's `detail`, and
 //!   [`schema::compat`], which names the changes that break a released one.
 
@@ -30,8 +32,12 @@ pub mod money;
 pub mod object;
 pub mod schema;
 pub mod time;
+pub mod versions;
 
-pub use envelope::{BusEnvelope, Detail, Message, Metadata, SCHEMA_VERSION};
+/// This crate's version: the version of the contract as a whole.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub use envelope::{BusEnvelope, Detail, Message, Metadata};
 pub use error::ContractError;
 pub use events::{
     Address, DeclineReason, Event, EventKind, LabelLocation, LineItem, NotReservedReason,
@@ -40,6 +46,7 @@ pub use events::{
     StockUnavailable,
 };
 pub use ids::{
-    AuthorizationId, EventId, OrderId, PaymentToken, Producer, Quantity, Sku, TrackingNumber,
+    AuthorizationId, CustomerId, EventId, OrderId, PaymentToken, Producer, Quantity, Sku,
+    TrackingNumber,
 };
 pub use money::{Currency, MinorUnits};

@@ -1,9 +1,11 @@
 //! The JSON Schema of each event's `detail`, generated from the Rust types.
 //!
-//! `cargo xtask schemas` writes them to `events/schemas/<DetailType>.json`;
-//! they are the released contract. A test fails when the code makes a
-//! schema that breaks them ([`compat`] names each change), and when the
-//! committed files are merely stale.
+//! `cargo xtask schemas` writes one per version of each kind
+//! ([`crate::versions`]) to `events/schemas/<DetailType>.v<N>.json`; they
+//! are the released contract. A test fails when the code makes a schema
+//! that breaks them ([`compat`] names each change), and when the committed
+//! files are merely stale. A breaking change is made as a new version, in a
+//! file of its own, beside the old one, which the code still generates.
 
 pub mod compat;
 
@@ -17,9 +19,38 @@ use crate::events::{
     EventKind, OrderPlaced, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
     ShipmentScheduled, StockNotReserved, StockReleased, StockReserved, StockUnavailable,
 };
+use crate::versions::OrderPlacedV1;
 
-/// The schema of the `detail` of an event of kind `kind`.
-pub fn detail_schema(kind: EventKind) -> Schema {
+/// Every version of a kind that has a schema: all that this build reads.
+pub fn versions(kind: EventKind) -> std::ops::RangeInclusive<u32> {
+    1..=kind.schema_version()
+}
+
+/// The schema file of `version` of `kind`, under `events/schemas/`.
+pub fn file_name(kind: EventKind, version: u32) -> String {
+    format!("{}.v{version}.json", kind.detail_type())
+}
+
+/// The schema of the `detail` of `version` of an event of kind `kind`.
+pub fn detail_schema(kind: EventKind, version: u32) -> Schema {
+    let mut schema = match (kind, version) {
+        (EventKind::OrderPlaced, 1) => schema_of::<OrderPlacedV1>(kind),
+        _ => latest(kind),
+    };
+    // The version is the one thing two versions' details always differ in.
+    if let Some(property) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("schema_version"))
+        .and_then(Value::as_object_mut)
+    {
+        property.insert("minimum".into(), version.into());
+        property.insert("maximum".into(), version.into());
+    }
+    schema
+}
+
+/// The schema of the latest version of `kind`.
+fn latest(kind: EventKind) -> Schema {
     match kind {
         EventKind::OrderPlaced => schema_of::<OrderPlaced>(kind),
         EventKind::PaymentAuthorized => schema_of::<PaymentAuthorized>(kind),
@@ -40,8 +71,8 @@ pub fn detail_schema(kind: EventKind) -> Schema {
 /// Keys are sorted explicitly: whether `serde_json` keeps insertion order
 /// depends on which crates a build unifies features with, and the file must
 /// not depend on that.
-pub fn detail_schema_text(kind: EventKind) -> String {
-    let value = sorted(detail_schema(kind).to_value());
+pub fn detail_schema_text(kind: EventKind, version: u32) -> String {
+    let value = sorted(detail_schema(kind, version).to_value());
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text

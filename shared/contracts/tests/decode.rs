@@ -128,15 +128,95 @@ fn a_card_number_is_refused_as_a_token() {
 #[test]
 fn unknown_version_is_its_own_error_checked_first() {
     let mut value = order_placed();
-    value["detail"]["schema_version"] = json!(2);
-    // Even with a v2-shaped payload the version is what is reported.
-    value["detail"]["data"] = json!({"lines": "v2 shape"});
+    value["detail"]["schema_version"] = json!(3);
+    // Even with a v3-shaped payload the version is what is reported.
+    value["detail"]["data"] = json!({"lines": "v3 shape"});
+    let err = decode(&value).unwrap_err();
     assert_eq!(
-        decode(&value),
-        Err(ContractError::UnknownVersion {
-            found: 2,
-            supported: 1
+        err,
+        ContractError::UnknownVersion {
+            found: 3,
+            supported: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "unknown schema_version 3 (this build reads 1 to 2)"
+    );
+}
+
+/// [`order_placed`] as version 2 writes it, by customer `customer`.
+fn order_placed_v2(customer: Value) -> Value {
+    let mut value = order_placed();
+    value["detail"]["schema_version"] = json!(2);
+    value["detail"]["data"]["customer_id"] = customer;
+    value
+}
+
+fn customer_of(message: &Message) -> Option<&str> {
+    match &message.event {
+        Event::OrderPlaced(order) => order.customer_id.as_ref().map(|c| c.as_str()),
+        other => panic!("not an order: {other:?}"),
+    }
+}
+
+#[test]
+fn version_1_reads_without_a_customer_and_is_written_as_it_was() {
+    let message = decode(&order_placed()).unwrap();
+    assert_eq!(message.meta.schema_version, 1);
+    assert_eq!(customer_of(&message), None);
+    assert_eq!(message.event.schema_version(), 1);
+    // Written again, it is version 1 still, with no customer member.
+    let detail = message.detail_json();
+    assert!(detail.contains("\"schema_version\":1"), "{detail}");
+    assert!(!detail.contains("customer_id"), "{detail}");
+    assert_eq!(
+        Message::from_detail(EventKind::OrderPlaced, &detail).unwrap(),
+        message
+    );
+}
+
+#[test]
+fn a_customer_in_a_version_1_order_is_no_part_of_it() {
+    let mut value = order_placed();
+    value["detail"]["data"]["customer_id"] = json!("cus-1");
+    let message = decode(&value).unwrap();
+    assert_eq!(customer_of(&message), None);
+    assert_eq!(message, decode(&order_placed()).unwrap());
+}
+
+#[test]
+fn version_2_reads_its_customer_and_requires_it() {
+    let message = decode(&order_placed_v2(json!("cus-1"))).unwrap();
+    assert_eq!(message.meta.schema_version, 2);
+    assert_eq!(customer_of(&message), Some("cus-1"));
+    let detail = message.detail_json();
+    assert!(detail.contains("\"schema_version\":2"), "{detail}");
+    assert_eq!(
+        Message::from_detail(EventKind::OrderPlaced, &detail).unwrap(),
+        message
+    );
+
+    let mut missing = order_placed_v2(json!(null));
+    missing["detail"]["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("customer_id");
+    assert_eq!(
+        decode(&missing),
+        Err(ContractError::Missing {
+            field: "detail.data.customer_id".into()
         })
+    );
+    assert_eq!(
+        decode(&order_placed_v2(json!(null))),
+        Err(ContractError::Missing {
+            field: "detail.data.customer_id".into()
+        })
+    );
+    assert_eq!(
+        invalid_field(&order_placed_v2(json!("cus 1"))),
+        "detail.data.customer_id"
     );
 }
 

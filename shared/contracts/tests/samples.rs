@@ -9,7 +9,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use orderflow_contracts::schema::{breaking_changes, detail_schema, detail_schema_text};
+use orderflow_contracts::schema::{
+    breaking_changes, detail_schema, detail_schema_text, file_name as schema_file, versions,
+};
 use orderflow_contracts::{EventKind, Message};
 use serde_json::Value;
 
@@ -92,34 +94,37 @@ fn expected_poison_kind(name: &str) -> Option<&'static str> {
 #[test]
 fn committed_schemas_match_the_code() {
     let dir = events_dir().join("schemas");
+    let mut schemas = 0;
     for kind in EventKind::ALL {
-        let path = dir.join(format!("{}.json", kind.detail_type()));
-        let committed = fs::read_to_string(&path).unwrap_or_default();
-        let released: Value =
-            serde_json::from_str(&committed).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let breaking = breaking_changes(&released, &detail_schema(kind).to_value());
-        assert!(
-            breaking.is_empty(),
-            "{0} changes in ways that break the released schema \
-             events/schemas/{0}.json:\n  {1}\nA breaking change needs a new schema_version.",
-            kind.detail_type(),
-            breaking
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        );
-        assert!(
-            committed == detail_schema_text(kind),
-            "{} is stale: run `cargo xtask schemas` and commit the result",
-            path.display()
-        );
+        for version in versions(kind) {
+            let name = schema_file(kind, version);
+            let path = dir.join(&name);
+            let committed = fs::read_to_string(&path).unwrap_or_default();
+            let released: Value = serde_json::from_str(&committed)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let breaking = breaking_changes(&released, &detail_schema(kind, version).to_value());
+            assert!(
+                breaking.is_empty(),
+                "{kind} version {version} changes in ways that break the released schema \
+                 events/schemas/{name}:\n  {}\nA breaking change needs a new schema_version.",
+                breaking
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            );
+            assert!(
+                committed == detail_schema_text(kind, version),
+                "{} is stale: run `cargo xtask schemas` and commit the result",
+                path.display()
+            );
+            schemas += 1;
+        }
     }
     let files = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
     assert_eq!(
-        files,
-        EventKind::ALL.len(),
-        "events/schemas holds a schema of no event kind"
+        files, schemas,
+        "events/schemas holds a schema of no event kind or version"
     );
 }
 
@@ -137,7 +142,7 @@ fn every_sample_decodes_and_validates_against_its_schema() {
                 serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
             let schema_path = events_dir()
                 .join("schemas")
-                .join(format!("{}.json", message.kind().detail_type()));
+                .join(schema_file(message.kind(), message.meta.schema_version));
             let schema: Value = serde_json::from_str(&read(&schema_path)).unwrap();
             let validator = jsonschema::options()
                 .should_validate_formats(true)
@@ -182,7 +187,8 @@ fn poison_samples_fail_with_the_expected_kind() {
 
 #[test]
 fn schemas_refuse_what_validation_refuses() {
-    let schema: Value = serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced)).unwrap();
+    let schema: Value =
+        serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced, 1)).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let body = envelopes(&events_dir().join("payment/order-placed.eventbridge.json")).remove(0);
     let envelope: Value = serde_json::from_str(&body).unwrap();
@@ -197,6 +203,32 @@ fn schemas_refuse_what_validation_refuses() {
     detail["schema_version"] = Value::from(2);
     assert!(
         !validator.is_valid(&detail),
-        "an unknown schema_version must not validate"
+        "another schema_version must not validate"
+    );
+}
+
+#[test]
+fn order_placed_2_requires_its_customer() {
+    let schema: Value =
+        serde_json::from_str(&detail_schema_text(EventKind::OrderPlaced, 2)).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let body = envelopes(&events_dir().join("payment/order-placed-v2.eventbridge.json")).remove(0);
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    let mut detail = envelope["detail"].clone();
+    assert!(validator.is_valid(&detail));
+    detail["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("customer_id");
+    assert!(
+        !validator.is_valid(&detail),
+        "version 2 without its customer must not validate"
+    );
+    assert!(
+        matches!(
+            Message::from_bus_json(&body.replace("\"customer_id\"", "\"customer\"")),
+            Err(orderflow_contracts::ContractError::Missing { ref field }) if field == "detail.data.customer_id"
+        ),
+        "nor decode"
     );
 }

@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, OrderId, SCHEMA_VERSION};
+use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, OrderId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -667,7 +667,7 @@ pub fn outbox_for(cause: &Message, emit: Vec<Event>) -> Vec<OutboxEntry> {
                     order_id: cause.meta.order_id.clone(),
                     causation_id: Some(cause.meta.event_id),
                     occurred_at: now,
-                    schema_version: SCHEMA_VERSION,
+                    schema_version: event.schema_version(),
                     producer: kind.producer(),
                 },
                 event,

@@ -260,6 +260,9 @@ pub mod fixtures {
             currency: ok(Currency::new("EUR")),
             payment_token: ok(PaymentToken::new(token)),
             shipping_address: address(),
+            // A version 1 order: the fingerprints pinned in the tests are
+            // of these.
+            customer_id: None,
         })
     }
 

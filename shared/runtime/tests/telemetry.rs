@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{TimeZone, Utc};
-use orderflow_contracts::{EventId, EventKind, Message, Metadata, OrderId, SCHEMA_VERSION};
+use orderflow_contracts::{EventId, EventKind, Message, Metadata, OrderId};
 use orderflow_runtime::lambda::Response;
 use orderflow_runtime::telemetry::json_subscriber;
 use orderflow_runtime::testing::{MemoryHandler, fixtures, memory_handler};
@@ -69,7 +69,7 @@ fn envelope(order: &str, id: u128, cause: Option<u128>, poison: fn(&mut Value)) 
                 .timestamp_opt(1_795_512_600, 0)
                 .single()
                 .unwrap_or_else(|| panic!("timestamp")),
-            schema_version: SCHEMA_VERSION,
+            schema_version: 1,
             producer: EventKind::OrderPlaced.producer(),
         },
         event: fixtures::order_placed(&[("SKU-1", 2, 1250)], TOKEN),

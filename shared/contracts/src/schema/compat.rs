@@ -456,10 +456,10 @@ mod tests {
 
     use super::*;
     use crate::EventKind;
-    use crate::schema::detail_schema;
+    use crate::schema::{detail_schema, versions};
 
     fn order_placed() -> Value {
-        detail_schema(EventKind::OrderPlaced).to_value()
+        detail_schema(EventKind::OrderPlaced, 1).to_value()
     }
 
     /// `order_placed()` changed by `edit`, which gets the `$defs`.
@@ -480,9 +480,27 @@ mod tests {
     #[test]
     fn every_schema_may_replace_itself() {
         for kind in EventKind::ALL {
-            let schema = detail_schema(kind).to_value();
-            assert_eq!(breaking_changes(&schema, &schema), [], "{kind:?}");
+            for version in versions(kind) {
+                let schema = detail_schema(kind, version).to_value();
+                assert_eq!(breaking_changes(&schema, &schema), [], "{kind:?}");
+            }
         }
+    }
+
+    #[test]
+    fn order_placed_2_could_not_have_replaced_1() {
+        let v2 = detail_schema(EventKind::OrderPlaced, 2).to_value();
+        let changes = named(&order_placed(), &v2);
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.starts_with("data.customer_id:") && c.contains("required")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.iter().any(|c| c.starts_with("schema_version:")),
+            "{changes:?}"
+        );
     }
 
     #[test]
