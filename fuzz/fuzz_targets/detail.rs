@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(message) = fast {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(detail) {
-            assert_schema_accepts(kind, &value);
+            assert_schema_accepts(&message, &value);
         }
         let again = Message::from_detail(kind, &message.detail_json());
         assert_eq!(again.as_ref(), Ok(&message), "a message does not read back");

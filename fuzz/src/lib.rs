@@ -4,35 +4,39 @@
 use std::sync::OnceLock;
 
 use jsonschema::Validator;
-use orderflow_contracts::EventKind;
-use orderflow_contracts::schema::detail_schema;
+use orderflow_contracts::schema::{detail_schema, versions};
+use orderflow_contracts::{EventKind, Message};
 use serde_json::Value;
 
-/// Panics unless `detail`, which the decoders accepted as an event of
-/// `kind`, is valid under that kind's published schema (formats checked).
-pub fn assert_schema_accepts(kind: EventKind, detail: &Value) {
-    static VALIDATORS: OnceLock<Vec<Validator>> = OnceLock::new();
+/// Panics unless `detail`, which the decoders accepted as `message`, is
+/// valid under the published schema of its kind and version (formats
+/// checked).
+pub fn assert_schema_accepts(message: &Message, detail: &Value) {
+    static VALIDATORS: OnceLock<Vec<(EventKind, u32, Validator)>> = OnceLock::new();
     let validators = VALIDATORS.get_or_init(|| {
         EventKind::ALL
-            .iter()
-            .map(|kind| {
-                jsonschema::options()
+            .into_iter()
+            .flat_map(|kind| versions(kind).map(move |version| (kind, version)))
+            .map(|(kind, version)| {
+                let validator = jsonschema::options()
                     .should_validate_formats(true)
-                    .build(&detail_schema(*kind).to_value())
-                    .expect("the published schema compiles")
+                    .build(&detail_schema(kind, version).to_value())
+                    .expect("the published schema compiles");
+                (kind, version, validator)
             })
             .collect()
     });
-    let index = EventKind::ALL
+    let (kind, version) = (message.kind(), message.meta.schema_version);
+    let (_, _, validator) = validators
         .iter()
-        .position(|k| *k == kind)
-        .expect("every kind is in EventKind::ALL");
-    let errors: Vec<String> = validators[index]
+        .find(|(k, v, _)| *k == kind && *v == version)
+        .expect("every version this build reads has a schema");
+    let errors: Vec<String> = validator
         .iter_errors(detail)
         .map(|e| format!("{}: {e}", e.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
-        "the decoders accepted a {kind:?} its schema refuses: {errors:?}\n{detail}"
+        "the decoders accepted a {kind:?} version {version} its schema refuses: {errors:?}\n{detail}"
     );
 }

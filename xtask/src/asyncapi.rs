@@ -22,10 +22,11 @@ use std::fs;
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
 use orderflow_contracts::schema::{file_name, versions};
+use orderflow_patterns::Pattern;
 use serde_norway::Value;
 
 use crate::graph::{
-    BUS, FUNCTION, Pattern, QUEUE, RULE, TEMPLATE, Template, function_name, property, source_owner,
+    BUS, FUNCTION, QUEUE, RULE, TEMPLATE, Template, function_name, property, source_owner,
 };
 use crate::project_root;
 

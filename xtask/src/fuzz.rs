@@ -1,5 +1,5 @@
-//! `cargo xtask fuzz`: coverage-guided fuzzing of the decoders with
-//! libFuzzer, on the stable toolchain.
+//! `cargo xtask fuzz`: coverage-guided fuzzing of the decoders and the
+//! event pattern matcher with libFuzzer, on the stable toolchain.
 //!
 //! cargo-fuzz wants nightly for its sanitizers, but what guides libFuzzer is
 //! LLVM's coverage instrumentation, and that is stable `-C` flags. So this
@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use crate::{project_root, run_cmd};
 
 /// The fuzz targets, by binary name (`fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [&str; 3] = ["bus_envelope", "detail", "invocation"];
+pub const TARGETS: [&str; 4] = ["bus_envelope", "detail", "event_pattern", "invocation"];
 
 /// Seconds per target when not told otherwise: the short run of `cargo
 /// xtask test`.
@@ -49,7 +49,7 @@ const USAGE: &str = "\
 usage: cargo xtask fuzz [--seconds N | --runs N] [--merge] [--dev] [TARGET...]
 
   Builds fuzz/ with libFuzzer's coverage instrumentation and fuzzes each
-  TARGET (default: all of bus_envelope, detail, invocation) over its
+  TARGET (default: all of bus_envelope, detail, event_pattern, invocation) over its
   committed corpus in fuzz/corpus/TARGET/.
 
   --seconds N   fuzz each target for N seconds (default 20)

@@ -20,7 +20,8 @@ use std::fs;
 
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
-use serde_norway::{Mapping, Value};
+use orderflow_patterns::Pattern;
+use serde_norway::Value;
 
 use crate::project_root;
 
@@ -386,244 +387,26 @@ fn short(value: &Value) -> String {
     }
 }
 
-/// An EventBridge event pattern, as far as graph can evaluate it: `source`
-/// and `detail-type` with exact values, `prefix`, `suffix`, `anything-but`,
-/// `equals-ignore-case` and `wildcard` matchers, and `$or`.
-pub(crate) struct Pattern(Mapping);
-
-impl Pattern {
-    /// Reads an `EventPattern` property: a mapping or a JSON string.
-    pub(crate) fn read(value: &Value, what: &str) -> Result<Self> {
-        let mapping = match value {
-            Value::Mapping(map) => map.clone(),
-            Value::String(json) => serde_norway::from_str(json)
-                .with_context(|| format!("{what}: EventPattern is a string but not JSON"))?,
-            other => bail!(
-                "{what}: EventPattern must be a mapping, found {}",
-                short(other)
-            ),
-        };
-        let pattern = Self(mapping);
-        pattern.check(&pattern.0, what)?;
-        Ok(pattern)
+/// A rule's edge label: the detail-types its pattern matches, or, for a
+/// pattern on the source alone, the pattern itself.
+fn label(pattern: &Pattern, what: &str) -> Result<String> {
+    let kinds = pattern.kinds()?;
+    ensure!(
+        !kinds.is_empty(),
+        "{what}: the EventPattern matches no event of orderflow-contracts"
+    );
+    if pattern.names_detail_type() {
+        return Ok(kinds
+            .iter()
+            .map(|k| escape(k.detail_type()))
+            .collect::<Vec<_>>()
+            .join("<br/>"));
     }
-
-    /// Rejects what graph cannot evaluate, names that the contracts do not
-    /// define, and `$or` branches that match nothing.
-    fn check(&self, map: &Mapping, what: &str) -> Result<()> {
-        for (key, value) in map {
-            let key = key.as_str().unwrap_or_default();
-            match key {
-                "$or" => {
-                    let branches = value
-                        .as_sequence()
-                        .with_context(|| format!("{what}: `$or` must be a list of patterns"))?;
-                    for branch in branches {
-                        let branch = branch.as_mapping().with_context(|| {
-                            format!("{what}: each `$or` branch must be a mapping")
-                        })?;
-                        self.check(branch, what)?;
-                        let mut hits = false;
-                        for kind in EventKind::ALL {
-                            hits |= matches(branch, kind)?;
-                        }
-                        ensure!(
-                            hits,
-                            "{what}: the EventPattern branch {} matches no event of orderflow-contracts",
-                            short(&Value::Mapping(branch.clone()))
-                        );
-                    }
-                }
-                "source" | "detail-type" => {
-                    let matchers = value.as_sequence().with_context(|| {
-                        format!("{what}: `{key}` must be a list, found {}", short(value))
-                    })?;
-                    for matcher in matchers {
-                        if let Some(exact) = matcher.as_str() {
-                            let known = EventKind::ALL.iter().any(|k| field(*k, key) == exact);
-                            ensure!(
-                                known,
-                                "{what}: the EventPattern names {key} `{exact}`, which \
-                                 orderflow-contracts does not define"
-                            );
-                        }
-                    }
-                }
-                other => bail!(
-                    "{what}: graph cannot evaluate the EventPattern field `{other}` \
-                     (it reads source, detail-type and $or)"
-                ),
-            }
-        }
-        Ok(())
+    let mut label = escape(&pattern.describe());
+    if kinds.len() == EventKind::ALL.len() {
+        label.push_str("<br/>(every event)");
     }
-
-    fn matches(&self, kind: EventKind) -> Result<bool> {
-        matches(&self.0, kind)
-    }
-
-    /// The kinds this pattern matches, in the contracts' order.
-    pub(crate) fn kinds(&self) -> Result<Vec<EventKind>> {
-        let mut out = Vec::new();
-        for kind in EventKind::ALL {
-            if self.matches(kind)? {
-                out.push(kind);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The edge label: the detail-types matched, or, for a pattern on the
-    /// source alone, the pattern itself.
-    fn label(&self, what: &str) -> Result<String> {
-        let kinds = self.kinds()?;
-        ensure!(
-            !kinds.is_empty(),
-            "{what}: the EventPattern matches no event of orderflow-contracts"
-        );
-        if names_detail_type(&self.0) {
-            return Ok(kinds
-                .iter()
-                .map(|k| escape(k.detail_type()))
-                .collect::<Vec<_>>()
-                .join("<br/>"));
-        }
-        let mut label = escape(&describe(&self.0));
-        if kinds.len() == EventKind::ALL.len() {
-            label.push_str("<br/>(every event)");
-        }
-        Ok(label)
-    }
-}
-
-fn field(kind: EventKind, name: &str) -> &'static str {
-    if name == "source" {
-        kind.source()
-    } else {
-        kind.detail_type()
-    }
-}
-
-fn matches(map: &Mapping, kind: EventKind) -> Result<bool> {
-    for (key, value) in map {
-        let key = key.as_str().unwrap_or_default();
-        let hit = if key == "$or" {
-            let mut any = false;
-            for branch in value.as_sequence().into_iter().flatten() {
-                if let Some(branch) = branch.as_mapping() {
-                    any |= matches(branch, kind)?;
-                }
-            }
-            any
-        } else {
-            let actual = field(kind, key);
-            let mut any = false;
-            for matcher in value.as_sequence().into_iter().flatten() {
-                any |= matcher_matches(matcher, actual)?;
-            }
-            any
-        };
-        if !hit {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-fn matcher_matches(matcher: &Value, actual: &str) -> Result<bool> {
-    if let Some(exact) = matcher.as_str() {
-        return Ok(exact == actual);
-    }
-    let Some((op, arg)) = matcher
-        .as_mapping()
-        .filter(|m| m.len() == 1)
-        .and_then(|m| m.iter().next())
-        .and_then(|(k, v)| Some((k.as_str()?, v)))
-    else {
-        bail!("graph cannot evaluate the matcher {}", short(matcher));
-    };
-    let text = arg.as_str();
-    Ok(match (op, text) {
-        ("prefix", Some(p)) => actual.starts_with(p),
-        ("suffix", Some(s)) => actual.ends_with(s),
-        ("equals-ignore-case", Some(s)) => actual.eq_ignore_ascii_case(s),
-        ("wildcard", Some(glob)) => wildcard(glob, actual),
-        ("anything-but", Some(s)) => actual != s,
-        ("anything-but", None) => match arg {
-            Value::Sequence(values) => !values.iter().any(|v| v.as_str() == Some(actual)),
-            Value::Mapping(_) => !matcher_matches(arg, actual)?,
-            _ => bail!("graph cannot evaluate the matcher {}", short(matcher)),
-        },
-        _ => bail!("graph cannot evaluate the matcher {}", short(matcher)),
-    })
-}
-
-/// EventBridge's `wildcard`: `*` matches any run of characters.
-fn wildcard(glob: &str, actual: &str) -> bool {
-    let mut parts = glob.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = actual.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i + 1 == parts.len() {
-            return rest.ends_with(part);
-        }
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.is_empty()
-}
-
-fn names_detail_type(map: &Mapping) -> bool {
-    map.iter().any(|(key, value)| match key.as_str() {
-        Some("detail-type") => true,
-        Some("$or") => value
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_mapping)
-            .any(names_detail_type),
-        _ => false,
-    })
-}
-
-/// A pattern in words: `source prefix orderflow.`.
-fn describe(map: &Mapping) -> String {
-    let mut parts = Vec::new();
-    for (key, value) in map {
-        let key = key.as_str().unwrap_or_default();
-        if key == "$or" {
-            let branches: Vec<String> = value
-                .as_sequence()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_mapping)
-                .map(describe)
-                .collect();
-            parts.push(format!("({})", branches.join(" or ")));
-            continue;
-        }
-        let matchers: Vec<String> = value
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .map(|m| match m.as_str() {
-                Some(exact) => exact.to_owned(),
-                None => short(m)
-                    .trim_matches(|c| c == '{' || c == '}')
-                    .replace(':', "")
-                    .replace('-', " ")
-                    .trim()
-                    .to_owned(),
-            })
-            .collect();
-        parts.push(format!("{key} {}", matchers.join(" | ")));
-    }
-    parts.join(", ")
+    Ok(label)
 }
 
 /// Text for inside a quoted Mermaid label.
@@ -736,7 +519,7 @@ impl Graph {
             let source = property(archive, "SourceArn")
                 .with_context(|| format!("{what} has no SourceArn"))?;
             let label = match property(archive, "EventPattern") {
-                Some(p) => Pattern::read(p, &what)?.label(&what)?,
+                Some(p) => label(&Pattern::read(p, &what)?, &what)?,
                 None => "every event".to_owned(),
             };
             let days = property(archive, "RetentionDays").and_then(Value::as_u64);
@@ -789,7 +572,7 @@ impl Graph {
             self.node(Shape::Rule, id, escape(id));
             let pattern = property(rule, "EventPattern")
                 .with_context(|| format!("{what} has no EventPattern"))?;
-            let label = Pattern::read(pattern, &what)?.label(&what)?;
+            let label = label(&Pattern::read(pattern, &what)?, &what)?;
             let rule_buses = match property(rule, "EventBusName") {
                 Some(name) => t.targets(name, &[BUS], &format!("{what}'s EventBusName"))?,
                 None => {

@@ -28,7 +28,7 @@ use crate::events::{Event, EventKind};
 use crate::ids::{EventId, OrderId, Producer};
 use crate::object::Object;
 use crate::time::Timestamp;
-use crate::versions::upcast;
+use crate::versions::{OrderPlacedV1, upcast};
 
 /// Room for a typical detail as [`Message::detail_json`] writes it.
 const DETAIL_CAPACITY: usize = 1024;
@@ -351,6 +351,9 @@ impl Message {
         let data = raw.data.ok_or_else(|| missing("detail.data"))?.get();
         const DATA: &str = "detail.data";
         let event = match kind {
+            EventKind::OrderPlaced if version == 1 => {
+                Event::OrderPlaced(parse::<OrderPlacedV1>(DATA, data)?.into())
+            }
             EventKind::OrderPlaced => Event::OrderPlaced(parse(DATA, data)?),
             EventKind::PaymentAuthorized => Event::PaymentAuthorized(parse(DATA, data)?),
             EventKind::PaymentDeclined => Event::PaymentDeclined(parse(DATA, data)?),

@@ -20,9 +20,10 @@
 //! [`Metadata::schema_version`]: crate::Metadata::schema_version
 
 use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ContractError;
-use crate::events::{Address, Event, EventKind, LineItem};
+use crate::events::{Address, Event, EventKind, LineItem, OrderPlaced};
 use crate::ids::PaymentToken;
 use crate::money::{Currency, MinorUnits};
 
@@ -78,9 +79,12 @@ pub(crate) fn upcast(version: u64, event: Event, field: &str) -> Result<Event, C
 }
 
 /// `OrderPlaced` as version 1 wrote it, before orders carried their
-/// customer: kept for its schema, which is released and must not change
-/// (its name and descriptions included).
-#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+/// customer. The step-by-step reader reads a version 1 order as this, so
+/// that a `customer_id` member of any value is ignored as any unknown
+/// member was; its schema is released and must not change (its name and
+/// descriptions included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[schemars(rename = "OrderPlaced", description = "A customer placed an order.")]
 pub struct OrderPlacedV1 {
     /// The lines: at least one, at most [`MAX_LINES`], each sku once.
@@ -93,4 +97,19 @@ pub struct OrderPlacedV1 {
     pub payment_token: PaymentToken,
     /// Where to ship.
     pub shipping_address: Address,
+}
+
+crate::object::objects_only!(OrderPlacedV1);
+
+impl From<OrderPlacedV1> for OrderPlaced {
+    fn from(v1: OrderPlacedV1) -> Self {
+        Self {
+            items: v1.items,
+            total_minor: v1.total_minor,
+            currency: v1.currency,
+            payment_token: v1.payment_token,
+            shipping_address: v1.shipping_address,
+            customer_id: None,
+        }
+    }
 }
