@@ -40,6 +40,8 @@ pub fn main(args: &[String]) -> Result<()> {
     ]))?;
     steps.start("what the functions link");
     check_function_deps(&root)?;
+    steps.start("packaging: the library crates as crates.io would take them");
+    check_packaging(&root)?;
     steps.start("unit, handler, adapter and property tests");
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     if args.iter().any(|a| a == "--quick") {
@@ -130,6 +132,38 @@ pub fn check_function_deps(root: &Path) -> Result<()> {
         "the functions' build links none of {:?}",
         NOT_IN_FUNCTIONS.map(|(name, _)| name)
     );
+    Ok(())
+}
+
+/// The crates meant for others to build on, in dependency order.
+const LIBRARIES: [&str; 3] = [
+    "orderflow-contracts",
+    "orderflow-patterns",
+    "orderflow-runtime",
+];
+
+/// Packages [`LIBRARIES`] as `cargo publish` would, without uploading or
+/// building them: every dependency needs a version, and cargo warns about a
+/// manifest without documentation, homepage or repository. Any warning
+/// fails the step. The lockfile is left out because the packages' own
+/// dependencies on each other are not on crates.io yet.
+pub fn check_packaging(root: &Path) -> Result<()> {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(root).args([
+        "package",
+        "--no-verify",
+        "--allow-dirty",
+        "--exclude-lockfile",
+    ]);
+    for library in LIBRARIES {
+        cargo.args(["-p", library]);
+    }
+    let out = cargo.output().context("cargo package")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || stderr.contains("warning:") {
+        bail!("cargo package {}:\n{stderr}", LIBRARIES.join(", "));
+    }
+    eprintln!("packaged {} for crates.io", LIBRARIES.join(", "));
     Ok(())
 }
 

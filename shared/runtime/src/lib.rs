@@ -5,6 +5,10 @@
 //! (the new state, counter changes and the events to emit). Everything else
 //! lives here.
 //!
+//! The crate's README (`shared/runtime/README.md`) is the guide: what the
+//! runtime does for a function, and a new service written against it,
+//! doc-tested.
+//!
 //! Layout:
 //! - [`lambda`]: the Lambda entry point. It reads an SQS batch or a direct
 //!   EventBridge invocation and answers with an `SqsBatchResponse`.
@@ -51,5 +55,10 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
+
+/// The README's example, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use error::{RecordError, Transient};
 pub use processor::{Decision, Input, Plan, Processed, Processor, Service};
