@@ -11,6 +11,8 @@
 //!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `services.rs`: `cargo xtask template`: each service's block of the
+//!   SAM template, written from its entry in `infra/services.yaml`.
 //! - `asyncapi.rs`: `cargo xtask asyncapi`: the bus as an AsyncAPI document.
 //! - `fuzz.rs`: `cargo xtask fuzz`: libFuzzer on the decoders, on stable.
 //! - `deploy.rs`: `sam build` + `sam deploy`, to AWS or the local cloud.
@@ -41,6 +43,7 @@ mod graph;
 mod limits;
 mod ops;
 mod schemas;
+mod services;
 mod target;
 mod test;
 mod venv;
@@ -84,6 +87,9 @@ commands:
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts (refuses
                        a change that breaks the released schemas)
+  template [--write | --check]
+                       the services' blocks of infra/template.yaml, written
+                       from infra/services.yaml (one entry per service)
   asyncapi [--write | --check]
                        the AsyncAPI document of the bus (events/asyncapi.yaml),
                        from the template and the contracts
@@ -140,6 +146,7 @@ fn run(args: &[String]) -> Result<()> {
         "fuzz" => fuzz::main(rest),
         "chaos" => chaos::main(rest),
         "asyncapi" => asyncapi::main(rest),
+        "template" => services::main(rest),
         "graph" => graph::main(rest),
         "ops" => ops::forward(rest.iter().map(String::as_str)),
         "demo" => demo::demo(rest),
