@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
@@ -32,6 +33,14 @@ use crate::project_root;
 
 /// Where the document lives.
 pub const DOCUMENT: &str = "events/asyncapi.yaml";
+
+/// Rewrites the document at `root` from its template.
+pub fn write(root: &Path) -> Result<()> {
+    let template = fs::read_to_string(root.join(TEMPLATE))
+        .with_context(|| format!("could not read {TEMPLATE}"))?;
+    let document = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
+    fs::write(root.join(DOCUMENT), document).with_context(|| format!("could not write {DOCUMENT}"))
+}
 
 /// `cargo xtask asyncapi [--write | --check]`.
 pub fn main(args: &[String]) -> Result<()> {

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::test::FUNCTIONS;
 use crate::{project_root, run_cmd};
 
 /// Starts per binary: enough for a stable median on a noisy machine, at a
@@ -38,6 +37,7 @@ pub fn main(args: &[String]) -> Result<()> {
 
 fn init() -> Result<()> {
     let root = project_root();
+    let functions = crate::services::names(&root)?;
     eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
     // No `-p`, as `sam build` runs `cargo lambda build --bin NAME`: cargo
     // then resolves features over every member, and the binaries measured
@@ -46,7 +46,7 @@ fn init() -> Result<()> {
     build
         .current_dir(&root)
         .args(["build", "--release", "--example", "hello"]);
-    for function in FUNCTIONS {
+    for function in &functions {
         build.args(["--bin", function]);
     }
     run_cmd(&mut build)?;
@@ -58,7 +58,7 @@ fn init() -> Result<()> {
         "binary", "init p50", "ratio", "size", "zip", "max RSS"
     );
     print_row("hello", &hello, &baseline, baseline.p50)?;
-    for function in FUNCTIONS {
+    for function in &functions {
         let binary = release.join(function);
         let m = measure(&binary)?;
         print_row(function, &binary, &m, baseline.p50)?;
@@ -72,7 +72,7 @@ fn init() -> Result<()> {
         "\n{:<10} {:>10} {:>10} {:>8}",
         "function", "first p50", "warm p50", "ratio"
     );
-    for function in FUNCTIONS {
+    for function in &functions {
         first_invocation(function, &release.join(function))?;
     }
     println!(

@@ -198,7 +198,7 @@ fn local_rustflags(caller: Option<String>) -> String {
 /// while cargo shows what it compiles and how far it has got. `sam build`
 /// then finds every function built.
 fn build(tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
-    for function in crate::test::FUNCTIONS {
+    for function in crate::services::names(&crate::project_root())? {
         eprintln!("xtask: cargo lambda build --release --bin {function} ({architecture})");
         // `cargo` from PATH, as sam runs it.
         let mut cargo = with_tools(tools, Command::new("cargo"));
@@ -206,7 +206,7 @@ fn build(tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
         if architecture == "arm64" {
             cargo.arg("--arm64");
         }
-        cargo.args(["--bin", function]).envs(kind.cargo_env());
+        cargo.args(["--bin", &function]).envs(kind.cargo_env());
         run_cmd(&mut cargo).with_context(|| format!("building {function} failed"))?;
     }
     let mut build = sam(tools, "sam");

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
@@ -26,7 +27,7 @@ use serde_norway::Value;
 use crate::project_root;
 
 pub(crate) const TEMPLATE: &str = "infra/template.yaml";
-const README: &str = "README.md";
+pub(crate) const README: &str = "README.md";
 /// The line that opens the generated block in `README.md`.
 const START: &str = "<!-- graph:start (cargo xtask graph --write) -->";
 const START_PREFIX: &str = "<!-- graph:start";
@@ -72,6 +73,17 @@ pub fn main(args: &[String]) -> Result<()> {
         }
         _ => bail!("usage: cargo xtask graph [--write | --check]"),
     }
+}
+
+/// Rewrites the diagram in the README at `root` from its template.
+pub fn write(root: &Path) -> Result<()> {
+    let template = fs::read_to_string(root.join(TEMPLATE))
+        .with_context(|| format!("could not read {TEMPLATE}"))?;
+    let diagram = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
+    let readme = fs::read_to_string(root.join(README))
+        .with_context(|| format!("could not read {README}"))?;
+    let updated = replace_block(&readme, &diagram).map_err(anyhow::Error::msg)?;
+    fs::write(root.join(README), updated).with_context(|| format!("could not write {README}"))
 }
 
 /// The Mermaid source of the diagram (`flowchart LR ...`, no code fence).

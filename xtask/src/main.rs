@@ -11,6 +11,8 @@
 //!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `new_service.rs`: `cargo xtask new-service`: a new function's crate,
+//!   samples and template entry.
 //! - `services.rs`: `cargo xtask template`: each service's block of the
 //!   SAM template, written from its entry in `infra/services.yaml`.
 //! - `asyncapi.rs`: `cargo xtask asyncapi`: the bus as an AsyncAPI document.
@@ -41,6 +43,7 @@ mod deploy;
 mod fuzz;
 mod graph;
 mod limits;
+mod new_service;
 mod ops;
 mod schemas;
 mod services;
@@ -87,6 +90,10 @@ commands:
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts (refuses
                        a change that breaks the released schemas)
+  new-service NAME --consumes KIND[,KIND...] [--description TEXT]
+                       a new function in the standard shape: its crate with a
+                       decide stub and tests, samples in events/NAME/, its
+                       entry in infra/services.yaml and the template
   template [--write | --check]
                        the services' blocks of infra/template.yaml, written
                        from infra/services.yaml (one entry per service)
@@ -147,6 +154,10 @@ fn run(args: &[String]) -> Result<()> {
         "chaos" => chaos::main(rest),
         "asyncapi" => asyncapi::main(rest),
         "template" => services::main(rest),
+        "new-service" => match rest {
+            [flag] if flag == "--check" => new_service::check(&project_root()),
+            _ => new_service::main(rest),
+        },
         "graph" => graph::main(rest),
         "ops" => ops::forward(rest.iter().map(String::as_str)),
         "demo" => demo::demo(rest),

@@ -17,6 +17,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
@@ -44,8 +45,7 @@ pub fn main(args: &[String]) -> Result<()> {
     match args {
         [] => print!("{written}"),
         [flag] if flag == "--write" => {
-            fs::write(root.join(TEMPLATE), &written)
-                .with_context(|| format!("could not write {TEMPLATE}"))?;
+            write(&root)?;
             println!("wrote {TEMPLATE}");
         }
         [flag] if flag == "--check" => ensure!(
@@ -55,6 +55,26 @@ pub fn main(args: &[String]) -> Result<()> {
         _ => bail!("usage: cargo xtask template [--write | --check]"),
     }
     Ok(())
+}
+
+/// The services' names, in `infra/services.yaml`'s order: the functions
+/// every project command builds, invokes and measures.
+pub fn names(root: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(root.join(SERVICES))
+        .with_context(|| format!("could not read {SERVICES}"))?;
+    let services: Services =
+        serde_norway::from_str(&text).with_context(|| format!("in {SERVICES}"))?;
+    Ok(services.services.into_iter().map(|s| s.name).collect())
+}
+
+/// Rewrites the template at `root` from its services.
+pub fn write(root: &Path) -> Result<()> {
+    let template = fs::read_to_string(root.join(TEMPLATE))
+        .with_context(|| format!("could not read {TEMPLATE}"))?;
+    let services = fs::read_to_string(root.join(SERVICES))
+        .with_context(|| format!("could not read {SERVICES}"))?;
+    fs::write(root.join(TEMPLATE), render(&template, &services)?)
+        .with_context(|| format!("could not write {TEMPLATE}"))
 }
 
 /// `infra/services.yaml`.

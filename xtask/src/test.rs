@@ -15,9 +15,6 @@ use crate::cloud::{Cloud, LocalCloud};
 use crate::target;
 use crate::{deploy, project_root, run_cmd, venv};
 
-/// The functions, by binary name.
-pub const FUNCTIONS: [&str; 3] = ["payment", "inventory", "shipping"];
-
 /// Runs everything.
 pub fn main(args: &[String]) -> Result<()> {
     let root = project_root();
@@ -44,6 +41,8 @@ pub fn main(args: &[String]) -> Result<()> {
     check_packaging(&root)?;
     steps.start("unit, handler, adapter and property tests");
     run_cmd(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    steps.start("new-service: a generated service builds, is clean and passes its tests");
+    crate::new_service::check(&root)?;
     if args.iter().any(|a| a == "--quick") {
         steps.summary();
         return Ok(());
@@ -345,7 +344,8 @@ pub fn local_invoke(root: &Path) -> Result<()> {
     let cargo_lambda = tools.bin("cargo-lambda");
     // `watch` runs each function with `cargo run --bin <fn>`; build them
     // first, the same way, so no invoke waits on a compile.
-    for function in FUNCTIONS {
+    let functions = crate::services::names(root)?;
+    for function in &functions {
         run_cmd(
             Command::new(env!("CARGO"))
                 .current_dir(root)
@@ -356,7 +356,7 @@ pub fn local_invoke(root: &Path) -> Result<()> {
     let log = root.join("target/cargo-lambda-watch.log");
     let watch = Watch::start(&cargo_lambda, root, port, &log)?;
     let mut invoked = 0;
-    for function in FUNCTIONS {
+    for function in &functions {
         let mut samples: Vec<_> = std::fs::read_dir(root.join("events").join(function))?
             .filter_map(Result::ok)
             .map(|e| e.path())

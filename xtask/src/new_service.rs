@@ -1,0 +1,748 @@
+//! `cargo xtask new-service NAME --consumes A,B`: a new function in the
+//! standard shape, without touching the others.
+//!
+//! It writes:
+//! - `functions/NAME/`: the crate (`Cargo.toml`, `src/lib.rs` with its
+//!   [`Service`](orderflow_runtime::Service), `src/decide.rs` with a
+//!   `decide` stub and its tests, `src/main.rs`, `tests/handler.rs` over
+//!   its samples);
+//! - `events/NAME/`: a sample of each kind it consumes, in both delivery
+//!   shapes, copied from the samples the project already has, and the poison
+//!   samples every function answers the same way;
+//! - its entry at the end of `infra/services.yaml`, then the template's
+//!   service blocks, the diagram in the README and the AsyncAPI document,
+//!   rewritten from it;
+//! - `functions/NAME` among the workspace's members.
+//!
+//! Nothing of another service is read for writing: their folders, samples
+//! and template blocks stay byte-identical, which the tests check.
+//!
+//! The kinds it consumes must be the contracts' already; a new kind is
+//! added to `orderflow-contracts` first (its payload, `EventKind`, schema).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use orderflow_contracts::EventKind;
+
+use crate::project_root;
+use crate::services::{self, SERVICES};
+
+const USAGE: &str = "usage: cargo xtask new-service NAME --consumes KIND[,KIND...] \
+     [--description TEXT]";
+
+/// What to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The function's name: lowercase letters and digits.
+    pub name: String,
+    /// The detail-types it consumes.
+    pub consumes: Vec<EventKind>,
+    /// The function's description.
+    pub description: String,
+}
+
+/// `cargo xtask new-service …`.
+pub fn main(args: &[String]) -> Result<()> {
+    let spec = parse(args)?;
+    let root = project_root();
+    let written = create(&root, &spec)?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "\nnext: cargo test -p {name}; cargo xtask deploy --local; then write its rules in \
+         functions/{name}/src/decide.rs",
+        name = spec.name
+    );
+    Ok(())
+}
+
+/// Reads the arguments.
+pub fn parse(args: &[String]) -> Result<Spec> {
+    let mut name = None;
+    let mut consumes = None;
+    let mut description = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--consumes" => consumes = Some(value()?),
+            "--description" => description = Some(value()?),
+            flag if flag.starts_with('-') => bail!("unknown flag `{flag}`\n{USAGE}"),
+            _ if name.is_none() => name = Some(arg.clone()),
+            extra => bail!("unexpected argument `{extra}`\n{USAGE}"),
+        }
+    }
+    let name = name.with_context(|| format!("no NAME\n{USAGE}"))?;
+    ensure!(
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "`{name}`: a service's name is lowercase letters and digits, starting with a letter"
+    );
+    let consumes = consumes.with_context(|| format!("no --consumes\n{USAGE}"))?;
+    let mut kinds = Vec::new();
+    for kind in consumes.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        let kind = EventKind::from_detail_type(kind).map_err(|_| {
+            anyhow::anyhow!(
+                "`{kind}` is no event of the contracts (they define {}); a new kind is added \
+                 to orderflow-contracts first",
+                EventKind::ALL.map(EventKind::detail_type).join(", ")
+            )
+        })?;
+        ensure!(
+            !kinds.contains(&kind),
+            "--consumes names {} twice",
+            kind.detail_type()
+        );
+        kinds.push(kind);
+    }
+    ensure!(!kinds.is_empty(), "--consumes names no kind\n{USAGE}");
+    let description = description.unwrap_or_else(|| {
+        format!(
+            "Consumes {}.",
+            kinds
+                .iter()
+                .map(|k| k.detail_type())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    Ok(Spec {
+        name,
+        consumes: kinds,
+        description,
+    })
+}
+
+/// Creates the service in the repository at `root`; returns what it wrote.
+pub fn create(root: &Path, spec: &Spec) -> Result<Vec<PathBuf>> {
+    let name = &spec.name;
+    let existing = services::names(root)?;
+    ensure!(
+        !existing.contains(name),
+        "`{name}` is a service already ({SERVICES})"
+    );
+    for dir in [format!("functions/{name}"), format!("events/{name}")] {
+        ensure!(!root.join(&dir).exists(), "{dir} exists already");
+    }
+    let samples = samples(root, spec, &existing)?;
+
+    let mut written = Vec::new();
+    let mut write = |relative: String, text: &str| -> Result<()> {
+        let path = root.join(&relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("could not create {}", parent.display()))?;
+        }
+        fs::write(&path, text).with_context(|| format!("could not write {relative}"))?;
+        written.push(PathBuf::from(relative));
+        Ok(())
+    };
+    let crate_dir = format!("functions/{name}");
+    write(format!("{crate_dir}/Cargo.toml"), &fill(CARGO_TOML, spec))?;
+    write(format!("{crate_dir}/src/lib.rs"), &fill(LIB_RS, spec))?;
+    write(format!("{crate_dir}/src/decide.rs"), &fill(DECIDE_RS, spec))?;
+    write(format!("{crate_dir}/src/main.rs"), &fill(MAIN_RS, spec))?;
+    write(
+        format!("{crate_dir}/tests/handler.rs"),
+        &fill(HANDLER_RS, spec),
+    )?;
+    // The files are written from text; rustfmt gives them the layout
+    // `cargo fmt --check` wants (one kind or several in `consumes`).
+    let sources = [
+        "src/lib.rs",
+        "src/decide.rs",
+        "src/main.rs",
+        "tests/handler.rs",
+    ];
+    crate::run_cmd(
+        std::process::Command::new("rustfmt")
+            .args(["--edition", "2024"])
+            .args(sources.map(|file| root.join(&crate_dir).join(file))),
+    )
+    .context("rustfmt on the new crate")?;
+    for (to, text) in &samples {
+        write(to.clone(), text)?;
+    }
+
+    let services_path = root.join(SERVICES);
+    let mut entries =
+        fs::read_to_string(&services_path).with_context(|| format!("could not read {SERVICES}"))?;
+    if !entries.ends_with('\n') {
+        entries.push('\n');
+    }
+    entries.push_str(&format!(
+        "\n  - name: {name}\n    description: {}\n    consumes: [{}]\n",
+        spec.description,
+        detail_types(spec).join(", ")
+    ));
+    write(SERVICES.to_owned(), &entries)?;
+
+    let manifest =
+        fs::read_to_string(root.join("Cargo.toml")).context("could not read Cargo.toml")?;
+    write(
+        "Cargo.toml".to_owned(),
+        &with_member(&manifest, &crate_dir)?,
+    )?;
+
+    services::write(root)?;
+    crate::graph::write(root)?;
+    crate::asyncapi::write(root)?;
+    written.extend(
+        [
+            crate::graph::TEMPLATE,
+            crate::graph::README,
+            crate::asyncapi::DOCUMENT,
+        ]
+        .map(PathBuf::from),
+    );
+    Ok(written)
+}
+
+/// The consumed kinds' detail-types.
+fn detail_types(spec: &Spec) -> Vec<&'static str> {
+    spec.consumes.iter().map(|k| k.detail_type()).collect()
+}
+
+/// `OrderPlaced` as `order-placed`: how samples are named.
+fn case(kind: EventKind) -> String {
+    let mut out = String::new();
+    for (i, c) in kind.detail_type().chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The new service's samples, as (path, text): each consumed kind in both
+/// shapes, and the poison samples, copied from the existing services'.
+fn samples(root: &Path, spec: &Spec, existing: &[String]) -> Result<Vec<(String, String)>> {
+    let find = |file: &str| -> Option<PathBuf> {
+        existing
+            .iter()
+            .map(|service| root.join("events").join(service).join(file))
+            .find(|path| path.is_file())
+    };
+    let read = |path: &Path| {
+        fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+    };
+    let mut out = Vec::new();
+    let mut copy = |file: String| -> Result<bool> {
+        let Some(from) = find(&file) else {
+            return Ok(false);
+        };
+        out.push((format!("events/{}/{file}", spec.name), read(&from)?));
+        Ok(true)
+    };
+    for kind in &spec.consumes {
+        for shape in ["sqs", "eventbridge"] {
+            let file = format!("{}.{shape}.json", case(*kind));
+            ensure!(
+                copy(file.clone())?,
+                "no service has a sample {file} to copy; write events/{}/{file} by hand",
+                spec.name
+            );
+        }
+    }
+    for poison in [
+        "poison-malformed-json",
+        "poison-negative-quantity",
+        "poison-unknown-version",
+    ] {
+        copy(format!("{poison}.sqs.json"))?;
+    }
+    // A kind the new service does not consume, from whichever service has one.
+    for service in existing {
+        let path = root.join(format!(
+            "events/{service}/poison-wrong-detail-type.sqs.json"
+        ));
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let consumed = spec
+            .consumes
+            .iter()
+            .any(|k| text.contains(&format!("\\\"detail-type\\\": \\\"{}\\\"", k.detail_type())));
+        if !consumed {
+            out.push((
+                format!("events/{}/poison-wrong-detail-type.sqs.json", spec.name),
+                text,
+            ));
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `manifest` with `member` added after the last `functions/` member.
+fn with_member(manifest: &str, member: &str) -> Result<String> {
+    let line = |m: &str| format!("    \"{m}\",\n");
+    let last = manifest
+        .match_indices("    \"functions/")
+        .last()
+        .map(|(i, _)| i)
+        .context("Cargo.toml lists no functions/ member")?;
+    let end = last
+        + manifest[last..]
+            .find('\n')
+            .context("Cargo.toml ends mid-line")?
+        + 1;
+    Ok(format!(
+        "{}{}{}",
+        &manifest[..end],
+        line(member),
+        &manifest[end..]
+    ))
+}
+
+/// `template` with the spec's names in place of `{name}`, `{Name}`,
+/// `{description}`, `{kinds}` (`EventKind::A | EventKind::B`),
+/// `{kind_list}` and `{expected}` (the handler test's table).
+fn fill(template: &str, spec: &Spec) -> String {
+    let title = spec.name[..1].to_uppercase() + &spec.name[1..];
+    let kinds = spec
+        .consumes
+        .iter()
+        .map(|k| format!("EventKind::{}", k.detail_type()))
+        .collect::<Vec<_>>()
+        .join("\n                | ");
+    let expected: String = spec
+        .consumes
+        .iter()
+        .map(|k| format!("    (\"{}\", Expect::Emits(&[])),\n", case(*k)))
+        .collect();
+    template
+        .replace("{kinds}", &kinds)
+        .replace("{kind_list}", &detail_types(spec).join(", "))
+        .replace("{expected}", &expected)
+        .replace(
+            "{first_envelope}",
+            &format!("{}/{}.eventbridge.json", spec.name, case(spec.consumes[0])),
+        )
+        .replace(
+            "{first_sample}",
+            &format!("{}/{}.sqs.json", spec.name, case(spec.consumes[0])),
+        )
+        .replace("{description}", &spec.description)
+        .replace("{Name}", &title)
+        .replace("{name}", &spec.name)
+}
+
+const CARGO_TOML: &str = r#"[package]
+name = "{name}"
+description = "orderflow's {name} function."
+version.workspace = true
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+publish.workspace = true
+
+[lib]
+name = "{name}"
+path = "src/lib.rs"
+bench = false
+
+[[bin]]
+name = "{name}"
+path = "src/main.rs"
+test = false
+bench = false
+
+[dependencies]
+orderflow-contracts.workspace = true
+orderflow-runtime.workspace = true
+lambda_runtime.workspace = true
+serde.workspace = true
+tokio.workspace = true
+
+[dev-dependencies]
+orderflow-runtime = { workspace = true, features = ["testing"] }
+tokio = { workspace = true, features = ["rt-multi-thread"] }
+
+[lints]
+workspace = true
+"#;
+
+const LIB_RS: &str = r#"//! orderflow's {name} function.
+//!
+//! Consumes {kind_list}; emits nothing yet.
+//!
+//! Layout:
+//! - [`decide`]: the rules, pure, over [`{Name}State`].
+//! - [`{Name}`]: the [`Service`] for the shared runtime.
+
+pub mod decide;
+
+use orderflow_contracts::EventKind;
+use orderflow_runtime::{Decision, Input, RecordError, Service};
+
+pub use decide::{Name}State;
+
+/// The {name} [`Service`].
+#[derive(Debug, Default)]
+pub struct {Name};
+
+impl Service for {Name} {
+    type State = {Name}State;
+    const FUNCTION: &'static str = "{name}";
+
+    fn consumes(&self, kind: EventKind) -> bool {
+        matches!(
+            kind,
+            {kinds}
+        )
+    }
+
+    async fn handle(
+        &self,
+        input: Input<'_, {Name}State>,
+    ) -> Result<Decision<{Name}State>, RecordError> {
+        Ok(decide::decide(input.state, &input.message.event))
+    }
+}
+"#;
+
+const DECIDE_RS: &str = r#"//! {name}'s rules: pure, over [`{Name}State`].
+
+use orderflow_contracts::Event;
+use orderflow_runtime::Decision;
+use serde::{Deserialize, Serialize};
+
+/// What {name} keeps per order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct {Name}State {
+    /// The detail-types of the order's events seen so far, in order.
+    pub seen: Vec<String>,
+}
+
+/// What `event` does to the order's `state`. This stub records the event's
+/// kind and emits nothing: the service's rules go here, returning
+/// `Decision::emit(state, events)` to publish.
+pub fn decide(mut state: {Name}State, event: &Event) -> Decision<{Name}State> {
+    state.seen.push(event.kind().detail_type().to_owned());
+    Decision::unchanged(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderflow_contracts::Message;
+    use orderflow_runtime::testing::read_sample;
+
+    /// The event of the first sample, as EventBridge delivers it.
+    fn sample_event() -> Event {
+        let envelope = read_sample("{first_envelope}").unwrap();
+        Message::from_bus_json(&envelope).unwrap().event
+    }
+
+    #[test]
+    fn an_event_is_recorded_and_nothing_is_emitted() {
+        let event = sample_event();
+        let decision = decide({Name}State::default(), &event);
+        assert_eq!(decision.state.seen, [event.kind().detail_type()]);
+        assert!(decision.emit.is_empty() && decision.counters.is_empty());
+    }
+}
+"#;
+
+const MAIN_RS: &str = r#"//! The {name} function's Lambda binary (`bootstrap`).
+
+use orderflow_runtime::{Config, lambda, telemetry};
+use {name}::{Name};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init()?;
+    let config = Config::from_env("{name}")?;
+    lambda::run(config, |_aws| {Name}).await
+}
+"#;
+
+const HANDLER_RS: &str = r#"//! The {name} handler over the samples in `events/{name}/`, through the
+//! real handler with in-memory ports.
+
+use orderflow_runtime::lambda::Response;
+use orderflow_runtime::testing::{Expect, check_samples, memory_handler, read_sample};
+use {name}::{Name};
+
+/// What each sample must do to a fresh function (besides the shared
+/// `POISON` expectations).
+const EXPECTED: &[(&str, Expect)] = &[
+{expected}];
+
+#[tokio::test]
+async fn every_sample_has_its_expected_outcome() {
+    let checked = check_samples("{name}", || memory_handler({Name}), EXPECTED)
+        .await
+        .unwrap();
+    assert!(checked >= EXPECTED.len() * 2, "only {checked} samples");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_applied_once() {
+    let handler = memory_handler({Name});
+    let payload = read_sample("{first_sample}").unwrap();
+    for _ in 0..2 {
+        let Ok(Response::Batch(answer)) = handler.invoke(&payload).await else {
+            panic!("an SQS batch gets a batch answer");
+        };
+        assert!(answer.batch_item_failures.is_empty());
+    }
+    assert!(handler.letters().is_empty());
+}
+"#;
+
+/// `cargo xtask test`'s step: a `notifications` service generated in a
+/// copy of the repository, then its crate's format, clippy and tests, built
+/// in `root`'s target directory (the dependencies are built already).
+pub fn check(root: &Path) -> Result<()> {
+    let copy = copy_of(root)?;
+    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
+    create(&copy, &spec)?;
+    let cargo = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.current_dir(&copy)
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .args(args);
+        crate::run_cmd(&mut cmd)
+    };
+    cargo(&["fmt", "-p", "notifications", "--check"])?;
+    cargo(&[
+        "clippy",
+        "-p",
+        "notifications",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "-p", "notifications"])?;
+    fs::remove_dir_all(&copy).with_context(|| format!("could not remove {}", copy.display()))?;
+    eprintln!("a generated notifications service builds, is clean and passes its tests");
+    Ok(())
+}
+
+/// A copy of the repository at `root` (its files that git tracks or would
+/// track, but the fuzz corpus) in a new temporary directory, for
+/// generating a service without touching the working tree.
+pub fn copy_of(root: &Path) -> Result<PathBuf> {
+    let out = std::process::Command::new("git")
+        .current_dir(root)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .context("git ls-files")?;
+    ensure!(
+        out.status.success(),
+        "git ls-files: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let copy = std::env::temp_dir().join(format!(
+        "orderflow-new-service-{}-{nanos}",
+        std::process::id()
+    ));
+    for file in out.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let file = String::from_utf8_lossy(file);
+        if file.starts_with("fuzz/corpus/") || !root.join(&*file).is_file() {
+            continue;
+        }
+        let to = copy.join(&*file);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(root.join(&*file), &to).with_context(|| format!("could not copy {file}"))?;
+    }
+    Ok(copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    /// Every file under `dir`, by path, with its bytes.
+    fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.insert(
+                        path.strip_prefix(dir).unwrap().to_path_buf(),
+                        fs::read(&path).unwrap(),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The service's block of the template, from its header to its alarm.
+    fn block_of(template: &str, name: &str) -> String {
+        let title = name[..1].to_uppercase() + &name[1..];
+        let start = template.find(&format!(" {name}\n  {title}Queue:")).unwrap();
+        let end = template[start..]
+            .find(&format!("{title}DeadLetterAlarm:"))
+            .unwrap()
+            + start;
+        let end = end + template[end..].find("\n\n").unwrap();
+        template[start..end].to_owned()
+    }
+
+    #[test]
+    fn arguments_are_read_and_refused_by_name() {
+        let spec = parse(&args(
+            "notifications --consumes ShipmentScheduled,PaymentVoided",
+        ))
+        .unwrap();
+        assert_eq!(spec.name, "notifications");
+        assert_eq!(
+            spec.consumes,
+            [EventKind::ShipmentScheduled, EventKind::PaymentVoided]
+        );
+        assert_eq!(
+            spec.description,
+            "Consumes ShipmentScheduled, PaymentVoided."
+        );
+        for (line, message) in [
+            ("Notify --consumes ShipmentScheduled", "lowercase"),
+            (
+                "notify --consumes ShipmentSent",
+                "`ShipmentSent` is no event of the contracts",
+            ),
+            (
+                "notify --consumes ShipmentScheduled,ShipmentScheduled",
+                "twice",
+            ),
+            ("notify", "no --consumes"),
+            ("notify --consumes", "--consumes needs a value"),
+            (
+                "notify --emits X --consumes ShipmentScheduled",
+                "unknown flag `--emits`",
+            ),
+            (
+                "notify other --consumes ShipmentScheduled",
+                "unexpected argument `other`",
+            ),
+        ] {
+            let err = parse(&args(line)).unwrap_err().to_string();
+            assert!(err.contains(message), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_new_service_leaves_the_others_byte_identical() {
+        let copy = copy_of(&project_root()).unwrap();
+        let template_before = fs::read_to_string(copy.join(crate::graph::TEMPLATE)).unwrap();
+        let services_before = fs::read_to_string(copy.join(SERVICES)).unwrap();
+        let others = ["payment", "inventory", "shipping"];
+        let before: Vec<_> = others
+            .iter()
+            .flat_map(|s| [copy.join("functions").join(s), copy.join("events").join(s)])
+            .map(|dir| files_under(&dir))
+            .collect();
+
+        let spec = parse(&args("notifications --consumes ShipmentScheduled")).unwrap();
+        let written = create(&copy, &spec).unwrap();
+        assert!(written.contains(&PathBuf::from("functions/notifications/src/decide.rs")));
+
+        let after: Vec<_> = others
+            .iter()
+            .flat_map(|s| [copy.join("functions").join(s), copy.join("events").join(s)])
+            .map(|dir| files_under(&dir))
+            .collect();
+        assert!(before == after, "another service's folder changed");
+        let template = fs::read_to_string(copy.join(crate::graph::TEMPLATE)).unwrap();
+        for name in others {
+            assert_eq!(
+                block_of(&template, name),
+                block_of(&template_before, name),
+                "{name}"
+            );
+        }
+        let services = fs::read_to_string(copy.join(SERVICES)).unwrap();
+        assert!(
+            services.starts_with(&services_before),
+            "the entries before changed"
+        );
+        assert!(template.contains("  NotificationsFunction:\n"));
+        assert!(template.contains(
+            "        source: [orderflow.shipping]\n        detail-type: [ShipmentScheduled]\n"
+        ));
+
+        let samples = files_under(&copy.join("events/notifications"));
+        let names: Vec<_> = samples.keys().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "poison-malformed-json.sqs.json",
+                "poison-negative-quantity.sqs.json",
+                "poison-unknown-version.sqs.json",
+                "poison-wrong-detail-type.sqs.json",
+                "shipment-scheduled.eventbridge.json",
+                "shipment-scheduled.sqs.json",
+            ]
+        );
+        let wrong =
+            String::from_utf8_lossy(&samples[Path::new("poison-wrong-detail-type.sqs.json")])
+                .into_owned();
+        assert!(
+            !wrong.contains("\\\"detail-type\\\": \\\"ShipmentScheduled\\\""),
+            "{wrong}"
+        );
+
+        let manifest = fs::read_to_string(copy.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("    \"functions/shipping\",\n    \"functions/notifications\",\n")
+        );
+        let readme = fs::read_to_string(copy.join("README.md")).unwrap();
+        assert!(
+            crate::graph::check_readme(&readme, &crate::graph::render(&template).unwrap()).is_ok()
+        );
+        let document = fs::read_to_string(copy.join(crate::asyncapi::DOCUMENT)).unwrap();
+        assert!(document.contains("notificationsReceives"));
+
+        // A second time, it refuses: the service exists.
+        let err = create(&copy, &spec).unwrap_err().to_string();
+        assert!(err.contains("is a service already"), "{err}");
+        fs::remove_dir_all(&copy).unwrap();
+    }
+
+    #[test]
+    fn a_kind_no_service_has_a_sample_of_is_refused() {
+        let copy = copy_of(&project_root()).unwrap();
+        let spec = parse(&args("ledger --consumes PaymentCaptured")).unwrap();
+        let err = create(&copy, &spec).unwrap_err().to_string();
+        assert!(
+            err.contains("no service has a sample payment-captured.sqs.json"),
+            "{err}"
+        );
+        assert!(!copy.join("functions/ledger").exists());
+        fs::remove_dir_all(&copy).unwrap();
+    }
+}
