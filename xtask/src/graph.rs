@@ -21,7 +21,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use orderflow_contracts::EventKind;
-use orderflow_patterns::Pattern;
+use orderflow_patterns::{Pattern, short};
 use serde_norway::Value;
 
 use crate::project_root;
@@ -387,16 +387,6 @@ fn sub_refs(text: &str) -> Vec<String> {
         rest = &rest[close + 1..];
     }
     out
-}
-
-/// A value, shortened for an error message.
-fn short(value: &Value) -> String {
-    let text = serde_norway::to_string(value).unwrap_or_else(|_| format!("{value:?}"));
-    let text = text.trim().replace('\n', " ");
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
-    }
 }
 
 /// A rule's edge label: the detail-types its pattern matches, or, for a

@@ -250,8 +250,9 @@ fn describe(map: &Mapping) -> String {
     parts.join(", ")
 }
 
-/// A value, shortened for an error message.
-fn short(value: &Value) -> String {
+/// A YAML value on one line, cut after 80 characters: how errors quote
+/// what they refuse (here and in the project's template readers).
+pub fn short(value: &Value) -> String {
     let text = serde_norway::to_string(value).unwrap_or_else(|_| format!("{value:?}"));
     let text = text.trim().replace('\n', " ");
     match text.char_indices().nth(80) {
