@@ -49,6 +49,9 @@ pub struct Stack {
     pub inventory: ServiceResources,
     /// shipping.
     pub shipping: ServiceResources,
+    /// Every output, by key: what the fields above do not name, such as a
+    /// service added with `cargo xtask new-service` ([`Stack::service`]).
+    pub outputs: HashMap<String, String>,
 }
 
 impl Stack {
@@ -88,15 +91,7 @@ impl Stack {
                 .map(|v| (*v).to_owned())
                 .with_context(|| format!("stack `{name}` has no output `{key}`"))
         };
-        let service = |name: &'static str, prefix: &str| -> Result<ServiceResources> {
-            Ok(ServiceResources {
-                name,
-                queue_url: get(&format!("{prefix}QueueUrl"))?,
-                dlq_url: get(&format!("{prefix}DeadLetterQueueUrl"))?,
-                table: get(&format!("{prefix}TableName"))?,
-                function: get(&format!("{prefix}FunctionName"))?,
-            })
-        };
+        let service = |name: &'static str| service_from(name, &get);
         Ok(Self {
             name: name.to_owned(),
             bus: get("BusName")?,
@@ -107,16 +102,52 @@ impl Stack {
             audit_dlq_url: get("AuditDeadLetterQueueUrl")?,
             label_bucket: get("LabelBucketName")?,
             provider_ledger: get("ProviderLedgerTableName")?,
-            payment: service("payment", "Payment")?,
-            inventory: service("inventory", "Inventory")?,
-            shipping: service("shipping", "Shipping")?,
+            payment: service("payment")?,
+            inventory: service("inventory")?,
+            shipping: service("shipping")?,
+            outputs: outputs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         })
+    }
+
+    /// The resources of the service named `name` (lowercase, as in
+    /// `infra/services.yaml`), from its outputs.
+    pub fn service(&self, name: &'static str) -> Result<ServiceResources> {
+        let get = |key: &str| -> Result<String> {
+            self.outputs
+                .get(key)
+                .cloned()
+                .with_context(|| format!("stack `{}` has no output `{key}`", self.name))
+        };
+        service_from(name, &get)
     }
 
     /// The three functions' resources.
     pub fn services(&self) -> [&ServiceResources; 3] {
         [&self.payment, &self.inventory, &self.shipping]
     }
+}
+
+/// A service's resources from its four outputs, named after the service
+/// with its first letter in capitals (`PaymentQueueUrl`, …).
+fn service_from(
+    name: &'static str,
+    get: &dyn Fn(&str) -> Result<String>,
+) -> Result<ServiceResources> {
+    let mut chars = name.chars();
+    let prefix: String = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default();
+    Ok(ServiceResources {
+        name,
+        queue_url: get(&format!("{prefix}QueueUrl"))?,
+        dlq_url: get(&format!("{prefix}DeadLetterQueueUrl"))?,
+        table: get(&format!("{prefix}TableName"))?,
+        function: get(&format!("{prefix}FunctionName"))?,
+    })
 }
 
 #[cfg(test)]

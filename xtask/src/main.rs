@@ -93,7 +93,10 @@ commands:
   new-service NAME --consumes KIND[,KIND...] [--description TEXT]
                        a new function in the standard shape: its crate with a
                        decide stub and tests, samples in events/NAME/, its
-                       entry in infra/services.yaml and the template
+                       entry in infra/services.yaml and the template;
+                       --check: one generated in a copy builds and passes
+                       its tests; --prove: and, deployed from the copy to
+                       LocalStack, receives events
   template [--write | --check]
                        the services' blocks of infra/template.yaml, written
                        from infra/services.yaml (one entry per service)
@@ -156,6 +159,7 @@ fn run(args: &[String]) -> Result<()> {
         "template" => services::main(rest),
         "new-service" => match rest {
             [flag] if flag == "--check" => new_service::check(&project_root()),
+            [flag] if flag == "--prove" => new_service::prove_on_local_cloud(&project_root()),
             _ => new_service::main(rest),
         },
         "graph" => graph::main(rest),

@@ -532,6 +532,84 @@ pub fn check(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The stack [`prove_on_local_cloud`] deploys.
+pub const PROOF_STACK: &str = "orderflow-new-service";
+
+/// `cargo xtask test`'s step on LocalStack: a `notifications` service
+/// generated in a copy of the repository, built and deployed from there as
+/// a stack of its own, then an order placed on that stack's bus. It fails
+/// unless the order ships and the new function has recorded the order's
+/// `ShipmentScheduled` in its table: the rule, queue, role and function it
+/// was given work. The copy builds in `root`'s target directory, with
+/// `root`'s tools.
+pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
+    let copy = copy_of(root)?;
+    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
+    create(&copy, &spec)?;
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(root.join(".venv"), copy.join(".venv"))
+        .context("could not link the tools into the copy")?;
+    let started = std::time::Instant::now();
+    crate::run_cmd(
+        std::process::Command::new(env!("CARGO"))
+            .current_dir(&copy)
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .args(["run", "--quiet", "-p", "xtask", "--", "deploy", "--local"])
+            .args(["--stack-name", PROOF_STACK]),
+    )
+    .context("deploying the copy with the new service")?;
+    eprintln!(
+        "new-service: the copy with notifications deployed as `{PROOF_STACK}` in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let target = orderflow::Target {
+        stack: PROOF_STACK.to_owned(),
+        ..orderflow::Target::local(crate::cloud::Cloud::LocalStack)
+    };
+    let (runtime, flow) = crate::target::connect(&target)?;
+    let seen = runtime.block_on(order_seen_by_notifications(&flow))?;
+    eprintln!("new-service: notifications recorded {seen} for the order");
+    fs::remove_dir_all(&copy).with_context(|| format!("could not remove {}", copy.display()))?;
+    Ok(())
+}
+
+/// Places one order that ships, and waits until the notifications
+/// function's state for it holds `ShipmentScheduled`; returns that state.
+async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
+    use orderflow::order::{OrderSpec, new_order_id, new_sku};
+    use orderflow::outcome::Outcome;
+    use std::time::{Duration, Instant};
+
+    let notifications = flow.stack.service("notifications")?;
+    let sku = new_sku("notify")?;
+    flow.set_stock(&sku, 5).await?;
+    let order = OrderSpec::new(new_order_id("notify")?, "tok_visa_4242").line(&sku, 1, 1250);
+    flow.place(&order.message()?).await?;
+    let outcome = flow
+        .settle(order.order_id(), Duration::from_secs(90))
+        .await?;
+    ensure!(
+        outcome == Outcome::Shipped,
+        "the order ended {outcome}, not shipped"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = flow.state(&notifications, order.order_id()).await?;
+        if let Some(state) = state.filter(|s| s["seen"] == serde_json::json!(["ShipmentScheduled"]))
+        {
+            return Ok(state.to_string());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "notifications has no state holding ShipmentScheduled for {} after 60 s; its DLQ \
+             holds {:?}",
+            order.order_id(),
+            flow.dead_letters(&notifications).await?
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A copy of the repository at `root` (its files that git tracks or would
 /// track, but the fuzz corpus) in a new temporary directory, for
 /// generating a service without touching the working tree.

@@ -76,6 +76,9 @@ pub fn main(args: &[String]) -> Result<()> {
         if cloud == Cloud::LocalStack {
             steps.start("chaos on localstack: the same build, crashing on purpose");
             crate::chaos::run(&crate::chaos::Options::default())?;
+            steps
+                .start("new-service on localstack: a generated service deployed, receiving events");
+            crate::new_service::prove_on_local_cloud(&root)?;
         }
         took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
     }
