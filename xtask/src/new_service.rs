@@ -549,6 +549,9 @@ pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::symlink(root.join(".venv"), copy.join(".venv"))
         .context("could not link the tools into the copy")?;
+    // Up from here, so that `cargo xtask cloud down` stops it: the copy's
+    // xtask would otherwise start it with its state in the copy.
+    crate::cloud::LocalCloud::ensure_up(crate::cloud::Cloud::LocalStack)?;
     let started = std::time::Instant::now();
     crate::run_cmd(
         std::process::Command::new(env!("CARGO"))
