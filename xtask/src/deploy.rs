@@ -70,13 +70,40 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
+/// The tree a deploy builds: the project's own, or a copy of it (where
+/// `cargo xtask new-service --prove` generates a service).
+#[derive(Debug, Clone, Copy)]
+pub struct Tree<'a> {
+    /// Its root.
+    pub root: &'a Path,
+    /// The cargo target directory its builds use, if not `root/target`.
+    /// A copy builds apart: its binaries have the project's names, and
+    /// cargo would not put the project's own back in place.
+    pub target_dir: Option<&'a Path>,
+}
+
+impl Tree<'_> {
+    /// The project's own tree.
+    fn project(root: &Path) -> Tree<'_> {
+        Tree {
+            root,
+            target_dir: None,
+        }
+    }
+}
+
 /// Builds and deploys the stack to a local cloud (started if needed).
 /// Idempotent: with nothing changed, the deploy is a no-op.
 pub fn deploy_local(stack: &str, cloud: Cloud) -> Result<()> {
+    deploy_local_from(Tree::project(&project_root()), stack, cloud)
+}
+
+/// [`deploy_local`] of `tree`.
+pub fn deploy_local_from(tree: Tree<'_>, stack: &str, cloud: Cloud) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
     let architecture = host_architecture();
-    build(&tools, architecture, Build::Local)?;
-    deploy_built(&tools, stack, cloud, &[])
+    build(tree, &tools, architecture, Build::Local)?;
+    deploy_built(tree, &tools, stack, cloud, &[])
 }
 
 /// Deploys what the last `sam build` built to a local cloud: both clouds get
@@ -89,32 +116,35 @@ pub fn deploy_built_local(stack: &str, cloud: Cloud) -> Result<()> {
 /// each), building first if nothing is built yet.
 pub fn deploy_built_local_with(stack: &str, cloud: Cloud, parameters: &[String]) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
-    if !project_root()
-        .join(BUILD_DIR)
-        .join("template.yaml")
-        .is_file()
-    {
-        build(&tools, host_architecture(), Build::Local)?;
+    let root = project_root();
+    let tree = Tree::project(&root);
+    if !root.join(BUILD_DIR).join("template.yaml").is_file() {
+        build(tree, &tools, host_architecture(), Build::Local)?;
     }
-    deploy_built(&tools, stack, cloud, parameters)
+    deploy_built(tree, &tools, stack, cloud, parameters)
 }
 
-fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud, parameters: &[String]) -> Result<()> {
+fn deploy_built(
+    tree: Tree<'_>,
+    tools: &Venv,
+    stack: &str,
+    cloud: Cloud,
+    parameters: &[String],
+) -> Result<()> {
     let architecture = host_architecture();
     // After the build, which takes minutes: a cloud checked before it may
     // have stopped since.
     let endpoint = cloud.ensure_up()?;
-    let root = project_root();
     // samlocal points sam at LocalStack; for ministack, sam itself honours
     // AWS_ENDPOINT_URL (from aws_env), as it would for any endpoint.
     let program = match cloud {
         Cloud::LocalStack => "samlocal",
         Cloud::Ministack => "sam",
     };
-    let mut deploy = sam(tools, program);
+    let mut deploy = sam(tree, tools, program);
     deploy
         .args(["deploy", "--region", "us-east-1"])
-        .args(deploy_args(&root, stack, architecture))
+        .args(deploy_args(tree.root, stack, architecture))
         .args(parameters)
         .envs(cloud::aws_env(&endpoint));
     run_cmd(&mut deploy).with_context(|| format!("{program} deploy failed"))?;
@@ -127,10 +157,11 @@ fn deploy_built(tools: &Venv, stack: &str, cloud: Cloud, parameters: &[String]) 
 
 fn deploy_aws(target: &Target, guided: bool) -> Result<()> {
     let tools = venv::ensure("tools", "infra/tools.lock")?;
-    build(&tools, "arm64", Build::Aws)?;
     let root = project_root();
+    let tree = Tree::project(&root);
+    build(tree, &tools, "arm64", Build::Aws)?;
     let config = root.join(SAM_CONFIG);
-    let mut deploy = sam(&tools, "sam");
+    let mut deploy = sam(tree, &tools, "sam");
     deploy
         .arg("deploy")
         .args(deploy_args(&root, &target.stack, "arm64"))
@@ -197,11 +228,11 @@ fn local_rustflags(caller: Option<String>) -> String {
 /// nothing of a build until it ends, which on a fresh clone takes minutes,
 /// while cargo shows what it compiles and how far it has got. `sam build`
 /// then finds every function built.
-fn build(tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
-    for function in crate::services::names(&crate::project_root())? {
+fn build(tree: Tree<'_>, tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
+    for function in crate::services::names(tree.root)? {
         eprintln!("xtask: cargo lambda build --release --bin {function} ({architecture})");
         // `cargo` from PATH, as sam runs it.
-        let mut cargo = with_tools(tools, Command::new("cargo"));
+        let mut cargo = with_tools(tree, tools, Command::new("cargo"));
         cargo.args(["lambda", "build", "--release"]);
         if architecture == "arm64" {
             cargo.arg("--arm64");
@@ -209,7 +240,7 @@ fn build(tools: &Venv, architecture: &str, kind: Build) -> Result<()> {
         cargo.args(["--bin", &function]).envs(kind.cargo_env());
         run_cmd(&mut cargo).with_context(|| format!("building {function} failed"))?;
     }
-    let mut build = sam(tools, "sam");
+    let mut build = sam(tree, tools, "sam");
     build
         .args(["build", "--beta-features", "--template-file", TEMPLATE])
         .args(["--build-dir", BUILD_DIR])
@@ -238,20 +269,24 @@ fn deploy_args(root: &Path, stack: &str, architecture: &str) -> Vec<String> {
     ]
 }
 
-/// A SAM CLI command from the tools venv, run from the project root, with
+/// A SAM CLI command from the tools venv, run from the tree's root, with
 /// the venv first on PATH (cargo-lambda and zig live there too).
-fn sam(tools: &Venv, program: &str) -> Command {
-    with_tools(tools, Command::new(tools.bin(program)))
+fn sam(tree: Tree<'_>, tools: &Venv, program: &str) -> Command {
+    with_tools(tree, tools, Command::new(tools.bin(program)))
 }
 
-/// `cmd`, run from the project root with the tools venv first on PATH.
-fn with_tools(tools: &Venv, mut cmd: Command) -> Command {
+/// `cmd`, run from the tree's root with the tools venv first on PATH, and
+/// the tree's target directory, if it has its own.
+fn with_tools(tree: Tree<'_>, tools: &Venv, mut cmd: Command) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![tools.dir.join("bin")];
     paths.extend(std::env::split_paths(&path));
-    cmd.current_dir(project_root())
+    cmd.current_dir(tree.root)
         .env("PATH", std::env::join_paths(paths).unwrap_or(path))
         .env("SAM_CLI_TELEMETRY", "0");
+    if let Some(dir) = tree.target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
     cmd
 }
 

@@ -502,9 +502,16 @@ async fn a_duplicate_delivery_is_applied_once() {
 }
 "#;
 
+/// Where a copy of the repository builds: apart from `target/`, whose
+/// binaries and libraries have the same names and hashes (cargo hashes a
+/// workspace member by its path within the workspace), so that the copy's
+/// builds never stand in for the project's own.
+fn copy_target(root: &Path) -> PathBuf {
+    root.join("target/new-service")
+}
+
 /// `cargo xtask test`'s step: a `notifications` service generated in a
-/// copy of the repository, then its crate's format, clippy and tests, built
-/// in `root`'s target directory (the dependencies are built already).
+/// copy of the repository, then its crate's format, clippy and tests.
 pub fn check(root: &Path) -> Result<()> {
     let copy = copy_of(root)?;
     let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
@@ -512,7 +519,7 @@ pub fn check(root: &Path) -> Result<()> {
     let cargo = |args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO"));
         cmd.current_dir(&copy)
-            .env("CARGO_TARGET_DIR", root.join("target"))
+            .env("CARGO_TARGET_DIR", copy_target(root))
             .args(args);
         crate::run_cmd(&mut cmd)
     };
@@ -540,27 +547,20 @@ pub const PROOF_STACK: &str = "orderflow-new-service";
 /// a stack of its own, then an order placed on that stack's bus. It fails
 /// unless the order ships and the new function has recorded the order's
 /// `ShipmentScheduled` in its table: the rule, queue, role and function it
-/// was given work. The copy builds in `root`'s target directory, with
-/// `root`'s tools.
+/// was given work. The copy is built with `root`'s tools, in
+/// [`copy_target`].
 pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
     let copy = copy_of(root)?;
     let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
     create(&copy, &spec)?;
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(root.join(".venv"), copy.join(".venv"))
-        .context("could not link the tools into the copy")?;
-    // Up from here, so that `cargo xtask cloud down` stops it: the copy's
-    // xtask would otherwise start it with its state in the copy.
-    crate::cloud::LocalCloud::ensure_up(crate::cloud::Cloud::LocalStack)?;
     let started = std::time::Instant::now();
-    crate::run_cmd(
-        std::process::Command::new(env!("CARGO"))
-            .current_dir(&copy)
-            .env("CARGO_TARGET_DIR", root.join("target"))
-            .args(["run", "--quiet", "-p", "xtask", "--", "deploy", "--local"])
-            .args(["--stack-name", PROOF_STACK]),
-    )
-    .context("deploying the copy with the new service")?;
+    let target_dir = copy_target(root);
+    let tree = crate::deploy::Tree {
+        root: &copy,
+        target_dir: Some(&target_dir),
+    };
+    crate::deploy::deploy_local_from(tree, PROOF_STACK, crate::cloud::Cloud::LocalStack)
+        .context("deploying the copy with the new service")?;
     eprintln!(
         "new-service: the copy with notifications deployed as `{PROOF_STACK}` in {:.0} s",
         started.elapsed().as_secs_f64()
