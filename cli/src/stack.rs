@@ -85,13 +85,12 @@ impl Stack {
 
     /// Builds the stack from its output map.
     pub fn from_outputs(name: &str, outputs: &HashMap<&str, &str>) -> Result<Self> {
-        let get = |key: &str| -> Result<String> {
-            outputs
-                .get(key)
-                .map(|v| (*v).to_owned())
-                .with_context(|| format!("stack `{name}` has no output `{key}`"))
-        };
-        let service = |name: &'static str| service_from(name, &get);
+        let outputs: HashMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let get = |key: &str| output(name, &outputs, key);
+        let service = |service: &'static str| service_from(name, &outputs, service);
         Ok(Self {
             name: name.to_owned(),
             bus: get("BusName")?,
@@ -105,23 +104,14 @@ impl Stack {
             payment: service("payment")?,
             inventory: service("inventory")?,
             shipping: service("shipping")?,
-            outputs: outputs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            outputs,
         })
     }
 
     /// The resources of the service named `name` (lowercase, as in
     /// `infra/services.yaml`), from its outputs.
     pub fn service(&self, name: &'static str) -> Result<ServiceResources> {
-        let get = |key: &str| -> Result<String> {
-            self.outputs
-                .get(key)
-                .cloned()
-                .with_context(|| format!("stack `{}` has no output `{key}`", self.name))
-        };
-        service_from(name, &get)
+        service_from(&self.name, &self.outputs, name)
     }
 
     /// The three functions' resources.
@@ -130,23 +120,39 @@ impl Stack {
     }
 }
 
-/// A service's resources from its four outputs, named after the service
-/// with its first letter in capitals (`PaymentQueueUrl`, …).
-fn service_from(
-    name: &'static str,
-    get: &dyn Fn(&str) -> Result<String>,
-) -> Result<ServiceResources> {
+/// The prefix of a service's logical ids and outputs in the template: its
+/// name with the first letter in capitals (`payment`: `PaymentQueueUrl`).
+/// `cargo xtask template` writes them by the same rule.
+pub fn logical_prefix(name: &str) -> String {
     let mut chars = name.chars();
-    let prefix: String = chars
+    chars
         .next()
         .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Output `key` of stack `stack`.
+fn output(stack: &str, outputs: &HashMap<String, String>, key: &str) -> Result<String> {
+    outputs
+        .get(key)
+        .cloned()
+        .with_context(|| format!("stack `{stack}` has no output `{key}`"))
+}
+
+/// A service's resources from its four outputs (see [`logical_prefix`]).
+fn service_from(
+    stack: &str,
+    outputs: &HashMap<String, String>,
+    name: &'static str,
+) -> Result<ServiceResources> {
+    let prefix = logical_prefix(name);
+    let get = |suffix: &str| output(stack, outputs, &format!("{prefix}{suffix}"));
     Ok(ServiceResources {
         name,
-        queue_url: get(&format!("{prefix}QueueUrl"))?,
-        dlq_url: get(&format!("{prefix}DeadLetterQueueUrl"))?,
-        table: get(&format!("{prefix}TableName"))?,
-        function: get(&format!("{prefix}FunctionName"))?,
+        queue_url: get("QueueUrl")?,
+        dlq_url: get("DeadLetterQueueUrl")?,
+        table: get("TableName")?,
+        function: get("FunctionName")?,
     })
 }
 

@@ -34,20 +34,23 @@ use crate::project_root;
 /// Where the document lives.
 pub const DOCUMENT: &str = "events/asyncapi.yaml";
 
-/// Rewrites the document at `root` from its template.
-pub fn write(root: &Path) -> Result<()> {
+/// The document the template at `root` gives.
+fn rendered(root: &Path) -> Result<String> {
     let template = fs::read_to_string(root.join(TEMPLATE))
         .with_context(|| format!("could not read {TEMPLATE}"))?;
-    let document = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
-    fs::write(root.join(DOCUMENT), document).with_context(|| format!("could not write {DOCUMENT}"))
+    render(&template).with_context(|| format!("in {TEMPLATE}"))
+}
+
+/// Rewrites the document at `root` from its template.
+pub fn write(root: &Path) -> Result<()> {
+    fs::write(root.join(DOCUMENT), rendered(root)?)
+        .with_context(|| format!("could not write {DOCUMENT}"))
 }
 
 /// `cargo xtask asyncapi [--write | --check]`.
 pub fn main(args: &[String]) -> Result<()> {
     let root = project_root();
-    let template = fs::read_to_string(root.join(TEMPLATE))
-        .with_context(|| format!("could not read {TEMPLATE}"))?;
-    let document = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
+    let document = rendered(&root)?;
     let path = root.join(DOCUMENT);
     match args {
         [] => print!("{document}"),

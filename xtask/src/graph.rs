@@ -45,10 +45,7 @@ const DEFAULT_BUS: &str = "default_bus";
 /// `cargo xtask graph [--write | --check]`.
 pub fn main(args: &[String]) -> Result<()> {
     let root = project_root();
-    let template_path = root.join(TEMPLATE);
-    let template = fs::read_to_string(&template_path)
-        .with_context(|| format!("could not read {}", template_path.display()))?;
-    let diagram = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
+    let diagram = diagram_at(&root)?;
     match args {
         [] => {
             print!("{diagram}");
@@ -75,11 +72,16 @@ pub fn main(args: &[String]) -> Result<()> {
     }
 }
 
-/// Rewrites the diagram in the README at `root` from its template.
-pub fn write(root: &Path) -> Result<()> {
+/// The diagram the template at `root` gives.
+fn diagram_at(root: &Path) -> Result<String> {
     let template = fs::read_to_string(root.join(TEMPLATE))
         .with_context(|| format!("could not read {TEMPLATE}"))?;
-    let diagram = render(&template).with_context(|| format!("in {TEMPLATE}"))?;
+    render(&template).with_context(|| format!("in {TEMPLATE}"))
+}
+
+/// Rewrites the diagram in the README at `root` from its template.
+pub fn write(root: &Path) -> Result<()> {
+    let diagram = diagram_at(root)?;
     let readme = fs::read_to_string(root.join(README))
         .with_context(|| format!("could not read {README}"))?;
     let updated = replace_block(&readme, &diagram).map_err(anyhow::Error::msg)?;

@@ -80,13 +80,7 @@ pub fn parse(args: &[String]) -> Result<Spec> {
         }
     }
     let name = name.with_context(|| format!("no NAME\n{USAGE}"))?;
-    ensure!(
-        name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
-        "`{name}`: a service's name is lowercase letters and digits, starting with a letter"
-    );
+    services::check_name(&name)?;
     let consumes = consumes.with_context(|| format!("no --consumes\n{USAGE}"))?;
     let mut kinds = Vec::new();
     for kind in consumes.split(',').map(str::trim).filter(|k| !k.is_empty()) {
@@ -309,7 +303,7 @@ fn with_member(manifest: &str, member: &str) -> Result<String> {
 /// `{description}`, `{kinds}` (`EventKind::A | EventKind::B`),
 /// `{kind_list}` and `{expected}` (the handler test's table).
 fn fill(template: &str, spec: &Spec) -> String {
-    let title = spec.name[..1].to_uppercase() + &spec.name[1..];
+    let title = orderflow::stack::logical_prefix(&spec.name);
     let kinds = spec
         .consumes
         .iter()
@@ -513,9 +507,7 @@ fn copy_target(root: &Path) -> PathBuf {
 /// `cargo xtask test`'s step: a `notifications` service generated in a
 /// copy of the repository, then its crate's format, clippy and tests.
 pub fn check(root: &Path) -> Result<()> {
-    let copy = copy_of(root)?;
-    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
-    create(&copy, &spec)?;
+    let copy = copy_with_notifications(root)?;
     let cargo = |args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO"));
         cmd.current_dir(&copy)
@@ -550,9 +542,7 @@ pub const PROOF_STACK: &str = "orderflow-new-service";
 /// was given work. The copy is built with `root`'s tools, in
 /// [`copy_target`].
 pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
-    let copy = copy_of(root)?;
-    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
-    create(&copy, &spec)?;
+    let copy = copy_with_notifications(root)?;
     let started = std::time::Instant::now();
     let target_dir = copy_target(root);
     let tree = crate::deploy::Tree {
@@ -611,6 +601,16 @@ async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A copy of the repository at `root` with a `notifications` service,
+/// consuming ShipmentScheduled, generated in it: what `cargo xtask test`
+/// checks the generator with.
+fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
+    let copy = copy_of(root)?;
+    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
+    create(&copy, &spec)?;
+    Ok(copy)
 }
 
 /// A copy of the repository at `root` (its files that git tracks or would
@@ -683,18 +683,6 @@ mod tests {
         out
     }
 
-    /// The service's block of the template, from its header to its alarm.
-    fn block_of(template: &str, name: &str) -> String {
-        let title = name[..1].to_uppercase() + &name[1..];
-        let start = template.find(&format!(" {name}\n  {title}Queue:")).unwrap();
-        let end = template[start..]
-            .find(&format!("{title}DeadLetterAlarm:"))
-            .unwrap()
-            + start;
-        let end = end + template[end..].find("\n\n").unwrap();
-        template[start..end].to_owned()
-    }
-
     #[test]
     fn arguments_are_read_and_refused_by_name() {
         let spec = parse(&args(
@@ -761,8 +749,8 @@ mod tests {
         let template = fs::read_to_string(copy.join(crate::graph::TEMPLATE)).unwrap();
         for name in others {
             assert_eq!(
-                block_of(&template, name),
-                block_of(&template_before, name),
+                services::block_of(&template, name),
+                services::block_of(&template_before, name),
                 "{name}"
             );
         }

@@ -20,6 +20,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
+use orderflow::stack::logical_prefix;
 use orderflow_contracts::EventKind;
 use serde::Deserialize;
 use serde_norway::Mapping;
@@ -45,7 +46,8 @@ pub fn main(args: &[String]) -> Result<()> {
     match args {
         [] => print!("{written}"),
         [flag] if flag == "--write" => {
-            write(&root)?;
+            fs::write(root.join(TEMPLATE), &written)
+                .with_context(|| format!("could not write {TEMPLATE}"))?;
             println!("wrote {TEMPLATE}");
         }
         [flag] if flag == "--check" => ensure!(
@@ -106,16 +108,7 @@ struct Service {
 impl Service {
     /// Checks the entry: a lowercase name, known kinds, text values.
     fn check(&self) -> Result<()> {
-        ensure!(
-            !self.name.is_empty()
-                && self.name.starts_with(|c: char| c.is_ascii_lowercase())
-                && self
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
-            "`{}`: a service's name is lowercase letters and digits, starting with a letter",
-            self.name
-        );
+        check_name(&self.name)?;
         ensure!(!self.consumes.is_empty(), "{}: consumes nothing", self.name);
         for kind in &self.consumes {
             EventKind::from_detail_type(kind).map_err(|_| {
@@ -134,15 +127,20 @@ impl Service {
         }
         Ok(())
     }
+}
 
-    /// `payment` as `Payment`, the resources' prefix.
-    fn title(&self) -> String {
-        let mut chars = self.name.chars();
-        chars
-            .next()
-            .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-            .unwrap_or_default()
-    }
+/// Refuses a service name that is not lowercase letters and digits,
+/// starting with a letter: it names a crate, a binary and, capitalized, the
+/// template's logical ids.
+pub fn check_name(name: &str) -> Result<()> {
+    ensure!(
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "`{name}`: a service's name is lowercase letters and digits, starting with a letter"
+    );
+    Ok(())
 }
 
 /// `template` with its generated regions written from `services`.
@@ -257,7 +255,7 @@ fn pairs(map: &Mapping, by: usize) -> String {
 /// The service's nine resources, and its own extras.
 fn block(service: &Service) -> String {
     let name = &service.name;
-    let title = service.title();
+    let title = logical_prefix(name);
     let dashes = "-".repeat(73usize.saturating_sub(5 + name.len()));
     let (state_comment, state_actions) = if service.counters {
         (
@@ -291,7 +289,7 @@ fn block(service: &Service) -> String {
 
 /// The service's outputs.
 fn outputs(service: &Service) -> String {
-    let title = service.title();
+    let title = logical_prefix(&service.name);
     let mut out = String::new();
     for (output, value) in [
         ("QueueUrl", "Queue"),
@@ -487,6 +485,25 @@ const BLOCK: &str = r#"  # {dashes} {name}
 
 "#;
 
+/// Service `name`'s block of `template`, from its header line to the end
+/// of its alarm.
+#[cfg(test)]
+pub(crate) fn block_of(template: &str, name: &str) -> String {
+    let prefix = logical_prefix(name);
+    let start = template
+        .find(&format!(" {name}\n  {prefix}Queue:"))
+        .unwrap_or_else(|| panic!("no block of {name}"));
+    let alarm = template[start..]
+        .find(&format!("{prefix}DeadLetterAlarm:"))
+        .unwrap_or_else(|| panic!("no alarm of {name}"))
+        + start;
+    let end = alarm
+        + template[alarm..]
+            .find("\n\n")
+            .unwrap_or(template.len() - alarm);
+    template[start..end].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,13 +537,6 @@ mod tests {
                consumes: [ShipmentScheduled]\n";
         let written = render(&template, &services).unwrap();
         // The others' blocks are unchanged, and the new one follows them.
-        let block_of = |text: &str, name: &str| {
-            let start = text
-                .find(&format!(" {name}\n  {}Queue:", title(name)))
-                .unwrap();
-            let end = text[start..].find("DeadLetterAlarm:\n").unwrap() + start;
-            text[start..end].to_owned()
-        };
         for name in ["payment", "inventory", "shipping"] {
             assert_eq!(block_of(&written, name), block_of(&template, name));
         }
@@ -548,10 +558,6 @@ mod tests {
                 .unwrap()
                 .contains("notifications")
         );
-    }
-
-    fn title(name: &str) -> String {
-        name[..1].to_uppercase() + &name[1..]
     }
 
     #[test]

@@ -55,10 +55,10 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
+pub use error::{RecordError, Transient};
+pub use processor::{Decision, Input, Plan, Processed, Processor, Service};
 
 /// The README's example, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub use error::{RecordError, Transient};
-pub use processor::{Decision, Input, Plan, Processed, Processor, Service};
