@@ -513,8 +513,6 @@ fn load_two_hundred_mixed_orders_all_settle_and_the_counts_add_up() -> Result<()
     })
 }
 
-/// Waits until each of `order`'s authorizations has its void: the void
-/// follows the authorization, so the shortage may settle the order first.
 /// Waits until the provider's ledger holds an authorization for `order`.
 async fn wait_for_hold(flow: &Flow, order: &OrderId) -> Result<()> {
     let started = Instant::now();
@@ -528,6 +526,8 @@ async fn wait_for_hold(flow: &Flow, order: &OrderId) -> Result<()> {
     Ok(())
 }
 
+/// Waits until each of `order`'s authorizations has its void: the void
+/// follows the authorization, so the shortage may settle the order first.
 async fn every_authorization_voided(flow: &Flow, order: &OrderId) -> Result<Vec<Seen>> {
     flow.audit()
         .wait_for(order, SETTLE, |e| {

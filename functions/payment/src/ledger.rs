@@ -10,7 +10,10 @@
 //!
 //! One item per authorization, keyed by its id (`pk`), which derives from
 //! the idempotency key: `status` is `open` (a hold), `captured`, `voided`
-//! or `declined` (never a hold).
+//! or `declined` (never a hold). The simulator's failures are counted in
+//! items of their own, keyed `failures#<idempotency key>`, so that "fail n
+//! times" means n times in all, however many environments the retries
+//! land in.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +22,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use orderflow_contracts::{AuthorizationId, Currency, DeclineReason, MinorUnits, OrderId};
 use orderflow_runtime::Transient;
 
@@ -106,6 +109,15 @@ pub trait Ledger: Send + Sync {
         id: &AuthorizationId,
         to: HoldStatus,
     ) -> impl Future<Output = Result<Closed, Transient>> + Send;
+
+    /// Counts one more simulated failure under `key` unless `n` have been
+    /// counted already, in every environment together: `Some(count)` is
+    /// the failure to simulate now, `None` means all `n` are spent.
+    fn next_failure(
+        &self,
+        key: &str,
+        n: u32,
+    ) -> impl Future<Output = Result<Option<u32>, Transient>> + Send;
 }
 
 /// A shared ledger is a ledger: execution environments share one.
@@ -121,12 +133,21 @@ impl<L: Ledger + ?Sized> Ledger for std::sync::Arc<L> {
     ) -> impl Future<Output = Result<Closed, Transient>> + Send {
         (**self).close(id, to)
     }
+
+    fn next_failure(
+        &self,
+        key: &str,
+        n: u32,
+    ) -> impl Future<Output = Result<Option<u32>, Transient>> + Send {
+        (**self).next_failure(key, n)
+    }
 }
 
 /// A ledger in process memory.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     holds: Mutex<HashMap<AuthorizationId, Hold>>,
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl MemoryLedger {
@@ -167,6 +188,15 @@ impl Ledger for MemoryLedger {
             now if now == to => Closed::Done,
             now => Closed::Refused(now),
         })
+    }
+
+    async fn next_failure(&self, key: &str, n: u32) -> Result<Option<u32>, Transient> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = failures.entry(key.to_owned()).or_insert(0);
+        Ok((*seen < n).then(|| {
+            *seen += 1;
+            *seen
+        }))
     }
 }
 
@@ -337,6 +367,34 @@ impl Ledger for DynamoLedger {
             },
         }
     }
+
+    async fn next_failure(&self, key: &str, n: u32) -> Result<Option<u32>, Transient> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("failures#{key}")))
+            .update_expression("ADD failures :one")
+            .condition_expression("attribute_not_exists(failures) OR failures < :n")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes()
+                .and_then(|item| item.get("failures"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .map(Some)
+                .ok_or_else(|| Transient::new("ledger UpdateItem returned no failure count")),
+            Err(e) => match e.into_service_error() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(None),
+                other => Err(Transient::caused_by("DynamoDB UpdateItem (ledger failures) failed", other)),
+            },
+        }
+    }
 }
 
 /// The ledger a function runs with: DynamoDB on a cloud, memory otherwise.
@@ -360,6 +418,13 @@ impl Ledger for AnyLedger {
         match self {
             Self::Dynamo(l) => l.close(id, to).await,
             Self::Memory(l) => l.close(id, to).await,
+        }
+    }
+
+    async fn next_failure(&self, key: &str, n: u32) -> Result<Option<u32>, Transient> {
+        match self {
+            Self::Dynamo(l) => l.next_failure(key, n).await,
+            Self::Memory(l) => l.next_failure(key, n).await,
         }
     }
 }

@@ -5,19 +5,19 @@
 //! - a token starting with `tok_decline` is declined (`card_declined`);
 //! - an amount over `limit_minor` is declined (`over_limit`);
 //! - a token `tok_flaky_<n>` fails transiently `n` times per idempotency key
-//!   in this process before anything happens, then authorizes;
+//!   before anything happens, then authorizes;
 //! - a token `tok_timeout_<n>` authorizes, then answers with a timeout `n`
-//!   times per idempotency key in this process: the hold is real, the
-//!   caller does not know it;
+//!   times per idempotency key: the hold is real, the caller does not know
+//!   it;
+//! - those `n` failures are counted in the ledger, so they are `n` in all
+//!   wherever the retries land (a cloud may run each in a new
+//!   environment);
 //! - anything else is authorized, under an id derived from the idempotency
 //!   key;
 //! - the same idempotency key always gets the answer the ledger holds for
 //!   it, wherever the call lands;
 //! - a void or a capture closes an open hold, repeats as a no-op, and is
 //!   refused (permanently) on a hold closed the other way or unknown.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use orderflow_contracts::{AuthorizationId, DeclineReason};
 use orderflow_runtime::{RecordError, Transient};
@@ -30,8 +30,6 @@ use crate::ledger::{Closed, Hold, HoldStatus, Ledger, authorization_id};
 pub struct Simulator<L> {
     limit_minor: u64,
     ledger: L,
-    /// Simulated failures so far, by idempotency key.
-    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl<L: Ledger> Simulator<L> {
@@ -43,7 +41,6 @@ impl<L: Ledger> Simulator<L> {
         Self {
             limit_minor,
             ledger,
-            failures: Mutex::default(),
         }
     }
 
@@ -52,18 +49,14 @@ impl<L: Ledger> Simulator<L> {
         &self.ledger
     }
 
-    /// Fails transiently while `key` has failed fewer than `n` times here.
-    fn fail_first(&self, key: &str, n: u32, what: &str) -> Result<(), Transient> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = failures.entry(key.to_owned()).or_insert(0);
-        if *seen < n {
-            *seen += 1;
-            return Err(Transient::new(format!(
-                "payment provider timed out {what} (simulated failure {} of {n})",
-                *seen
-            )));
+    /// Fails transiently while `key` has failed fewer than `n` times.
+    async fn fail_first(&self, key: &str, n: u32, what: &str) -> Result<(), Transient> {
+        match self.ledger.next_failure(key, n).await? {
+            Some(seen) => Err(Transient::new(format!(
+                "payment provider timed out {what} (simulated failure {seen} of {n})"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn close(
@@ -119,7 +112,8 @@ impl<L: Ledger> PaymentGateway for Simulator<L> {
             } => {
                 let token = token.as_str();
                 if let Some(n) = count(token, "tok_flaky_") {
-                    self.fail_first(idempotency_key, n, "before authorizing")?;
+                    self.fail_first(idempotency_key, n, "before authorizing")
+                        .await?;
                 }
                 let status = if token.starts_with("tok_decline") {
                     HoldStatus::Declined(DeclineReason::CardDeclined)
@@ -140,7 +134,8 @@ impl<L: Ledger> PaymentGateway for Simulator<L> {
                     })
                     .await?;
                 if let Some(n) = count(token, "tok_timeout_") {
-                    self.fail_first(idempotency_key, n, "after authorizing")?;
+                    self.fail_first(idempotency_key, n, "after authorizing")
+                        .await?;
                 }
                 Ok(match recorded.status {
                     HoldStatus::Declined(reason) => GatewayResult::Declined(reason),
@@ -215,6 +210,20 @@ mod tests {
             "same key, same authorization"
         );
         assert_eq!(statuses(&sim), [HoldStatus::Open]);
+    }
+
+    #[tokio::test]
+    async fn a_flaky_token_fails_n_times_in_all_wherever_the_calls_land() {
+        let ledger = std::sync::Arc::new(MemoryLedger::new());
+        let here = Simulator::new(1000, std::sync::Arc::clone(&ledger));
+        let there = Simulator::new(1000, std::sync::Arc::clone(&ledger));
+        let call = authorize("tok_flaky_2", 10);
+        assert!(here.call(&call).await.is_err(), "failure 1 of 2");
+        assert!(there.call(&call).await.is_err(), "failure 2 of 2");
+        assert!(
+            matches!(here.call(&call).await, Ok(GatewayResult::Authorized(_))),
+            "two failures in all, then the authorization"
+        );
     }
 
     #[tokio::test]
