@@ -4,12 +4,12 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use orderflow_contracts::{AuthorizationId, Message};
 use orderflow_runtime::lambda::{Invocation, read_invocation};
 use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::store::Fingerprint;
-use orderflow_runtime::testing::{cpu_path, read_sample};
+use orderflow_runtime::testing::read_sample;
 use payment::PaymentState;
 use payment::decide::{Plan, decide, settle};
 use payment::gateway::GatewayResult;
@@ -34,17 +34,12 @@ fn decided(
 }
 
 fn record(c: &mut Criterion) {
-    let payload = read_sample("payment/order-placed.sqs.json").unwrap_or_default();
+    const SAMPLE: &str = "payment/order-placed.sqs.json";
     let auth = AuthorizationId::new("auth_5d1c0e7a9b3f2c41").unwrap_or_else(|e| panic!("{e}"));
     let state = PaymentState::default();
-    let mut group = c.benchmark_group("payment");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("baseline: payload to serde_json::Value", |b| {
-        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
-    });
-    group.bench_function("record: decode, validate, decide, encode", |b| {
-        b.iter(|| cpu_path(black_box(&payload), |m| decided(&state, m, &auth)))
-    });
+    let mut group =
+        orderflow_runtime::bench::per_record(c, "payment", SAMPLE, |m| decided(&state, m, &auth));
+    let payload = read_sample(SAMPLE).unwrap_or_default();
     // Where the time goes, stage by stage.
     group.bench_function("stage: read the SQS invocation", |b| {
         b.iter(|| read_invocation(black_box(&payload)))

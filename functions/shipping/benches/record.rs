@@ -5,15 +5,14 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use orderflow_contracts::LabelLocation;
-use orderflow_runtime::testing::{cpu_path, read_sample};
+use orderflow_runtime::testing::read_sample;
 use shipping::ShippingState;
 use shipping::decide::{Plan, decide, shipped};
 use shipping::label_pdf::render;
 
 fn record(c: &mut Criterion) {
-    let payload = read_sample("shipping/stock-reserved.sqs.json").unwrap_or_default();
     let state = ShippingState {
         payment_authorized: true,
         ..ShippingState::default()
@@ -23,25 +22,17 @@ fn record(c: &mut Criterion) {
         key: "labels/ord-1001.pdf".into(),
         content_type: "application/pdf".into(),
     };
-    let mut group = c.benchmark_group("shipping");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("baseline: payload to serde_json::Value", |b| {
-        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
-    });
-    group.bench_function("record: decode, validate, decide, encode", |b| {
-        b.iter(|| {
-            cpu_path(black_box(&payload), |m| {
-                match decide(
-                    state.clone(),
-                    &m.meta.order_id,
-                    &m.event,
-                    m.meta.occurred_at,
-                ) {
-                    Plan::Apply(d) => d,
-                    Plan::Effect(request) => shipped(request, location.clone()),
-                }
-            })
-        })
+    let sample = "shipping/stock-reserved.sqs.json";
+    let mut group = orderflow_runtime::bench::per_record(c, "shipping", sample, |m| {
+        match decide(
+            state.clone(),
+            &m.meta.order_id,
+            &m.event,
+            m.meta.occurred_at,
+        ) {
+            Plan::Apply(d) => d,
+            Plan::Effect(request) => shipped(request, location.clone()),
+        }
     });
     group.bench_function("label: render the PDF", |b| {
         let envelope = read_sample("shipping/stock-reserved.eventbridge.json").unwrap_or_default();

@@ -38,9 +38,13 @@
 //!   publish, for the chaos suite; off unless `ORDERFLOW_FAULTS` is set.
 //! - `testing`, with the feature of that name: the real handler over
 //!   in-memory ports, for handler tests and benches.
+//! - `bench`, with the feature of that name: a service's CPU-per-record
+//!   bench beside its baseline, in one call.
 
 pub mod aws;
 pub mod batch;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod config;
 pub mod dlq;
 pub mod error;
