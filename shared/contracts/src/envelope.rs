@@ -16,15 +16,16 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::ContractError;
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Payload, PayloadVisitor};
 use crate::ids::{EventId, OrderId, Producer};
 use crate::object::Object;
 use crate::time::Timestamp;
@@ -149,18 +150,15 @@ fn typed<'de, D: Deserializer<'de>>(kind: EventKind, de: D) -> Result<Message, D
             event,
         })
     }
-    match kind {
-        EventKind::OrderPlaced => read(de, Event::OrderPlaced),
-        EventKind::PaymentAuthorized => read(de, Event::PaymentAuthorized),
-        EventKind::PaymentDeclined => read(de, Event::PaymentDeclined),
-        EventKind::PaymentVoided => read(de, Event::PaymentVoided),
-        EventKind::PaymentCaptured => read(de, Event::PaymentCaptured),
-        EventKind::StockReserved => read(de, Event::StockReserved),
-        EventKind::StockUnavailable => read(de, Event::StockUnavailable),
-        EventKind::StockReleased => read(de, Event::StockReleased),
-        EventKind::StockNotReserved => read(de, Event::StockNotReserved),
-        EventKind::ShipmentScheduled => read(de, Event::ShipmentScheduled),
+    /// [`read`] on the kind's payload type.
+    struct Typed<'de, D>(D, PhantomData<&'de ()>);
+    impl<'de, D: Deserializer<'de>> PayloadVisitor for Typed<'de, D> {
+        type Output = Result<Message, D::Error>;
+        fn visit<P: Payload>(self) -> Self::Output {
+            read(self.0, P::into_event)
+        }
     }
+    kind.payload(Typed(de, PhantomData))
 }
 
 /// The fast path of [`Message::from_bus_json`]: one pass over an envelope
@@ -354,16 +352,7 @@ impl Message {
             EventKind::OrderPlaced if version == 1 => {
                 Event::OrderPlaced(parse::<OrderPlacedV1>(DATA, data)?.into())
             }
-            EventKind::OrderPlaced => Event::OrderPlaced(parse(DATA, data)?),
-            EventKind::PaymentAuthorized => Event::PaymentAuthorized(parse(DATA, data)?),
-            EventKind::PaymentDeclined => Event::PaymentDeclined(parse(DATA, data)?),
-            EventKind::PaymentVoided => Event::PaymentVoided(parse(DATA, data)?),
-            EventKind::PaymentCaptured => Event::PaymentCaptured(parse(DATA, data)?),
-            EventKind::StockReserved => Event::StockReserved(parse(DATA, data)?),
-            EventKind::StockUnavailable => Event::StockUnavailable(parse(DATA, data)?),
-            EventKind::StockReleased => Event::StockReleased(parse(DATA, data)?),
-            EventKind::StockNotReserved => Event::StockNotReserved(parse(DATA, data)?),
-            EventKind::ShipmentScheduled => Event::ShipmentScheduled(parse(DATA, data)?),
+            _ => kind.payload(Parse(data))?,
         };
         let event = upcast(version, event, DATA)?;
         Ok(Self { meta, event })
@@ -398,22 +387,14 @@ impl Message {
     }
 }
 
-impl Serialize for Event {
-    /// An event serializes as its bare payload; the kind travels beside it
-    /// as the `detail-type`.
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::OrderPlaced(e) => e.serialize(serializer),
-            Self::PaymentAuthorized(e) => e.serialize(serializer),
-            Self::PaymentDeclined(e) => e.serialize(serializer),
-            Self::PaymentVoided(e) => e.serialize(serializer),
-            Self::PaymentCaptured(e) => e.serialize(serializer),
-            Self::StockReserved(e) => e.serialize(serializer),
-            Self::StockUnavailable(e) => e.serialize(serializer),
-            Self::StockReleased(e) => e.serialize(serializer),
-            Self::StockNotReserved(e) => e.serialize(serializer),
-            Self::ShipmentScheduled(e) => e.serialize(serializer),
-        }
+/// The checked read of a detail's `data` as its kind's payload type.
+struct Parse<'a>(&'a str);
+
+impl PayloadVisitor for Parse<'_> {
+    type Output = Result<Event, ContractError>;
+
+    fn visit<P: Payload>(self) -> Self::Output {
+        parse::<P>("detail.data", self.0).map(P::into_event)
     }
 }
 

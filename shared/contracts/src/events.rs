@@ -20,88 +20,130 @@ use crate::money::{Currency, MinorUnits};
 /// take two more, and the rest is headroom.
 pub const MAX_LINES: usize = 50;
 
-/// Every kind of orderflow event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventKind {
-    /// A customer placed an order.
-    OrderPlaced,
-    /// Payment for an order was authorized.
-    PaymentAuthorized,
-    /// Payment for an order was declined.
-    PaymentDeclined,
-    /// An authorized payment was voided.
-    PaymentVoided,
-    /// An authorized payment was captured, once its order shipped.
-    PaymentCaptured,
-    /// Stock for every line of an order was reserved.
-    StockReserved,
-    /// Some lines of an order could not be reserved.
-    StockUnavailable,
-    /// A reservation was released.
-    StockReleased,
-    /// An order was not reserved: its payment was declined before it
-    /// reached inventory.
-    StockNotReserved,
-    /// A shipment was scheduled.
-    ShipmentScheduled,
+/// Declares every kind once, as `Kind from producer;`: the payload type of
+/// the same name, emitted under the source `orderflow.<producer>`. From
+/// that one table come [`EventKind`] (with `ALL`, `detail_type`, `source`
+/// and [`EventKind::payload`], through which decoding and the schemas reach
+/// each kind's type), [`Event`] (with `kind` and `Serialize`), and each
+/// payload's [`Payload`] impl and object-only serde.
+macro_rules! kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident from $producer:ident;)*) => {
+        /// Every kind of orderflow event.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+
+        impl EventKind {
+            /// Every kind, in a fixed order.
+            pub const ALL: [EventKind; [$(stringify!($kind)),*].len()] = [$(Self::$kind),*];
+
+            /// The EventBridge `detail-type`.
+            pub const fn detail_type(self) -> &'static str {
+                match self {
+                    $(Self::$kind => stringify!($kind),)*
+                }
+            }
+
+            /// The EventBridge `source` that emits this kind.
+            pub const fn source(self) -> &'static str {
+                match self {
+                    $(Self::$kind => concat!("orderflow.", stringify!($producer)),)*
+                }
+            }
+
+            /// Runs `visitor` on this kind's payload type.
+            pub fn payload<V: PayloadVisitor>(self, visitor: V) -> V::Output {
+                match self {
+                    $(Self::$kind => visitor.visit::<$kind>(),)*
+                }
+            }
+        }
+
+        /// A typed orderflow event payload.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Event {
+            $(#[doc = concat!("See [`", stringify!($kind), "`].")] $kind($kind),)*
+        }
+
+        impl Event {
+            /// Which kind of event this is.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Self::$kind(_) => EventKind::$kind,)*
+                }
+            }
+        }
+
+        impl Serialize for Event {
+            /// An event serializes as its bare payload; the kind travels
+            /// beside it as the `detail-type`.
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Self::$kind(e) => e.serialize(serializer),)*
+                }
+            }
+        }
+
+        $(
+            impl Payload for $kind {
+                const KIND: EventKind = EventKind::$kind;
+
+                fn into_event(self) -> Event {
+                    Event::$kind(self)
+                }
+            }
+        )*
+
+        crate::object::objects_only!($($kind),*);
+    };
 }
 
-/// The `source` of events that orders come from (the storefront).
-pub const SOURCE_ORDERS: &str = "orderflow.orders";
-/// The `source` of the payment function's events.
-pub const SOURCE_PAYMENT: &str = "orderflow.payment";
-/// The `source` of the inventory function's events.
-pub const SOURCE_INVENTORY: &str = "orderflow.inventory";
-/// The `source` of the shipping function's events.
-pub const SOURCE_SHIPPING: &str = "orderflow.shipping";
+kinds! {
+    /// A customer placed an order.
+    OrderPlaced from orders;
+    /// Payment for an order was authorized.
+    PaymentAuthorized from payment;
+    /// Payment for an order was declined.
+    PaymentDeclined from payment;
+    /// An authorized payment was voided.
+    PaymentVoided from payment;
+    /// An authorized payment was captured, once its order shipped.
+    PaymentCaptured from payment;
+    /// Stock for every line of an order was reserved.
+    StockReserved from inventory;
+    /// Some lines of an order could not be reserved.
+    StockUnavailable from inventory;
+    /// A reservation was released.
+    StockReleased from inventory;
+    /// An order was not reserved: its payment was declined before it
+    /// reached inventory.
+    StockNotReserved from inventory;
+    /// A shipment was scheduled.
+    ShipmentScheduled from shipping;
+}
+
+/// A kind's payload type: what [`EventKind::payload`] hands a
+/// [`PayloadVisitor`].
+pub trait Payload: Serialize + for<'de> Deserialize<'de> + JsonSchema + Sized + 'static {
+    /// Its kind.
+    const KIND: EventKind;
+
+    /// The payload as an [`Event`].
+    fn into_event(self) -> Event;
+}
+
+/// Work done on a kind's payload type, which only the kind names at run
+/// time: [`EventKind::payload`] calls [`PayloadVisitor::visit`] with it.
+pub trait PayloadVisitor {
+    /// What the work gives.
+    type Output;
+
+    /// Does the work on payload type `P`.
+    fn visit<P: Payload>(self) -> Self::Output;
+}
 
 impl EventKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 10] = [
-        Self::OrderPlaced,
-        Self::PaymentAuthorized,
-        Self::PaymentDeclined,
-        Self::PaymentVoided,
-        Self::PaymentCaptured,
-        Self::StockReserved,
-        Self::StockUnavailable,
-        Self::StockReleased,
-        Self::StockNotReserved,
-        Self::ShipmentScheduled,
-    ];
-
-    /// The EventBridge `detail-type`.
-    pub const fn detail_type(self) -> &'static str {
-        match self {
-            Self::OrderPlaced => "OrderPlaced",
-            Self::PaymentAuthorized => "PaymentAuthorized",
-            Self::PaymentDeclined => "PaymentDeclined",
-            Self::PaymentVoided => "PaymentVoided",
-            Self::PaymentCaptured => "PaymentCaptured",
-            Self::StockReserved => "StockReserved",
-            Self::StockUnavailable => "StockUnavailable",
-            Self::StockReleased => "StockReleased",
-            Self::StockNotReserved => "StockNotReserved",
-            Self::ShipmentScheduled => "ShipmentScheduled",
-        }
-    }
-
-    /// The EventBridge `source` that emits this kind.
-    pub const fn source(self) -> &'static str {
-        match self {
-            Self::OrderPlaced => SOURCE_ORDERS,
-            Self::PaymentAuthorized
-            | Self::PaymentDeclined
-            | Self::PaymentVoided
-            | Self::PaymentCaptured => SOURCE_PAYMENT,
-            Self::StockReserved
-            | Self::StockUnavailable
-            | Self::StockReleased
-            | Self::StockNotReserved => SOURCE_INVENTORY,
-            Self::ShipmentScheduled => SOURCE_SHIPPING,
-        }
-    }
-
     /// Whether an event of this kind opens an order: an order id is opened
     /// once, so a second opening event with the same order id and other
     /// contents is a reused id, not a retry.
@@ -129,48 +171,7 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// A typed orderflow event payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// See [`OrderPlaced`].
-    OrderPlaced(OrderPlaced),
-    /// See [`PaymentAuthorized`].
-    PaymentAuthorized(PaymentAuthorized),
-    /// See [`PaymentDeclined`].
-    PaymentDeclined(PaymentDeclined),
-    /// See [`PaymentVoided`].
-    PaymentVoided(PaymentVoided),
-    /// See [`PaymentCaptured`].
-    PaymentCaptured(PaymentCaptured),
-    /// See [`StockReserved`].
-    StockReserved(StockReserved),
-    /// See [`StockUnavailable`].
-    StockUnavailable(StockUnavailable),
-    /// See [`StockReleased`].
-    StockReleased(StockReleased),
-    /// See [`StockNotReserved`].
-    StockNotReserved(StockNotReserved),
-    /// See [`ShipmentScheduled`].
-    ShipmentScheduled(ShipmentScheduled),
-}
-
 impl Event {
-    /// Which kind of event this is.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Self::OrderPlaced(_) => EventKind::OrderPlaced,
-            Self::PaymentAuthorized(_) => EventKind::PaymentAuthorized,
-            Self::PaymentDeclined(_) => EventKind::PaymentDeclined,
-            Self::PaymentVoided(_) => EventKind::PaymentVoided,
-            Self::PaymentCaptured(_) => EventKind::PaymentCaptured,
-            Self::StockReserved(_) => EventKind::StockReserved,
-            Self::StockUnavailable(_) => EventKind::StockUnavailable,
-            Self::StockReleased(_) => EventKind::StockReleased,
-            Self::StockNotReserved(_) => EventKind::StockNotReserved,
-            Self::ShipmentScheduled(_) => EventKind::ShipmentScheduled,
-        }
-    }
-
     /// Checks the rules that a type alone cannot express. `field` is the
     /// path of the payload, used to name the offending field.
     pub fn validate(&self, field: &str) -> Result<(), ContractError> {
@@ -524,21 +525,12 @@ pub struct ShipmentScheduled {
     pub pickup: PickupWindow,
 }
 
+// The payloads of the kinds are object-only through `kinds!`.
 crate::object::objects_only!(
     LineItem,
     Address,
-    OrderPlaced,
-    PaymentAuthorized,
-    PaymentDeclined,
-    PaymentVoided,
-    PaymentCaptured,
     ReservedLine,
-    StockReserved,
     ShortLine,
-    StockUnavailable,
-    StockReleased,
-    StockNotReserved,
     LabelLocation,
     PickupWindow,
-    ShipmentScheduled,
 );

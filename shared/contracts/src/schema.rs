@@ -15,10 +15,7 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use serde_json::Value;
 
 use crate::envelope::Detail;
-use crate::events::{
-    EventKind, OrderPlaced, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
-    ShipmentScheduled, StockNotReserved, StockReleased, StockReserved, StockUnavailable,
-};
+use crate::events::{EventKind, Payload, PayloadVisitor};
 use crate::versions::OrderPlacedV1;
 
 /// Every version of a kind that has a schema: all that this build reads.
@@ -51,18 +48,14 @@ pub fn detail_schema(kind: EventKind, version: u32) -> Schema {
 
 /// The schema of the latest version of `kind`.
 fn latest(kind: EventKind) -> Schema {
-    match kind {
-        EventKind::OrderPlaced => schema_of::<OrderPlaced>(kind),
-        EventKind::PaymentAuthorized => schema_of::<PaymentAuthorized>(kind),
-        EventKind::PaymentDeclined => schema_of::<PaymentDeclined>(kind),
-        EventKind::PaymentVoided => schema_of::<PaymentVoided>(kind),
-        EventKind::PaymentCaptured => schema_of::<PaymentCaptured>(kind),
-        EventKind::StockReserved => schema_of::<StockReserved>(kind),
-        EventKind::StockUnavailable => schema_of::<StockUnavailable>(kind),
-        EventKind::StockReleased => schema_of::<StockReleased>(kind),
-        EventKind::StockNotReserved => schema_of::<StockNotReserved>(kind),
-        EventKind::ShipmentScheduled => schema_of::<ShipmentScheduled>(kind),
+    struct Latest(EventKind);
+    impl PayloadVisitor for Latest {
+        type Output = Schema;
+        fn visit<P: Payload>(self) -> Schema {
+            schema_of::<P>(self.0)
+        }
     }
+    kind.payload(Latest(kind))
 }
 
 /// The schema file's text: pretty JSON with sorted keys and a trailing

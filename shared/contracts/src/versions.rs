@@ -3,7 +3,7 @@
 //! Every event carries the `schema_version` it was written in. A kind's
 //! versions are `1..=`[`EventKind::schema_version`], and this build reads
 //! them all: an old event waits in a queue, a DLQ or the bus archive, and
-//! is read again by code deployed since. [`upcast`] brings what was read to
+//! is read again by code deployed since. `upcast` brings what was read to
 //! the current shape, and [`Metadata::schema_version`] keeps the version it
 //! was written in, so its fingerprint is the one it always had.
 //!
