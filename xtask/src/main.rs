@@ -11,6 +11,7 @@
 //!   ministack, which enforces IAM).
 //! - `test.rs`: `cargo xtask test`, the one test command.
 //! - `schemas.rs`: JSON Schemas generated from the contracts.
+//! - `generate.rs`: `cargo xtask generate`: every generated file at once.
 //! - `new_service.rs`: `cargo xtask new-service`: a new function's crate,
 //!   samples and template entry.
 //! - `services.rs`: `cargo xtask template`: each service's block of the
@@ -41,6 +42,7 @@ mod cloud;
 mod demo;
 mod deploy;
 mod fuzz;
+mod generate;
 mod graph;
 mod limits;
 mod new_service;
@@ -90,10 +92,16 @@ commands:
   setup                install the project's Python tools into .venv/
   schemas              regenerate events/schemas/ from the contracts (refuses
                        a change that breaks the released schemas)
-  new-service NAME --consumes KIND[,KIND...] [--description TEXT]
+  generate             rewrite every file generated from the contracts and
+                       infra/services.yaml: the template's service blocks,
+                       the README's diagram, events/asyncapi.yaml and
+                       events/schemas/
+  new-service NAME --consumes KIND[,KIND...] [--emits KIND[,KIND...]]
+              [--description TEXT]
                        a new function in the standard shape: its crate with a
                        decide stub and tests, samples in events/NAME/, its
-                       entry in infra/services.yaml and the template;
+                       entry in infra/services.yaml and the template, and
+                       the new kinds it emits in the contracts;
                        --check: one generated in a copy builds and passes
                        its tests; --prove: and, deployed from the copy to
                        LocalStack, receives events
@@ -153,6 +161,7 @@ fn run(args: &[String]) -> Result<()> {
             _ => bench::main(rest),
         },
         "schemas" => schemas::main(),
+        "generate" => generate::main(),
         "fuzz" => fuzz::main(rest),
         "chaos" => chaos::main(rest),
         "asyncapi" => asyncapi::main(rest),

@@ -9,16 +9,19 @@
 //! - `events/NAME/`: a sample of each kind it consumes, in both delivery
 //!   shapes, copied from the samples the project already has, and the poison
 //!   samples every function answers the same way;
-//! - its entry at the end of `infra/services.yaml`, then the template's
-//!   service blocks, the diagram in the README and the AsyncAPI document,
-//!   rewritten from it;
+//! - with `--emits`, each new kind in `orderflow-contracts`: a line in the
+//!   `kinds!` table of `events.rs` (emitted from `orderflow.NAME`) and its
+//!   payload struct, with no fields yet;
+//! - its entry at the end of `infra/services.yaml`, then every generated
+//!   file ([`crate::generate`]): the template's service blocks, the diagram
+//!   in the README, the AsyncAPI document and, for new kinds, their schemas;
 //! - `functions/NAME` among the workspace's members.
 //!
 //! Nothing of another service is read for writing: their folders, samples
 //! and template blocks stay byte-identical, which the tests check.
 //!
-//! The kinds it consumes must be the contracts' already; a new kind is
-//! added to `orderflow-contracts` first (its payload, `EventKind`, schema).
+//! The kinds it consumes must be the contracts' already; the kinds it emits
+//! must be new.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,10 @@ use crate::project_root;
 use crate::services::{self, SERVICES};
 
 const USAGE: &str = "usage: cargo xtask new-service NAME --consumes KIND[,KIND...] \
-     [--description TEXT]";
+     [--emits KIND[,KIND...]] [--description TEXT]";
+
+/// Where the contracts' kinds are declared.
+const EVENTS_RS: &str = "shared/contracts/src/events.rs";
 
 /// What to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,8 @@ pub struct Spec {
     pub name: String,
     /// The detail-types it consumes.
     pub consumes: Vec<EventKind>,
+    /// The new kinds it emits, to be declared in the contracts.
+    pub emits: Vec<String>,
     /// The function's description.
     pub description: String,
 }
@@ -47,7 +55,7 @@ pub struct Spec {
 pub fn main(args: &[String]) -> Result<()> {
     let spec = parse(args)?;
     let root = project_root();
-    let written = create(&root, &spec)?;
+    let written = create(&root, &spec, None)?;
     for path in &written {
         println!("wrote {}", path.display());
     }
@@ -63,6 +71,7 @@ pub fn main(args: &[String]) -> Result<()> {
 pub fn parse(args: &[String]) -> Result<Spec> {
     let mut name = None;
     let mut consumes = None;
+    let mut emits = None;
     let mut description = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -73,6 +82,7 @@ pub fn parse(args: &[String]) -> Result<Spec> {
         };
         match arg.as_str() {
             "--consumes" => consumes = Some(value()?),
+            "--emits" => emits = Some(value()?),
             "--description" => description = Some(value()?),
             flag if flag.starts_with('-') => bail!("unknown flag `{flag}`\n{USAGE}"),
             _ if name.is_none() => name = Some(arg.clone()),
@@ -99,25 +109,63 @@ pub fn parse(args: &[String]) -> Result<Spec> {
         kinds.push(kind);
     }
     ensure!(!kinds.is_empty(), "--consumes names no kind\n{USAGE}");
+    let emits = match emits {
+        Some(list) => new_kinds(&list)?,
+        None => Vec::new(),
+    };
     let description = description.unwrap_or_else(|| {
-        format!(
-            "Consumes {}.",
-            kinds
-                .iter()
-                .map(|k| k.detail_type())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        let consumes = kinds.iter().map(|k| k.detail_type()).collect::<Vec<_>>();
+        match emits.as_slice() {
+            [] => format!("Consumes {}.", consumes.join(", ")),
+            emits => format!(
+                "Consumes {}; emits {}.",
+                consumes.join(", "),
+                emits.join(", ")
+            ),
+        }
     });
     Ok(Spec {
         name,
         consumes: kinds,
+        emits,
         description,
     })
 }
 
+/// The new kinds `--emits` names: each a PascalCase name (the Rust type
+/// and the detail-type) that is no kind yet.
+fn new_kinds(list: &str) -> Result<Vec<String>> {
+    let mut kinds: Vec<String> = Vec::new();
+    for kind in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        let pascal = kind.len() <= 64
+            && kind.starts_with(|c: char| c.is_ascii_uppercase())
+            && kind.chars().all(|c| c.is_ascii_alphanumeric());
+        ensure!(
+            pascal,
+            "`{kind}` is no name for a new kind: it is a Rust type and a detail-type, so \
+             PascalCase ASCII letters and digits, at most 64 (NotificationSent)"
+        );
+        if let Ok(existing) = EventKind::from_detail_type(kind) {
+            bail!(
+                "`{kind}` is a kind of the contracts already, emitted from {}; --emits names \
+                 new kinds, which orderflow.NAME emits",
+                existing.source()
+            );
+        }
+        ensure!(
+            !kinds.iter().any(|k| k == kind),
+            "--emits names {kind} twice"
+        );
+        kinds.push(kind.to_owned());
+    }
+    ensure!(!kinds.is_empty(), "--emits names no kind\n{USAGE}");
+    Ok(kinds)
+}
+
 /// Creates the service in the repository at `root`; returns what it wrote.
-pub fn create(root: &Path, spec: &Spec) -> Result<Vec<PathBuf>> {
+/// New kinds are written out by a new build of xtask, in `target_dir` if
+/// given.
+pub fn create(root: &Path, spec: &Spec, target_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
     let name = &spec.name;
     let existing = services::names(root)?;
     ensure!(
@@ -128,6 +176,13 @@ pub fn create(root: &Path, spec: &Spec) -> Result<Vec<PathBuf>> {
         ensure!(!root.join(&dir).exists(), "{dir} exists already");
     }
     let samples = samples(root, spec, &existing)?;
+    let events_rs = if spec.emits.is_empty() {
+        None
+    } else {
+        let text = fs::read_to_string(root.join(EVENTS_RS))
+            .with_context(|| format!("could not read {EVENTS_RS}"))?;
+        Some(with_kinds(&text, &spec.name, &spec.emits)?)
+    };
 
     let mut written = Vec::new();
     let mut write = |relative: String, text: &str| -> Result<()> {
@@ -179,6 +234,15 @@ pub fn create(root: &Path, spec: &Spec) -> Result<Vec<PathBuf>> {
         detail_types(spec).join(", ")
     ));
     write(SERVICES.to_owned(), &entries)?;
+    if let Some(text) = &events_rs {
+        write(EVENTS_RS.to_owned(), text)?;
+        crate::run_cmd(
+            std::process::Command::new("rustfmt")
+                .args(["--edition", "2024"])
+                .arg(root.join(EVENTS_RS)),
+        )
+        .context("rustfmt on the contracts' events.rs")?;
+    }
 
     let manifest =
         fs::read_to_string(root.join("Cargo.toml")).context("could not read Cargo.toml")?;
@@ -187,18 +251,73 @@ pub fn create(root: &Path, spec: &Spec) -> Result<Vec<PathBuf>> {
         &with_member(&manifest, &crate_dir)?,
     )?;
 
-    services::write(root)?;
-    crate::graph::write(root)?;
-    crate::asyncapi::write(root)?;
-    written.extend(
-        [
-            crate::graph::TEMPLATE,
-            crate::graph::README,
-            crate::asyncapi::DOCUMENT,
-        ]
-        .map(PathBuf::from),
-    );
+    if spec.emits.is_empty() {
+        written.extend(crate::generate::write(root)?);
+    } else {
+        eprintln!(
+            "new-service: building xtask with {} in the contracts, to write the generated files",
+            spec.emits.join(", ")
+        );
+        crate::generate::in_new_build(root, target_dir)?;
+        written.extend(
+            [
+                crate::graph::TEMPLATE,
+                crate::graph::README,
+                crate::asyncapi::DOCUMENT,
+            ]
+            .map(PathBuf::from),
+        );
+        written.extend(
+            spec.emits
+                .iter()
+                .map(|kind| PathBuf::from(format!("events/schemas/{kind}.v1.json"))),
+        );
+    }
     Ok(written)
+}
+
+/// The contracts' `events.rs` (`text`) with each of `kinds` declared as
+/// emitted by `service`: its line at the end of the `kinds!` table, and its
+/// payload struct, with no fields yet, at the end of the file. A name that
+/// is a type of the file already is refused.
+fn with_kinds(text: &str, service: &str, kinds: &[String]) -> Result<String> {
+    let table = text
+        .find("\nkinds! {\n")
+        .context("events.rs has no `kinds! {` table")?;
+    let end = table
+        + text[table + 1..]
+            .find("\n}\n")
+            .context("events.rs: the `kinds!` table does not end")?
+        + 2;
+    let mut lines = String::new();
+    let mut structs = String::new();
+    for kind in kinds {
+        for item in ["struct", "enum", "trait", "type"] {
+            ensure!(
+                !text.contains(&format!("pub {item} {kind} "))
+                    && !text.contains(&format!("pub {item} {kind}<")),
+                "`{kind}` is a type of the contracts already ({EVENTS_RS}); name the new kind \
+                 otherwise"
+            );
+        }
+        lines.push_str(&format!(
+            "    /// Emitted by the {service} function.\n    {kind} from {service};\n"
+        ));
+        structs.push_str(&format!(
+            "\n/// Emitted by the {service} function. Its fields are the contract: add them\n\
+             /// here, then run `cargo xtask schemas` (until the kind is released, delete\n\
+             /// its schema file first, to write it afresh).\n\
+             #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]\n\
+             #[serde(remote = \"Self\")]\n\
+             pub struct {kind} {{}}\n"
+        ));
+    }
+    let mut out = format!("{}{lines}{}", &text[..end], &text[end..]);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&structs);
+    Ok(out)
 }
 
 /// The consumed kinds' detail-types.
@@ -301,7 +420,9 @@ fn with_member(manifest: &str, member: &str) -> Result<String> {
 
 /// `template` with the spec's names in place of `{name}`, `{Name}`,
 /// `{description}`, `{kinds}` (`EventKind::A | EventKind::B`),
-/// `{kind_list}` and `{expected}` (the handler test's table).
+/// `{kind_list}`, `{expected}` (the handler test's table), and what the
+/// stub emits: `{emits_doc}`, `{emits_use}`, `{decision}`, `{emits_test}`
+/// and `{emitted}`.
 fn fill(template: &str, spec: &Spec) -> String {
     let title = orderflow::stack::logical_prefix(&spec.name);
     let kinds = spec
@@ -310,12 +431,47 @@ fn fill(template: &str, spec: &Spec) -> String {
         .map(|k| format!("EventKind::{}", k.detail_type()))
         .collect::<Vec<_>>()
         .join("\n                | ");
+    let emitted = spec
+        .emits
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let expected: String = spec
         .consumes
         .iter()
-        .map(|k| format!("    (\"{}\", Expect::Emits(&[])),\n", case(*k)))
+        .map(|k| format!("    (\"{}\", Expect::Emits(&[{emitted}])),\n", case(*k)))
         .collect();
+    let (emits_doc, emits_use, decision, emits_test) = if spec.emits.is_empty() {
+        (
+            "emits nothing yet".to_owned(),
+            String::new(),
+            "Decision::unchanged(state)".to_owned(),
+            "nothing_is_emitted",
+        )
+    } else {
+        let events = spec
+            .emits
+            .iter()
+            .map(|k| format!("Event::{k}({k} {{}})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!("emits {}", spec.emits.join(", ")),
+            format!(
+                "use orderflow_contracts::events::{{{}}};\n",
+                spec.emits.join(", ")
+            ),
+            format!("Decision::emit(state, vec![{events}])"),
+            "its_kinds_are_emitted",
+        )
+    };
     template
+        .replace("{emits_doc}", &emits_doc)
+        .replace("{emits_use}", &emits_use)
+        .replace("{decision}", &decision)
+        .replace("{emits_test}", emits_test)
+        .replace("{emitted}", &emitted)
         .replace("{kinds}", &kinds)
         .replace("{kind_list}", &detail_types(spec).join(", "))
         .replace("{expected}", &expected)
@@ -369,7 +525,7 @@ workspace = true
 
 const LIB_RS: &str = r#"//! orderflow's {name} function.
 //!
-//! Consumes {kind_list}; emits nothing yet.
+//! Consumes {kind_list}; {emits_doc}.
 //!
 //! Layout:
 //! - [`decide`]: the rules, pure, over [`{Name}State`].
@@ -409,7 +565,7 @@ impl Service for {Name} {
 const DECIDE_RS: &str = r#"//! {name}'s rules: pure, over [`{Name}State`].
 
 use orderflow_contracts::Event;
-use orderflow_runtime::Decision;
+{emits_use}use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
 
 /// What {name} keeps per order.
@@ -420,11 +576,11 @@ pub struct {Name}State {
 }
 
 /// What `event` does to the order's `state`. This stub records the event's
-/// kind and emits nothing: the service's rules go here, returning
+/// kind and {emits_doc}: the service's rules go here, returning
 /// `Decision::emit(state, events)` to publish.
 pub fn decide(mut state: {Name}State, event: &Event) -> Decision<{Name}State> {
     state.seen.push(event.kind().detail_type().to_owned());
-    Decision::unchanged(state)
+    {decision}
 }
 
 #[cfg(test)]
@@ -440,11 +596,14 @@ mod tests {
     }
 
     #[test]
-    fn an_event_is_recorded_and_nothing_is_emitted() {
+    fn an_event_is_recorded_and_{emits_test}() {
         let event = sample_event();
         let decision = decide({Name}State::default(), &event);
         assert_eq!(decision.state.seen, [event.kind().detail_type()]);
-        assert!(decision.emit.is_empty() && decision.counters.is_empty());
+        let emitted: Vec<&str> = decision.emit.iter().map(|e| e.kind().detail_type()).collect();
+        let expected: &[&str] = &[{emitted}];
+        assert_eq!(emitted, expected);
+        assert!(decision.counters.is_empty());
     }
 }
 "#;
@@ -505,7 +664,8 @@ fn copy_target(root: &Path) -> PathBuf {
 }
 
 /// `cargo xtask test`'s step: a `notifications` service generated in a
-/// copy of the repository, then its crate's format, clippy and tests.
+/// copy of the repository, then the format and tests of its crate and of
+/// the contracts with the kind it emits, and clippy on every crate.
 pub fn check(root: &Path) -> Result<()> {
     let copy = copy_with_notifications(root)?;
     let cargo = |args: &[&str]| {
@@ -515,19 +675,23 @@ pub fn check(root: &Path) -> Result<()> {
             .args(args);
         crate::run_cmd(&mut cmd)
     };
-    cargo(&["fmt", "-p", "notifications", "--check"])?;
+    let crates = ["-p", "notifications", "-p", "orderflow-contracts"];
+    cargo(&[&["fmt"], &crates[..], &["--check"]].concat())?;
+    // Every crate: a new kind must not break another service's build.
     cargo(&[
         "clippy",
-        "-p",
-        "notifications",
+        "--workspace",
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "-p", "notifications"])?;
+    cargo(&[&["test"], &crates[..]].concat())?;
     fs::remove_dir_all(&copy).with_context(|| format!("could not remove {}", copy.display()))?;
-    eprintln!("a generated notifications service builds, is clean and passes its tests");
+    eprintln!(
+        "a generated notifications service, and the contracts with its NotificationSent, build, \
+         are clean and pass their tests"
+    );
     Ok(())
 }
 
@@ -537,8 +701,9 @@ pub const PROOF_STACK: &str = "orderflow-new-service";
 /// `cargo xtask test`'s step on LocalStack: a `notifications` service
 /// generated in a copy of the repository, built and deployed from there as
 /// a stack of its own, then an order placed on that stack's bus. It fails
-/// unless the order ships and the new function has recorded the order's
-/// `ShipmentScheduled` in its table: the rule, queue, role and function it
+/// unless the order ships, the new function has recorded the order's
+/// `ShipmentScheduled` in its table, and its `NotificationSent` for the
+/// order reached the bus: the rule, queue, role, function and new kind it
 /// was given work. The copy is built with `root`'s tools, in
 /// [`copy_target`].
 pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
@@ -567,7 +732,8 @@ pub fn prove_on_local_cloud(root: &Path) -> Result<()> {
 }
 
 /// Places one order that ships, and waits until the notifications
-/// function's state for it holds `ShipmentScheduled`; returns that state.
+/// function's state for it holds `ShipmentScheduled` and the audit queue
+/// has its `NotificationSent`; says what it saw.
 async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
     use orderflow::order::{OrderSpec, new_order_id, new_sku};
     use orderflow::outcome::Outcome;
@@ -590,7 +756,15 @@ async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
         let state = flow.state(&notifications, order.order_id()).await?;
         if let Some(state) = state.filter(|s| s["seen"] == serde_json::json!(["ShipmentScheduled"]))
         {
-            return Ok(state.to_string());
+            flow.audit()
+                .wait_for(order.order_id(), Duration::from_secs(60), |events| {
+                    events.iter().any(|e| {
+                        e.detail_type == "NotificationSent" && e.source == "orderflow.notifications"
+                    })
+                })
+                .await
+                .context("notifications' NotificationSent on the bus")?;
+            return Ok(format!("{state}, and its NotificationSent reached the bus"));
         }
         ensure!(
             Instant::now() < deadline,
@@ -604,12 +778,22 @@ async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
 }
 
 /// A copy of the repository at `root` with a `notifications` service,
-/// consuming ShipmentScheduled, generated in it: what `cargo xtask test`
-/// checks the generator with.
+/// consuming ShipmentScheduled and emitting a new NotificationSent,
+/// generated in it (xtask rebuilt in [`copy_target`]): what `cargo xtask
+/// test` checks the generator with.
 fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
     let copy = copy_of(root)?;
-    let spec = parse(&["notifications", "--consumes", "ShipmentScheduled"].map(String::from))?;
-    create(&copy, &spec)?;
+    let spec = parse(
+        &[
+            "notifications",
+            "--consumes",
+            "ShipmentScheduled",
+            "--emits",
+            "NotificationSent",
+        ]
+        .map(String::from),
+    )?;
+    create(&copy, &spec, Some(&copy_target(root)))?;
     Ok(copy)
 }
 
@@ -698,6 +882,16 @@ mod tests {
             spec.description,
             "Consumes ShipmentScheduled, PaymentVoided."
         );
+        assert!(spec.emits.is_empty());
+        let spec = parse(&args(
+            "notifications --emits NotificationSent,ReminderSent --consumes ShipmentScheduled",
+        ))
+        .unwrap();
+        assert_eq!(spec.emits, ["NotificationSent", "ReminderSent"]);
+        assert_eq!(
+            spec.description,
+            "Consumes ShipmentScheduled; emits NotificationSent, ReminderSent."
+        );
         for (line, message) in [
             ("Notify --consumes ShipmentScheduled", "lowercase"),
             (
@@ -711,8 +905,29 @@ mod tests {
             ("notify", "no --consumes"),
             ("notify --consumes", "--consumes needs a value"),
             (
-                "notify --emits X --consumes ShipmentScheduled",
-                "unknown flag `--emits`",
+                "notify --emits ShipmentScheduled --consumes ShipmentScheduled",
+                "`ShipmentScheduled` is a kind of the contracts already, emitted from \
+                 orderflow.shipping",
+            ),
+            (
+                "notify --consumes ShipmentScheduled --emits notificationSent",
+                "`notificationSent` is no name for a new kind",
+            ),
+            (
+                "notify --consumes ShipmentScheduled --emits Notification-Sent",
+                "PascalCase",
+            ),
+            (
+                "notify --consumes ShipmentScheduled --emits Sent,Sent",
+                "--emits names Sent twice",
+            ),
+            (
+                "notify --consumes ShipmentScheduled --emits ,",
+                "--emits names no kind",
+            ),
+            (
+                "notify --consumes ShipmentScheduled --sends X",
+                "unknown flag `--sends`",
             ),
             (
                 "notify other --consumes ShipmentScheduled",
@@ -737,7 +952,7 @@ mod tests {
             .collect();
 
         let spec = parse(&args("notifications --consumes ShipmentScheduled")).unwrap();
-        let written = create(&copy, &spec).unwrap();
+        let written = create(&copy, &spec, None).unwrap();
         assert!(written.contains(&PathBuf::from("functions/notifications/src/decide.rs")));
 
         let after: Vec<_> = others
@@ -797,16 +1012,44 @@ mod tests {
         assert!(document.contains("notificationsReceives"));
 
         // A second time, it refuses: the service exists.
-        let err = create(&copy, &spec).unwrap_err().to_string();
+        let err = create(&copy, &spec, None).unwrap_err().to_string();
         assert!(err.contains("is a service already"), "{err}");
         fs::remove_dir_all(&copy).unwrap();
+    }
+
+    #[test]
+    fn a_new_kind_is_one_line_of_the_kinds_table_and_its_payload() {
+        let text = fs::read_to_string(project_root().join(EVENTS_RS)).unwrap();
+        let kinds = ["NotificationSent".to_owned()];
+        let out = with_kinds(&text, "notifications", &kinds).unwrap();
+        let last = "    ShipmentScheduled from shipping;\n";
+        let at = text.find(last).unwrap() + last.len();
+        assert!(text[at..].starts_with("}\n"), "the table's last line moved");
+        let expected = format!(
+            "{}    /// Emitted by the notifications function.\n    NotificationSent from \
+             notifications;\n{}\n/// Emitted by the notifications function. Its fields are the \
+             contract: add them\n/// here, then run `cargo xtask schemas` (until the kind is released, \
+             delete\n/// its schema file first, to write it afresh).\n\
+             #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]\n\
+             #[serde(remote = \"Self\")]\npub struct NotificationSent {{}}\n",
+            &text[..at],
+            &text[at..]
+        );
+        assert_eq!(out, expected);
+
+        for taken in ["Address", "LineItem", "DeclineReason"] {
+            let err = with_kinds(&text, "notifications", &[taken.to_owned()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is a type of the contracts already"), "{err}");
+        }
     }
 
     #[test]
     fn a_kind_no_service_has_a_sample_of_is_refused() {
         let copy = copy_of(&project_root()).unwrap();
         let spec = parse(&args("ledger --consumes PaymentCaptured")).unwrap();
-        let err = create(&copy, &spec).unwrap_err().to_string();
+        let err = create(&copy, &spec, None).unwrap_err().to_string();
         assert!(
             err.contains("no service has a sample payment-captured.sqs.json"),
             "{err}"

@@ -18,10 +18,18 @@ use serde_json::Value;
 
 use crate::project_root;
 
-/// Writes every schema file, or none if any would break its released
-/// schema.
+/// `cargo xtask schemas`: [`write`], saying what it wrote.
 pub fn main() -> Result<()> {
-    let dir = project_root().join("events/schemas");
+    for name in write(&project_root())? {
+        println!("wrote events/schemas/{name}");
+    }
+    Ok(())
+}
+
+/// Writes every schema file under `root`, or none if any would break its
+/// released schema; returns the files' names.
+pub fn write(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("events/schemas");
     fs::create_dir_all(&dir)?;
     let mut refused = Vec::new();
     for kind in EventKind::ALL {
@@ -37,16 +45,17 @@ pub fn main() -> Result<()> {
             refused.join("\n  ")
         );
     }
+    let mut written = Vec::new();
     for kind in EventKind::ALL {
         for version in versions(kind) {
             let name = file_name(kind, version);
             let path = dir.join(&name);
             fs::write(&path, detail_schema_text(kind, version))
                 .with_context(|| path.display().to_string())?;
-            println!("wrote events/schemas/{name}");
+            written.push(name);
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// What the code's schema of `version` of `kind` breaks in the released one

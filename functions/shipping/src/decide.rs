@@ -58,23 +58,21 @@ pub fn decide(
 ) -> Plan {
     match event {
         Event::PaymentAuthorized(_) => state.payment_authorized = true,
-        Event::StockReserved(reserved) => {
-            if state.reserved.is_none() {
-                state.reserved = Some(reserved.clone());
-            }
+        Event::StockReserved(reserved) if state.reserved.is_none() => {
+            state.reserved = Some(reserved.clone());
         }
         Event::PaymentDeclined(_)
         | Event::PaymentVoided(_)
         | Event::StockUnavailable(_)
-        | Event::StockReleased(_) => {
-            if state.cancelled_by.is_none() {
-                state.cancelled_by = Some(event.kind().detail_type().to_owned());
-            }
+        | Event::StockReleased(_)
+            if state.cancelled_by.is_none() =>
+        {
+            state.cancelled_by = Some(event.kind().detail_type().to_owned());
         }
-        Event::OrderPlaced(_)
-        | Event::ShipmentScheduled(_)
-        | Event::PaymentCaptured(_)
-        | Event::StockNotReserved(_) => {}
+        // A second reservation or cancellation changes nothing; no other
+        // kind is consumed (`Shipping::consumes`), so none reaches here, a
+        // kind added to the contracts later neither.
+        _ => {}
     }
     let ready = state.payment_authorized
         && state.reserved.is_some()

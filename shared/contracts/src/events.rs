@@ -1,5 +1,7 @@
-//! The event payloads, and [`EventKind`]: every EventBridge `source` and
-//! `detail-type` that orderflow uses, in one place.
+//! The event payloads, and the `kinds!` table: every kind that orderflow
+//! uses, declared once as `Kind from producer;` (its payload type, its
+//! `detail-type` and its `source`), from which [`EventKind`] and [`Event`]
+//! are written.
 
 use std::fmt;
 
@@ -28,8 +30,10 @@ pub const MAX_LINES: usize = 50;
 /// payload's [`Payload`] impl and object-only serde.
 macro_rules! kinds {
     ($($(#[doc = $doc:literal])* $kind:ident from $producer:ident;)*) => {
-        /// Every kind of orderflow event.
+        /// Every kind of orderflow event. Non-exhaustive: a service matches
+        /// the kinds it consumes, and a new kind is added without touching it.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
         pub enum EventKind {
             $($(#[doc = $doc])* $kind,)*
         }
@@ -60,8 +64,9 @@ macro_rules! kinds {
             }
         }
 
-        /// A typed orderflow event payload.
+        /// A typed orderflow event payload. Non-exhaustive, as [`EventKind`].
         #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
         pub enum Event {
             $(#[doc = concat!("See [`", stringify!($kind), "`].")] $kind($kind),)*
         }

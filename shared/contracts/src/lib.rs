@@ -13,8 +13,10 @@
 //! Layout:
 //! - [`ids`]: typed ids and small validated values (`OrderId`, `Sku`, …).
 //! - [`money`]: integer minor units and ISO currencies.
-//! - [`events`]: the event payloads and [`EventKind`], which holds every
-//!   EventBridge `source` and `detail-type` in one place.
+//! - [`events`]: the event payloads, and the `kinds!` table that declares
+//!   each kind once, as `Kind from producer;`: from it come [`EventKind`]
+//!   (every EventBridge `source` and `detail-type`), [`Event`], and the
+//!   dispatch to each payload type ([`events::PayloadVisitor`]).
 //! - [`envelope`]: [`Metadata`], [`Message`], decoding and encoding.
 //! - [`error`]: why an event could not be read ([`ContractError`]).
 //! - [`object`]: structs read only from JSON objects, never arrays.
