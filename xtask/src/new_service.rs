@@ -163,8 +163,9 @@ fn new_kinds(list: &str) -> Result<Vec<String>> {
 }
 
 /// Creates the service in the repository at `root`; returns what it wrote.
-/// New kinds are written out by a new build of xtask, in `target_dir` if
-/// given.
+/// Every file's text is made before the first is written, so a refusal
+/// leaves the tree as it was. New kinds are written out by a new build of
+/// xtask, in `target_dir` if given.
 pub fn create(root: &Path, spec: &Spec, target_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
     let name = &spec.name;
     let existing = services::names(root)?;
@@ -175,81 +176,30 @@ pub fn create(root: &Path, spec: &Spec, target_dir: Option<&Path>) -> Result<Vec
     for dir in [format!("functions/{name}"), format!("events/{name}")] {
         ensure!(!root.join(&dir).exists(), "{dir} exists already");
     }
-    let samples = samples(root, spec, &existing)?;
-    let events_rs = if spec.emits.is_empty() {
-        None
-    } else {
-        let text = fs::read_to_string(root.join(EVENTS_RS))
-            .with_context(|| format!("could not read {EVENTS_RS}"))?;
-        Some(with_kinds(&text, &spec.name, &spec.emits)?)
-    };
-
+    let files = files(root, spec, &existing)?;
     let mut written = Vec::new();
-    let mut write = |relative: String, text: &str| -> Result<()> {
-        let path = root.join(&relative);
+    for (relative, text) in &files {
+        let path = root.join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("could not create {}", parent.display()))?;
         }
         fs::write(&path, text).with_context(|| format!("could not write {relative}"))?;
         written.push(PathBuf::from(relative));
-        Ok(())
-    };
-    let crate_dir = format!("functions/{name}");
-    write(format!("{crate_dir}/Cargo.toml"), &fill(CARGO_TOML, spec))?;
-    write(format!("{crate_dir}/src/lib.rs"), &fill(LIB_RS, spec))?;
-    write(format!("{crate_dir}/src/decide.rs"), &fill(DECIDE_RS, spec))?;
-    write(format!("{crate_dir}/src/main.rs"), &fill(MAIN_RS, spec))?;
-    write(
-        format!("{crate_dir}/tests/handler.rs"),
-        &fill(HANDLER_RS, spec),
-    )?;
-    // The files are written from text; rustfmt gives them the layout
+    }
+    // The Rust files are written from text; rustfmt gives them the layout
     // `cargo fmt --check` wants (one kind or several in `consumes`).
-    let sources = [
-        "src/lib.rs",
-        "src/decide.rs",
-        "src/main.rs",
-        "tests/handler.rs",
-    ];
     crate::run_cmd(
         std::process::Command::new("rustfmt")
             .args(["--edition", "2024"])
-            .args(sources.map(|file| root.join(&crate_dir).join(file))),
+            .args(
+                written
+                    .iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                    .map(|p| root.join(p)),
+            ),
     )
-    .context("rustfmt on the new crate")?;
-    for (to, text) in &samples {
-        write(to.clone(), text)?;
-    }
-
-    let services_path = root.join(SERVICES);
-    let mut entries =
-        fs::read_to_string(&services_path).with_context(|| format!("could not read {SERVICES}"))?;
-    if !entries.ends_with('\n') {
-        entries.push('\n');
-    }
-    entries.push_str(&format!(
-        "\n  - name: {name}\n    description: {}\n    consumes: [{}]\n",
-        spec.description,
-        detail_types(spec).join(", ")
-    ));
-    write(SERVICES.to_owned(), &entries)?;
-    if let Some(text) = &events_rs {
-        write(EVENTS_RS.to_owned(), text)?;
-        crate::run_cmd(
-            std::process::Command::new("rustfmt")
-                .args(["--edition", "2024"])
-                .arg(root.join(EVENTS_RS)),
-        )
-        .context("rustfmt on the contracts' events.rs")?;
-    }
-
-    let manifest =
-        fs::read_to_string(root.join("Cargo.toml")).context("could not read Cargo.toml")?;
-    write(
-        "Cargo.toml".to_owned(),
-        &with_member(&manifest, &crate_dir)?,
-    )?;
+    .context("rustfmt on the written Rust files")?;
 
     if spec.emits.is_empty() {
         written.extend(crate::generate::write(root)?);
@@ -274,6 +224,47 @@ pub fn create(root: &Path, spec: &Spec, target_dir: Option<&Path>) -> Result<Vec
         );
     }
     Ok(written)
+}
+
+/// Every file the service adds or changes, as (path under `root`, text):
+/// its crate, its samples, its entry in `infra/services.yaml`, its kinds in
+/// the contracts and the workspace's member list.
+fn files(root: &Path, spec: &Spec, existing: &[String]) -> Result<Vec<(String, String)>> {
+    let read = |relative: &str| {
+        fs::read_to_string(root.join(relative))
+            .with_context(|| format!("could not read {relative}"))
+    };
+    let crate_dir = format!("functions/{}", spec.name);
+    let mut files: Vec<(String, String)> = [
+        ("Cargo.toml", CARGO_TOML),
+        ("src/lib.rs", LIB_RS),
+        ("src/decide.rs", DECIDE_RS),
+        ("src/main.rs", MAIN_RS),
+        ("tests/handler.rs", HANDLER_RS),
+    ]
+    .into_iter()
+    .map(|(file, template)| (format!("{crate_dir}/{file}"), fill(template, spec)))
+    .collect();
+    files.extend(samples(root, spec, existing)?);
+
+    let mut entries = read(SERVICES)?;
+    if !entries.ends_with('\n') {
+        entries.push('\n');
+    }
+    entries.push_str(&format!(
+        "\n  - name: {}\n    description: {}\n    consumes: [{}]\n",
+        spec.name,
+        spec.description,
+        detail_types(spec).join(", ")
+    ));
+    files.push((SERVICES.to_owned(), entries));
+    if !spec.emits.is_empty() {
+        let events = with_kinds(&read(EVENTS_RS)?, &spec.name, &spec.emits)?;
+        files.push((EVENTS_RS.to_owned(), events));
+    }
+    let manifest = with_member(&read("Cargo.toml")?, &crate_dir)?;
+    files.push(("Cargo.toml".to_owned(), manifest));
+    Ok(files)
 }
 
 /// The contracts' `events.rs` (`text`) with each of `kinds` declared as
@@ -425,18 +416,10 @@ fn with_member(manifest: &str, member: &str) -> Result<String> {
 /// and `{emitted}`.
 fn fill(template: &str, spec: &Spec) -> String {
     let title = orderflow::stack::logical_prefix(&spec.name);
-    let kinds = spec
-        .consumes
-        .iter()
-        .map(|k| format!("EventKind::{}", k.detail_type()))
-        .collect::<Vec<_>>()
-        .join("\n                | ");
-    let emitted = spec
-        .emits
-        .iter()
-        .map(|k| format!("\"{k}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kinds = joined(&spec.consumes, "\n                | ", |k| {
+        format!("EventKind::{}", k.detail_type())
+    });
+    let emitted = joined(&spec.emits, ", ", |k| format!("\"{k}\""));
     let expected: String = spec
         .consumes
         .iter()
@@ -450,12 +433,7 @@ fn fill(template: &str, spec: &Spec) -> String {
             "nothing_is_emitted",
         )
     } else {
-        let events = spec
-            .emits
-            .iter()
-            .map(|k| format!("Event::{k}({k} {{}})"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let events = joined(&spec.emits, ", ", |k| format!("Event::{k}({k} {{}})"));
         (
             format!("emits {}", spec.emits.join(", ")),
             format!(
@@ -486,6 +464,11 @@ fn fill(template: &str, spec: &Spec) -> String {
         .replace("{description}", &spec.description)
         .replace("{Name}", &title)
         .replace("{name}", &spec.name)
+}
+
+/// Each of `items` written by `each`, joined by `separator`.
+fn joined<T>(items: &[T], separator: &str, each: impl Fn(&T) -> String) -> String {
+    items.iter().map(each).collect::<Vec<_>>().join(separator)
 }
 
 const CARGO_TOML: &str = r#"[package]
