@@ -9,9 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 
 use crate::{asyncapi, graph, schemas, services};
+
+/// How `cargo xtask generate` begins each line that names a file it wrote.
+const WROTE: &str = "wrote ";
 
 /// Rewrites every generated file under `root`; returns their paths,
 /// relative to it.
@@ -33,22 +36,34 @@ pub fn write(root: &Path) -> Result<Vec<PathBuf>> {
 /// `cargo xtask generate`.
 pub fn main() -> Result<()> {
     for path in write(&crate::project_root())? {
-        println!("wrote {}", path.display());
+        println!("{WROTE}{}", path.display());
     }
     Ok(())
 }
 
 /// Runs `cargo xtask generate` in the repository at `root` as a new build
 /// (in `target_dir`, if given): what writes the files of kinds that this
-/// build of xtask does not know.
-pub fn in_new_build(root: &Path, target_dir: Option<&Path>) -> Result<()> {
+/// build of xtask does not know. Returns what it wrote, read from its
+/// `wrote` lines; its stderr passes through.
+pub fn in_new_build(root: &Path, target_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
     let mut cmd = std::process::Command::new(env!("CARGO"));
-    // Its list of what it wrote is the caller's to print.
     cmd.current_dir(root)
         .args(["run", "--quiet", "-p", "xtask", "--", "generate"])
-        .stdout(std::process::Stdio::null());
+        .stderr(std::process::Stdio::inherit());
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
-    crate::run_cmd(&mut cmd).context("cargo xtask generate, built with the new kinds")
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "cargo xtask generate, built with the new kinds, failed with {}",
+        out.status
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix(WROTE))
+        .map(PathBuf::from)
+        .collect())
 }

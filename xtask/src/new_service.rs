@@ -201,28 +201,16 @@ pub fn create(root: &Path, spec: &Spec, target_dir: Option<&Path>) -> Result<Vec
     )
     .context("rustfmt on the written Rust files")?;
 
-    if spec.emits.is_empty() {
-        written.extend(crate::generate::write(root)?);
+    let generated = if spec.emits.is_empty() {
+        crate::generate::write(root)?
     } else {
         eprintln!(
             "new-service: building xtask with {} in the contracts, to write the generated files",
             spec.emits.join(", ")
         );
-        crate::generate::in_new_build(root, target_dir)?;
-        written.extend(
-            [
-                crate::graph::TEMPLATE,
-                crate::graph::README,
-                crate::asyncapi::DOCUMENT,
-            ]
-            .map(PathBuf::from),
-        );
-        written.extend(
-            spec.emits
-                .iter()
-                .map(|kind| PathBuf::from(format!("events/schemas/{kind}.v1.json"))),
-        );
-    }
+        crate::generate::in_new_build(root, target_dir)?
+    };
+    written.extend(generated);
     Ok(written)
 }
 

@@ -92,8 +92,6 @@ macro_rules! kinds {
 
         $(
             impl Payload for $kind {
-                const KIND: EventKind = EventKind::$kind;
-
                 fn into_event(self) -> Event {
                     Event::$kind(self)
                 }
@@ -131,9 +129,6 @@ kinds! {
 /// A kind's payload type: what [`EventKind::payload`] hands a
 /// [`PayloadVisitor`].
 pub trait Payload: Serialize + for<'de> Deserialize<'de> + JsonSchema + Sized + 'static {
-    /// Its kind.
-    const KIND: EventKind;
-
     /// The payload as an [`Event`].
     fn into_event(self) -> Event;
 }
