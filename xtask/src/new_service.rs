@@ -417,7 +417,7 @@ fn fill(template: &str, spec: &Spec) -> String {
         (
             "emits nothing yet".to_owned(),
             String::new(),
-            "Decision::unchanged(state)".to_owned(),
+            "Plan::unchanged(state)".to_owned(),
             "nothing_is_emitted",
         )
     } else {
@@ -425,10 +425,10 @@ fn fill(template: &str, spec: &Spec) -> String {
         (
             format!("emits {}", spec.emits.join(", ")),
             format!(
-                "use orderflow_contracts::events::{{{}}};\n",
+                "use orderflow_contracts::Event;\nuse orderflow_contracts::events::{{{}}};\n",
                 spec.emits.join(", ")
             ),
-            format!("Decision::emit(state, vec![{events}])"),
+            format!("Plan::emit(state, vec![{events}])"),
             "its_kinds_are_emitted",
         )
     };
@@ -528,16 +528,15 @@ impl Service for {Name} {
         &self,
         input: Input<'_, {Name}State>,
     ) -> Result<Decision<{Name}State>, RecordError> {
-        Ok(decide::decide(input.state, &input.message.event))
+        decide::decide(input.state, input.message, &input.counters).into_decision()
     }
 }
 "#;
 
 const DECIDE_RS: &str = r#"//! {name}'s rules: pure, over [`{Name}State`].
 
-use orderflow_contracts::Event;
-{emits_use}use orderflow_runtime::Decision;
-use serde::{Deserialize, Serialize};
+use orderflow_contracts::Message;
+{emits_use}use serde::{Deserialize, Serialize};
 
 /// What {name} keeps per order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -546,31 +545,36 @@ pub struct {Name}State {
     pub seen: Vec<String>,
 }
 
-/// What `event` does to the order's `state`. This stub records the event's
-/// kind and {emits_doc}: the service's rules go here, returning
-/// `Decision::emit(state, events)` to publish.
-pub fn decide(mut state: {Name}State, event: &Event) -> Decision<{Name}State> {
-    state.seen.push(event.kind().detail_type().to_owned());
+/// What {name}'s rules make of an event: a decision, or a refusal.
+pub type Plan = orderflow_runtime::Plan<{Name}State>;
+
+/// What `message` does to the order's `state`; `counters` holds the
+/// counters the service asks for (`Service::counters`; none yet). This stub
+/// records the event's kind and {emits_doc}: the service's rules go here,
+/// returning `Plan::emit(state, events)` to publish.
+pub fn decide(mut state: {Name}State, message: &Message, _counters: &[Option<i64>]) -> Plan {
+    state.seen.push(message.kind().detail_type().to_owned());
     {decision}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orderflow_contracts::Message;
     use orderflow_runtime::testing::read_sample;
 
-    /// The event of the first sample, as EventBridge delivers it.
-    fn sample_event() -> Event {
+    /// The first sample, as EventBridge delivers it.
+    fn sample() -> Message {
         let envelope = read_sample("{first_envelope}").unwrap();
-        Message::from_bus_json(&envelope).unwrap().event
+        Message::from_bus_json(&envelope).unwrap()
     }
 
     #[test]
     fn an_event_is_recorded_and_{emits_test}() {
-        let event = sample_event();
-        let decision = decide({Name}State::default(), &event);
-        assert_eq!(decision.state.seen, [event.kind().detail_type()]);
+        let message = sample();
+        let Plan::Apply(decision) = decide({Name}State::default(), &message, &[]) else {
+            panic!("the stub decides every event");
+        };
+        assert_eq!(decision.state.seen, [message.kind().detail_type()]);
         let emitted: Vec<&str> = decision.emit.iter().map(|e| e.kind().detail_type()).collect();
         let expected: &[&str] = &[{emitted}];
         assert_eq!(emitted, expected);

@@ -10,8 +10,10 @@ fn record(c: &mut Criterion) {
     let stock = [Some(100), Some(100)];
     let sample = "inventory/order-placed.sqs.json";
     orderflow_runtime::bench::per_record(c, "inventory", sample, |m| {
-        // Every sku has a record, so the decision never fails.
-        decide(InventoryState::default(), &m.event, &stock).unwrap_or_else(|e| panic!("{e}"))
+        // Every sku has a record, so the order is never refused.
+        decide(InventoryState::default(), m, &stock)
+            .into_decision()
+            .unwrap_or_else(|e| panic!("{e}"))
     })
     .finish();
 }

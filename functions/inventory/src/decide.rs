@@ -17,11 +17,11 @@
 use std::fmt;
 
 use orderflow_contracts::{
-    Event, LineItem, NotReservedReason, OrderPlaced, ReservedLine, ShortLine, Sku,
+    Event, LineItem, Message, NotReservedReason, OrderPlaced, ReservedLine, ShortLine, Sku,
     StockNotReserved, StockReleased, StockReserved, StockUnavailable,
 };
-use orderflow_runtime::Decision;
 use orderflow_runtime::store::CounterChange;
+use orderflow_runtime::{Decision, Refusal};
 use serde::{Deserialize, Serialize};
 
 use crate::stock_key;
@@ -89,42 +89,52 @@ impl fmt::Display for UnknownSkus {
 
 impl std::error::Error for UnknownSkus {}
 
-/// Decides what `event` does. `stock` holds the current level of each
-/// line's sku for an `OrderPlaced` (in line order; `None` if the sku has no
-/// stock record).
+impl From<UnknownSkus> for Refusal {
+    fn from(unknown: UnknownSkus) -> Self {
+        Refusal {
+            kind: UnknownSkus::KIND,
+            message: format!("{unknown}; load their stock, then redrive this message"),
+        }
+    }
+}
+
+/// What inventory's rules make of an event: a decision, or a refusal.
+pub type Plan = orderflow_runtime::Plan<InventoryState>;
+
+/// Decides what `message` does. `counters` holds the current stock level of
+/// each line's sku for an `OrderPlaced` (in line order; `None` if the sku
+/// has no stock record), as [`crate::Inventory`] asks for them.
 ///
-/// Fails only for an `OrderPlaced` still to be reserved that names a sku
-/// with no stock record.
-pub fn decide(
-    state: InventoryState,
-    event: &Event,
-    stock: &[Option<i64>],
-) -> Result<Decision<InventoryState>, UnknownSkus> {
-    Ok(match (event, &state.status) {
-        (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => not_reserved(state),
-        (Event::OrderPlaced(order), Status::Pending) => reserve(state, order, stock)?,
-        (Event::PaymentDeclined(_), Status::Reserved { lines }) => release(lines.clone()),
-        (Event::PaymentDeclined(_), _) => decision(
-            InventoryState {
-                payment_declined: true,
-                ..state
-            },
-            Vec::new(),
-            Vec::new(),
-        ),
-        _ => decision(state, Vec::new(), Vec::new()),
-    })
+/// Refuses only an `OrderPlaced` still to be reserved that names a sku with
+/// no stock record ([`UnknownSkus`]).
+pub fn decide(state: InventoryState, message: &Message, counters: &[Option<i64>]) -> Plan {
+    match (&message.event, &state.status) {
+        (Event::OrderPlaced(_), Status::Pending) if state.payment_declined => {
+            Plan::Apply(not_reserved(state))
+        }
+        (Event::OrderPlaced(order), Status::Pending) => match reserve(state, order, counters) {
+            Ok(decision) => Plan::Apply(decision),
+            Err(unknown) => Plan::Refuse(unknown.into()),
+        },
+        (Event::PaymentDeclined(_), Status::Reserved { lines }) => {
+            Plan::Apply(release(lines.clone()))
+        }
+        (Event::PaymentDeclined(_), _) => Plan::unchanged(InventoryState {
+            payment_declined: true,
+            ..state
+        }),
+        _ => Plan::unchanged(state),
+    }
 }
 
 /// An order arriving after its payment was declined: nothing reserved, and
 /// the order says why.
 fn not_reserved(state: InventoryState) -> Decision<InventoryState> {
-    decision(
+    Decision::emit(
         InventoryState {
             status: Status::NotReserved,
             ..state
         },
-        Vec::new(),
         vec![Event::StockNotReserved(StockNotReserved {
             reason: NotReservedReason::PaymentDeclined,
         })],
@@ -143,12 +153,11 @@ fn reserve(
         let event = Event::StockUnavailable(StockUnavailable {
             short: short.clone(),
         });
-        return Ok(decision(
+        return Ok(Decision::emit(
             InventoryState {
                 status: Status::Unavailable { short },
                 ..state
             },
-            Vec::new(),
             vec![event],
         ));
     }
@@ -165,14 +174,14 @@ fn reserve(
         lines: lines.clone(),
         ship_to: order.shipping_address.clone(),
     });
-    Ok(decision(
+    Ok(Decision::emit(
         InventoryState {
             status: Status::Reserved { lines },
             ..state
         },
-        counters,
         vec![event],
-    ))
+    )
+    .counting(counters))
 }
 
 /// The lines whose sku has less stock than they ask for, in line order.
@@ -200,14 +209,14 @@ fn release(lines: Vec<ReservedLine>) -> Decision<InventoryState> {
     let event = Event::StockReleased(StockReleased {
         lines: lines.clone(),
     });
-    decision(
+    Decision::emit(
         InventoryState {
             status: Status::Released { lines },
             payment_declined: true,
         },
-        counters,
         vec![event],
     )
+    .counting(counters)
 }
 
 /// The stock level of each line's sku, or every sku with no stock record.
@@ -239,23 +248,10 @@ fn changes(lines: &[ReservedLine], sign: i64) -> Vec<CounterChange> {
         .collect()
 }
 
-/// A decision from its parts.
-fn decision(
-    state: InventoryState,
-    counters: Vec<CounterChange>,
-    emit: Vec<Event>,
-) -> Decision<InventoryState> {
-    Decision {
-        state,
-        counters,
-        emit,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use orderflow_contracts::{DeclineReason, PaymentDeclined};
-    use orderflow_runtime::testing::fixtures::{order_placed, sku};
+    use orderflow_runtime::testing::fixtures::{message, order_placed, sku};
 
     use super::*;
 
@@ -269,9 +265,29 @@ mod tests {
         })
     }
 
-    /// A decision that must not fail.
+    /// A decision that must not be refused.
     fn ok(state: InventoryState, event: &Event, stock: &[Option<i64>]) -> Decision<InventoryState> {
-        decide(state, event, stock).unwrap()
+        match decide(state, &message(event.clone()), stock) {
+            Plan::Apply(decision) => decision,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The refusal of a pending order.
+    fn refused(event: &Event, stock: &[Option<i64>]) -> Refusal {
+        match decide(InventoryState::default(), &message(event.clone()), stock) {
+            Plan::Refuse(refusal) => refusal,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The skus a refusal names, as the operator reads them.
+    fn named(refusal: &Refusal) -> &str {
+        assert_eq!(refusal.kind, "unknown_sku");
+        refusal
+            .message
+            .strip_suffix("; load their stock, then redrive this message")
+            .unwrap_or_else(|| panic!("says how to fix it: {}", refusal.message))
     }
 
     fn kinds(d: &Decision<InventoryState>) -> Vec<&'static str> {
@@ -339,27 +355,28 @@ mod tests {
 
     #[test]
     fn skus_without_a_stock_record_refuse_the_order_and_are_all_named() {
-        let err = decide(InventoryState::default(), &order(), &[None, None]);
-        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-A"), sku("SKU-B")])));
-        let text = err.err().map(|e| e.to_string());
         assert_eq!(
-            text.as_deref(),
-            Some("no stock record for SKU-A, SKU-B"),
+            named(&refused(&order(), &[None, None])),
+            "no stock record for SKU-A, SKU-B",
             "named, and unquoted so that redaction keeps them"
         );
     }
 
     #[test]
     fn an_unknown_sku_refuses_the_order_even_beside_a_short_line() {
-        let err = decide(InventoryState::default(), &order(), &[Some(0), None]);
-        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-B")])));
+        assert_eq!(
+            named(&refused(&order(), &[Some(0), None])),
+            "no stock record for SKU-B"
+        );
     }
 
     #[test]
     fn an_unknown_sku_on_two_lines_is_named_once() {
         let twice = order_placed(&[("SKU-A", 1, 100), ("SKU-A", 2, 100)], "tok_ok");
-        let err = decide(InventoryState::default(), &twice, &[None, None]);
-        assert_eq!(err, Err(UnknownSkus(vec![sku("SKU-A")])));
+        assert_eq!(
+            named(&refused(&twice, &[None, None])),
+            "no stock record for SKU-A"
+        );
     }
 
     #[test]

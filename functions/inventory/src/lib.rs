@@ -33,7 +33,7 @@ use orderflow_contracts::{Event, EventKind, Message, Sku};
 use orderflow_runtime::config::{Adapters, Config, ConfigError};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
-pub use decide::{InventoryState, UnknownSkus};
+pub use decide::{InventoryState, Plan, UnknownSkus};
 
 /// The counter key of a sku's stock.
 pub fn stock_key(sku: &Sku) -> String {
@@ -88,11 +88,6 @@ impl Service for Inventory {
         &self,
         input: Input<'_, InventoryState>,
     ) -> Result<Decision<InventoryState>, RecordError> {
-        decide::decide(input.state, &input.message.event, &input.counters).map_err(|unknown| {
-            RecordError::rejected(
-                UnknownSkus::KIND,
-                format!("{unknown}; load their stock, then redrive this message"),
-            )
-        })
+        decide::decide(input.state, input.message, &input.counters).into_decision()
     }
 }

@@ -20,16 +20,17 @@ fn decided(
     m: &Message,
     auth: &AuthorizationId,
 ) -> orderflow_runtime::Decision<PaymentState> {
-    match decide(state, &m.meta.order_id, &m.event) {
-        Plan::Apply(d) => d,
-        Plan::Effect(call) => match settle(
-            call,
+    let mut plan = decide(state.clone(), m, &[]);
+    if let Plan::Effect(effect) = plan {
+        plan = settle(
+            effect,
             &m.meta.order_id,
             GatewayResult::Authorized(auth.clone()),
-        ) {
-            Plan::Apply(d) => d,
-            Plan::Effect(next) => orderflow_runtime::Decision::emit(next.state, next.emitted),
-        },
+        );
+    }
+    match plan {
+        Plan::Apply(d) => d,
+        other => panic!("an authorized order is decided: {other:?}"),
     }
 }
 

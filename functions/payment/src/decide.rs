@@ -17,8 +17,8 @@
 //!   and every close (void, capture) happens at most once.
 
 use orderflow_contracts::{
-    AuthorizationId, Currency, DeclineReason, Event, MinorUnits, OrderId, PaymentAuthorized,
-    PaymentCaptured, PaymentDeclined, PaymentVoided,
+    AuthorizationId, Currency, DeclineReason, Event, Message, MinorUnits, OrderId,
+    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentVoided,
 };
 use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
@@ -107,12 +107,14 @@ impl Effect {
     }
 }
 
-/// Decides what `event` does to an order's payment.
-pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
-    match (event, &state.status) {
-        (Event::OrderPlaced(_), Status::Pending) if state.stock_unavailable => Plan::Apply(
-            declined(state.clone(), DeclineReason::StockUnavailable, Vec::new()),
-        ),
+/// Decides what `message` does to an order's payment. Payment reads no
+/// counters.
+pub fn decide(state: PaymentState, message: &Message, _counters: &[Option<i64>]) -> Plan {
+    let order_id = &message.meta.order_id;
+    match (&message.event, &state.status) {
+        (Event::OrderPlaced(_), Status::Pending) if state.stock_unavailable => {
+            Plan::Apply(declined(state, DeclineReason::StockUnavailable, Vec::new()))
+        }
         (Event::OrderPlaced(order), Status::Pending | Status::Authorizing { .. }) => {
             let call = GatewayCall::authorize(
                 order_id,
@@ -127,19 +129,19 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
                         amount_minor: order.total_minor,
                         currency: order.currency,
                     },
-                    ..state.clone()
+                    ..state
                 },
                 call,
                 write_ahead,
                 emitted: Vec::new(),
             })
         }
-        (Event::StockUnavailable(_), Status::Authorized { .. }) => void(state.clone(), order_id),
+        (Event::StockUnavailable(_), Status::Authorized { .. }) => void(state, order_id),
         (Event::StockUnavailable(_), Status::Pending | Status::Authorizing { .. }) => {
-            Plan::Apply(Decision::unchanged(PaymentState {
+            Plan::unchanged(PaymentState {
                 stock_unavailable: true,
-                ..state.clone()
-            }))
+                ..state
+            })
         }
         (
             Event::ShipmentScheduled(_),
@@ -148,16 +150,16 @@ pub fn decide(state: &PaymentState, order_id: &OrderId, event: &Event) -> Plan {
                 amount_minor,
                 ..
             },
-        ) => Effect::plan(
-            state.clone(),
-            GatewayCall::Capture {
+        ) => {
+            let call = GatewayCall::Capture {
                 idempotency_key: format!("capture-{order_id}"),
                 authorization_id: authorization_id.clone(),
                 amount_minor: *amount_minor,
-            },
-        ),
+            };
+            Effect::plan(state, call)
+        }
         // Already decided, already closed, or not ours: nothing changes.
-        _ => Plan::Apply(Decision::unchanged(state.clone())),
+        _ => Plan::unchanged(state),
     }
 }
 
@@ -229,7 +231,7 @@ pub fn settle(effect: Effect, order_id: &OrderId, result: GatewayResult) -> Plan
             emitted,
         )),
         // An answer that does not fit the call or the state changes nothing.
-        _ => Plan::Apply(Decision::emit(state, emitted)),
+        _ => Plan::emit(state, emitted),
     }
 }
 
@@ -267,7 +269,7 @@ fn authorized(
             apply => apply,
         };
     }
-    Plan::Apply(Decision::emit(state, emitted))
+    Plan::emit(state, emitted)
 }
 
 /// Records a voided authorization; voids only follow short stock, hence
@@ -336,7 +338,7 @@ mod tests {
         LabelLocation, PickupWindow, ShipmentScheduled, ShortLine, Sku, StockUnavailable,
         TrackingNumber,
     };
-    use orderflow_runtime::testing::fixtures::order_placed;
+    use orderflow_runtime::testing::fixtures::{message, order_placed};
 
     use super::*;
 
@@ -410,14 +412,14 @@ mod tests {
     fn call(plan: Plan) -> Effect {
         match plan {
             Plan::Effect(call) => call,
-            Plan::Apply(d) => panic!("expected a provider call, got {d:?}"),
+            other => panic!("expected a provider call, got {other:?}"),
         }
     }
 
     fn applied(plan: Plan) -> Decision<PaymentState> {
         match plan {
             Plan::Apply(d) => d,
-            Plan::Effect(call) => panic!("expected no provider call, got {call:?}"),
+            other => panic!("expected a decision, got {other:?}"),
         }
     }
 
@@ -428,9 +430,9 @@ mod tests {
     #[test]
     fn an_order_writes_ahead_then_asks_to_authorize_its_total_with_an_idempotency_key() {
         let c = call(decide(
-            &PaymentState::default(),
-            &order_id(),
-            &placed("tok_ok"),
+            PaymentState::default(),
+            &message(placed("tok_ok")),
+            &[],
         ));
         assert!(c.write_ahead, "the hold must be known before it exists");
         assert_eq!(c.state, authorizing(false));
@@ -450,9 +452,9 @@ mod tests {
     #[test]
     fn an_authorization_emits_payment_authorized() {
         let c = call(decide(
-            &PaymentState::default(),
-            &order_id(),
-            &placed("tok_ok"),
+            PaymentState::default(),
+            &message(placed("tok_ok")),
+            &[],
         ));
         let d = applied(settle(c, &order_id(), GatewayResult::Authorized(auth())));
         assert_eq!(kinds(&d), ["PaymentAuthorized"]);
@@ -462,9 +464,9 @@ mod tests {
     #[test]
     fn a_decline_emits_payment_declined_with_the_reason() {
         let c = call(decide(
-            &PaymentState::default(),
-            &order_id(),
-            &placed("tok_ok"),
+            PaymentState::default(),
+            &message(placed("tok_ok")),
+            &[],
         ));
         let d = applied(settle(
             c,
@@ -487,7 +489,7 @@ mod tests {
 
     #[test]
     fn stock_unavailable_voids_an_authorized_payment() {
-        let c = call(decide(&authorized(), &order_id(), &unavailable()));
+        let c = call(decide(authorized(), &message(unavailable()), &[]));
         assert_eq!(
             c.call,
             GatewayCall::Void {
@@ -508,13 +510,13 @@ mod tests {
     #[test]
     fn stock_unavailable_before_the_order_declines_the_order_without_charging() {
         let d = applied(decide(
-            &PaymentState::default(),
-            &order_id(),
-            &unavailable(),
+            PaymentState::default(),
+            &message(unavailable()),
+            &[],
         ));
         assert!(d.emit.is_empty());
         assert!(d.state.stock_unavailable);
-        let d = applied(decide(&d.state, &order_id(), &placed("tok_ok")));
+        let d = applied(decide(d.state.clone(), &message(placed("tok_ok")), &[]));
         assert_eq!(
             d.emit,
             [Event::PaymentDeclined(PaymentDeclined {
@@ -525,7 +527,7 @@ mod tests {
 
     #[test]
     fn an_order_found_authorizing_asks_again_under_the_same_key_without_writing_ahead() {
-        let c = call(decide(&authorizing(false), &order_id(), &placed("tok_ok")));
+        let c = call(decide(authorizing(false), &message(placed("tok_ok")), &[]));
         assert!(!c.write_ahead);
         assert!(matches!(
             c.call,
@@ -536,12 +538,12 @@ mod tests {
     #[test]
     fn stock_unavailable_during_an_authorization_is_remembered_and_the_hold_voided_once_known() {
         // The shortage lands while the authorization is in flight.
-        let d = applied(decide(&authorizing(false), &order_id(), &unavailable()));
+        let d = applied(decide(authorizing(false), &message(unavailable()), &[]));
         assert!(d.emit.is_empty());
         assert_eq!(d.state, authorizing(true));
         // The order's next decision asks again, learns of the hold, and
         // voids it in the same delivery.
-        let c = call(decide(&d.state, &order_id(), &placed("tok_ok")));
+        let c = call(decide(d.state.clone(), &message(placed("tok_ok")), &[]));
         let void = call(settle(c, &order_id(), GatewayResult::Authorized(auth())));
         assert!(matches!(void.call, GatewayCall::Void { .. }));
         let d = applied(settle(void, &order_id(), GatewayResult::Voided));
@@ -556,7 +558,7 @@ mod tests {
 
     #[test]
     fn a_shipment_captures_the_authorization_once() {
-        let c = call(decide(&authorized(), &order_id(), &shipped()));
+        let c = call(decide(authorized(), &message(shipped()), &[]));
         assert_eq!(
             c.call,
             GatewayCall::Capture {
@@ -574,9 +576,9 @@ mod tests {
                 currency: eur(),
             })]
         );
-        let again = applied(decide(&d.state, &order_id(), &shipped()));
+        let again = applied(decide(d.state.clone(), &message(shipped()), &[]));
         assert!(again.emit.is_empty(), "captured once");
-        let void = applied(decide(&d.state, &order_id(), &unavailable()));
+        let void = applied(decide(d.state.clone(), &message(unavailable()), &[]));
         assert!(void.emit.is_empty(), "a captured payment is never voided");
     }
 
@@ -597,7 +599,7 @@ mod tests {
                 stock_unavailable: true,
             },
         ] {
-            let d = applied(decide(&state, &order_id(), &placed("tok_ok")));
+            let d = applied(decide(state.clone(), &message(placed("tok_ok")), &[]));
             assert!(d.emit.is_empty());
             assert_eq!(d.state, state);
         }
@@ -611,7 +613,7 @@ mod tests {
             },
             stock_unavailable: true,
         };
-        let d = applied(decide(&voided, &order_id(), &unavailable()));
+        let d = applied(decide(voided.clone(), &message(unavailable()), &[]));
         assert!(d.emit.is_empty());
         let declined = PaymentState {
             status: Status::Declined {
@@ -619,7 +621,7 @@ mod tests {
             },
             stock_unavailable: false,
         };
-        let d = applied(decide(&declined, &order_id(), &unavailable()));
+        let d = applied(decide(declined.clone(), &message(unavailable()), &[]));
         assert!(d.emit.is_empty(), "a declined payment has nothing to void");
     }
 

@@ -61,19 +61,21 @@ impl<G: PaymentGateway> Service for Payment<G> {
         &self,
         input: Input<'_, PaymentState>,
     ) -> Result<Decision<PaymentState>, RecordError> {
-        let order_id = &input.message.meta.order_id;
-        let mut plan = decide::decide(&input.state, order_id, &input.message.event);
-        loop {
-            match plan {
-                Plan::Apply(decision) => return Ok(decision),
-                Plan::Effect(call) => {
-                    if call.write_ahead {
-                        input.write_ahead(&call.state).await?;
-                    }
-                    let result = self.gateway.call(&call.call).await?;
-                    plan = decide::settle(call, order_id, result);
+        let Input {
+            message,
+            state,
+            counters,
+            ahead,
+        } = input;
+        let ahead = &ahead;
+        decide::decide(state, message, &counters)
+            .carry_out(|effect| async move {
+                if effect.write_ahead {
+                    ahead.write(&effect.state).await?;
                 }
-            }
-        }
+                let result = self.gateway.call(&effect.call).await?;
+                Ok(decide::settle(effect, &message.meta.order_id, result))
+            })
+            .await
     }
 }

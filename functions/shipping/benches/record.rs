@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use orderflow_contracts::LabelLocation;
 use orderflow_runtime::testing::read_sample;
 use shipping::ShippingState;
-use shipping::decide::{Plan, decide, shipped};
+use shipping::decide::{Plan, decide, settle};
 use shipping::label_pdf::render;
 
 fn record(c: &mut Criterion) {
@@ -24,26 +24,20 @@ fn record(c: &mut Criterion) {
     };
     let sample = "shipping/stock-reserved.sqs.json";
     let mut group = orderflow_runtime::bench::per_record(c, "shipping", sample, |m| {
-        match decide(
-            state.clone(),
-            &m.meta.order_id,
-            &m.event,
-            m.meta.occurred_at,
-        ) {
+        let mut plan = decide(state.clone(), m, &[]);
+        if let Plan::Effect(effect) = plan {
+            plan = settle(effect, location.clone());
+        }
+        match plan {
             Plan::Apply(d) => d,
-            Plan::Effect(request) => shipped(request, location.clone()),
+            other => panic!("the order ships: {other:?}"),
         }
     });
     group.bench_function("label: render the PDF", |b| {
         let envelope = read_sample("shipping/stock-reserved.eventbridge.json").unwrap_or_default();
         let message = orderflow_contracts::Message::from_bus_json(&envelope);
         let Ok(message) = message else { return };
-        let Plan::Effect(request) = decide(
-            state.clone(),
-            &message.meta.order_id,
-            &message.event,
-            message.meta.occurred_at,
-        ) else {
+        let Plan::Effect(request) = decide(state.clone(), &message, &[]) else {
             return;
         };
         b.iter(|| render(black_box(&request), &message.meta.order_id))

@@ -11,9 +11,8 @@
 
 use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
 use orderflow_contracts::{
-    Event, LabelLocation, OrderId, PickupWindow, ShipmentScheduled, StockReserved, TrackingNumber,
+    Event, LabelLocation, Message, PickupWindow, ShipmentScheduled, StockReserved, TrackingNumber,
 };
-use orderflow_runtime::Decision;
 use serde::{Deserialize, Serialize};
 
 /// Nominal parcel weight per unit, until the catalogue carries weights.
@@ -46,16 +45,13 @@ pub struct Effect {
 }
 
 /// What to do with an event: apply a decision, or print and store a label
-/// ([`Effect`]) and then apply [`shipped`].
+/// ([`Effect`]) and then [`settle`] with where it is stored.
 pub type Plan = orderflow_runtime::Plan<ShippingState, Effect>;
 
-/// Decides what `event`, which happened at `at`, does to an order.
-pub fn decide(
-    mut state: ShippingState,
-    order_id: &OrderId,
-    event: &Event,
-    at: DateTime<Utc>,
-) -> Plan {
+/// Decides what `message` does to an order; the pickup follows the time it
+/// happened. Shipping reads no counters.
+pub fn decide(mut state: ShippingState, message: &Message, _counters: &[Option<i64>]) -> Plan {
+    let event = &message.event;
     match event {
         Event::PaymentAuthorized(_) => state.payment_authorized = true,
         Event::StockReserved(reserved) if state.reserved.is_none() => {
@@ -79,31 +75,32 @@ pub fn decide(
         && state.cancelled_by.is_none()
         && state.shipment.is_none();
     if !ready {
-        return Plan::Apply(Decision::unchanged(state));
+        return Plan::unchanged(state);
     }
+    let order_id = &message.meta.order_id;
     Plan::Effect(Effect {
         tracking_number: TrackingNumber::derive(order_id.as_str()),
-        pickup: pickup_window(at),
+        pickup: pickup_window(message.meta.occurred_at),
         label_key: format!("labels/{order_id}.pdf"),
         state,
     })
 }
 
 /// Records a shipment whose label is stored at `label`.
-pub fn shipped(request: Effect, label: LabelLocation) -> Decision<ShippingState> {
+pub fn settle(effect: Effect, label: LabelLocation) -> Plan {
     let Effect {
         mut state,
         tracking_number,
         pickup,
         ..
-    } = request;
+    } = effect;
     let shipment = ShipmentScheduled {
         tracking_number,
         label,
         pickup,
     };
     state.shipment = Some(shipment.clone());
-    Decision::emit(state, vec![Event::ShipmentScheduled(shipment)])
+    Plan::emit(state, vec![Event::ShipmentScheduled(shipment)])
 }
 
 /// The pickup window: 09:00 to 12:00 UTC on the day after `at`.
@@ -125,16 +122,10 @@ mod tests {
     use orderflow_contracts::{
         AuthorizationId, Currency, DeclineReason, MinorUnits, PaymentAuthorized, PaymentDeclined,
     };
-    use orderflow_runtime::testing::fixtures::{order_id, stock_reserved};
+    use orderflow_runtime::testing::fixtures::{message, order_id, stock_reserved};
 
     use super::*;
     use crate::label_pdf::render;
-
-    fn at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 22, 15, 0)
-            .single()
-            .unwrap_or_default()
-    }
 
     fn authorized() -> Event {
         Event::PaymentAuthorized(PaymentAuthorized {
@@ -171,18 +162,20 @@ mod tests {
         let mut state = ShippingState::default();
         let mut ships = Vec::new();
         for event in events {
-            state = match decide(state, &order_id(), event, at()) {
-                Plan::Apply(d) => d.state,
-                Plan::Effect(request) => {
-                    let location = LabelLocation {
-                        bucket: "b".into(),
-                        key: request.label_key.clone(),
-                        content_type: "application/pdf".into(),
-                    };
-                    ships.push(request.clone());
-                    shipped(request, location).state
-                }
+            let mut plan = decide(state, &message(event.clone()), &[]);
+            if let Plan::Effect(effect) = plan {
+                let location = LabelLocation {
+                    bucket: "b".into(),
+                    key: effect.label_key.clone(),
+                    content_type: "application/pdf".into(),
+                };
+                ships.push(effect.clone());
+                plan = settle(effect, location);
+            }
+            let Plan::Apply(decision) = plan else {
+                panic!("{plan:?}");
             };
+            state = decision.state;
         }
         (state, ships)
     }

@@ -65,20 +65,14 @@ impl<L: LabelStore> Service for Shipping<L> {
         input: Input<'_, ShippingState>,
     ) -> Result<Decision<ShippingState>, RecordError> {
         let message = input.message;
-        match decide::decide(
-            input.state,
-            &message.meta.order_id,
-            &message.event,
-            message.meta.occurred_at,
-        ) {
-            Plan::Apply(decision) => Ok(decision),
-            Plan::Effect(request) => {
-                let pdf = label_pdf::render(&request, &message.meta.order_id);
+        decide::decide(input.state, message, &input.counters)
+            .carry_out(|effect| async move {
+                let pdf = label_pdf::render(&effect, &message.meta.order_id);
                 // The key and the document are deterministic, so a retried
                 // put overwrites the label with the same bytes.
-                let location = self.labels.put(&request.label_key, pdf).await?;
-                Ok(decide::shipped(request, location))
-            }
-        }
+                let location = self.labels.put(&effect.label_key, pdf).await?;
+                Ok(decide::settle(effect, location))
+            })
+            .await
     }
 }

@@ -60,7 +60,9 @@ pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
 pub use error::{RecordError, Transient};
-pub use processor::{Decision, Input, Plan, Processed, Processor, Service};
+pub use processor::{
+    Ahead, Decision, Input, NoEffect, Plan, Processed, Processor, Refusal, Service,
+};
 
 /// The README's example, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

@@ -16,7 +16,7 @@
 //!    reused order id: `order_id_reused`, naming both events.
 //! 3. **Decide**: the [`Service`] turns the event into a [`Decision`]. Before
 //!    an external call whose effect a later decision could otherwise miss,
-//!    it writes ahead ([`Input::write_ahead`]): the order's record says what
+//!    it writes ahead ([`Ahead::write`]): the order's record says what
 //!    is being attempted before it is attempted.
 //! 4. **Commit** the new state, the counter changes, the applied event and
 //!    the completed event record holding the outbox, in one transaction. On
@@ -75,6 +75,7 @@ pub trait Service: Send + Sync {
 }
 
 /// What a decision is made from.
+#[derive(Debug)]
 pub struct Input<'a, S> {
     /// The event.
     pub message: &'a Message,
@@ -82,23 +83,20 @@ pub struct Input<'a, S> {
     pub state: S,
     /// The counters asked for by [`Service::counters`], in order.
     pub counters: Vec<Option<i64>>,
-    ahead: &'a dyn WriteAhead,
+    /// Where to write the order's state ahead of an external call.
+    pub ahead: Ahead<'a>,
 }
 
-impl<S> std::fmt::Debug for Input<'_, S>
-where
-    S: std::fmt::Debug,
-{
+/// Writes an order's state ahead of an external call: see [`Ahead::write`].
+pub struct Ahead<'a>(&'a dyn WriteAhead);
+
+impl std::fmt::Debug for Ahead<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Input")
-            .field("message", &self.message)
-            .field("state", &self.state)
-            .field("counters", &self.counters)
-            .finish_non_exhaustive()
+        f.write_str("Ahead")
     }
 }
 
-impl<S: Serialize> Input<'_, S> {
+impl Ahead<'_> {
     /// Writes `state` as the order's state now, before an external call
     /// whose effect must not be lost: a provider's authorization, say. If
     /// this delivery then crashes, times out or loses a write conflict,
@@ -109,15 +107,15 @@ impl<S: Serialize> Input<'_, S> {
     ///
     /// A conflict here (the order changed since it was read) makes the
     /// runtime decide again from the new state, like a conflict at commit.
-    pub async fn write_ahead(&self, state: &S) -> Result<(), RecordError> {
+    pub async fn write<S: Serialize>(&self, state: &S) -> Result<(), RecordError> {
         let json = serde_json::to_string(state).map_err(|e| {
             RecordError::rejected("rejected", format!("state does not serialize: {e}"))
         })?;
-        self.ahead.write(json).await
+        self.0.write(json).await
     }
 }
 
-/// Where [`Input::write_ahead`] writes.
+/// Where [`Ahead::write`] writes.
 trait WriteAhead: Send + Sync {
     fn write(
         &self,
@@ -125,17 +123,81 @@ trait WriteAhead: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), RecordError>> + Send + '_>>;
 }
 
-/// What a function's rules make of an event: a [`Decision`] to apply
-/// now, or an effect outside the order's state to carry out first (a
-/// provider call, a label to store), whose outcome the rules then turn into
-/// a decision. Which effects there are is the function's own type `E`; the
-/// name is the same in every function.
+/// What a function's rules make of an event, the one return type of every
+/// function's `decide(state, message, counters)`: a [`Decision`] to apply
+/// now, an effect outside the order's state to carry out first (a provider
+/// call, a label to store), whose outcome the rules then settle into
+/// another plan, or a refusal. Which effects there are is the function's
+/// own type `E`: [`NoEffect`] for a function that has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan<S, E> {
+pub enum Plan<S, E = NoEffect> {
     /// Apply this decision.
     Apply(Decision<S>),
     /// Carry out this effect first.
     Effect(E),
+    /// The rules refuse the event: it goes to the DLQ with the reason.
+    Refuse(Refusal),
+}
+
+/// The effect of a function that has none: no value of it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoEffect {}
+
+/// Why the rules refuse an event: no retry can change the answer, but an
+/// operator can (say, by loading missing data and redriving the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error kind its dead letter carries, such as `unknown_sku`.
+    pub kind: &'static str,
+    /// What is wrong and how to fix it. Double-quoted values are redacted
+    /// from dead letters and logs, so name what an operator needs unquoted.
+    pub message: String,
+}
+
+impl From<Refusal> for RecordError {
+    fn from(refusal: Refusal) -> Self {
+        RecordError::rejected(refusal.kind, refusal.message)
+    }
+}
+
+impl<S, E> Plan<S, E> {
+    /// Applies `state` unchanged or changed, emitting nothing.
+    pub fn unchanged(state: S) -> Self {
+        Self::Apply(Decision::unchanged(state))
+    }
+
+    /// Applies `state` and publishes `emit`.
+    pub fn emit(state: S, emit: Vec<Event>) -> Self {
+        Self::Apply(Decision::emit(state, emit))
+    }
+
+    /// Carries out each effect with `effect`, which settles its outcome into
+    /// the next plan, until there is a decision to apply or a refusal.
+    pub async fn carry_out<F, Fut>(self, mut effect: F) -> Result<Decision<S>, RecordError>
+    where
+        F: FnMut(E) -> Fut,
+        Fut: Future<Output = Result<Self, RecordError>>,
+    {
+        let mut plan = self;
+        loop {
+            plan = match plan {
+                Self::Apply(decision) => return Ok(decision),
+                Self::Refuse(refusal) => return Err(refusal.into()),
+                Self::Effect(e) => effect(e).await?,
+            };
+        }
+    }
+}
+
+impl<S> Plan<S, NoEffect> {
+    /// The decision of a function without effects, or its refusal.
+    pub fn into_decision(self) -> Result<Decision<S>, RecordError> {
+        match self {
+            Self::Apply(decision) => Ok(decision),
+            Self::Refuse(refusal) => Err(refusal.into()),
+            Self::Effect(never) => match never {},
+        }
+    }
 }
 
 /// What an event does.
@@ -166,6 +228,11 @@ impl<S> Decision<S> {
             counters: Vec::new(),
             emit,
         }
+    }
+
+    /// The same decision, also applying `counters` with the state.
+    pub fn counting(self, counters: Vec<CounterChange>) -> Self {
+        Self { counters, ..self }
     }
 }
 
@@ -402,7 +469,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         state: S::State,
         counters: Vec<Option<i64>>,
     ) -> Result<(OrderRecord, Decision<S::State>), Attempt> {
-        let ahead = Ahead {
+        let ahead = RecordAhead {
             store: &self.store,
             order_id: &message.meta.order_id,
             opening,
@@ -415,10 +482,10 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
                 message,
                 state,
                 counters,
-                ahead: &ahead,
+                ahead: Ahead(&ahead),
             })
             .await;
-        let Ahead {
+        let RecordAhead {
             record, conflict, ..
         } = ahead;
         let record = record.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -616,7 +683,7 @@ fn reused_event_id(
 }
 
 /// The write-ahead of one decision: the order's record as last written.
-struct Ahead<'s, St> {
+struct RecordAhead<'s, St> {
     store: &'s St,
     order_id: &'s OrderId,
     opening: Option<&'s Opening>,
@@ -624,7 +691,7 @@ struct Ahead<'s, St> {
     conflict: Mutex<Option<String>>,
 }
 
-impl<St: StateStore> WriteAhead for Ahead<'_, St> {
+impl<St: StateStore> WriteAhead for RecordAhead<'_, St> {
     fn write(
         &self,
         state: String,

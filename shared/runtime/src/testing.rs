@@ -207,10 +207,12 @@ fn body_of(payload: &str) -> String {
 
 /// Small event builders for unit tests of `decide`.
 pub mod fixtures {
+    use chrono::{DateTime, TimeZone, Utc};
     use orderflow_contracts::{
-        Address, Currency, Event, LineItem, MinorUnits, OrderId, OrderPlaced, PaymentToken,
-        Quantity, ReservedLine, Sku, StockReserved,
+        Address, Currency, Event, EventId, LineItem, Message, Metadata, MinorUnits, OrderId,
+        OrderPlaced, PaymentToken, Quantity, ReservedLine, Sku, StockReserved,
     };
+    use uuid::Uuid;
 
     fn ok<T>(r: Result<T, String>) -> T {
         r.unwrap_or_else(|e| panic!("fixture: {e}"))
@@ -219,6 +221,30 @@ pub mod fixtures {
     /// `ord-1`.
     pub fn order_id() -> OrderId {
         ok(OrderId::new("ord-1"))
+    }
+
+    /// 2026-11-24 22:15:00 UTC, when [`message`]'s events happen.
+    pub fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 22, 15, 0)
+            .single()
+            .unwrap_or_else(|| panic!("fixture: a valid time"))
+    }
+
+    /// `event` as a message about order [`order_id`], happening [`at`], with
+    /// an id derived from its kind.
+    pub fn message(event: Event) -> Message {
+        let kind = event.kind();
+        Message {
+            meta: Metadata {
+                event_id: EventId::derive(EventId::from_uuid(Uuid::nil()), kind.detail_type(), 0),
+                order_id: order_id(),
+                causation_id: None,
+                occurred_at: at(),
+                schema_version: event.schema_version(),
+                producer: kind.producer(),
+            },
+            event,
+        }
     }
 
     /// A sku.

@@ -422,7 +422,8 @@ impl Service for WritesAheadThenTimesOut {
 
     async fn handle(&self, input: Input<'_, Seen>) -> Result<Decision<Seen>, RecordError> {
         input
-            .write_ahead(&Seen {
+            .ahead
+            .write(&Seen {
                 orders: input.state.orders + 100,
             })
             .await?;
