@@ -37,6 +37,7 @@ mod bench_cloud;
 mod bench_compare;
 mod bench_first;
 mod bench_flow;
+mod build_cache;
 mod chaos;
 mod cloud;
 mod demo;

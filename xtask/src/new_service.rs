@@ -633,7 +633,8 @@ async fn a_duplicate_delivery_is_applied_once() {
 /// Where a copy of the repository builds: apart from `target/`, whose
 /// binaries and libraries have the same names and hashes (cargo hashes a
 /// workspace member by its path within the workspace), so that the copy's
-/// builds never stand in for the project's own.
+/// builds never stand in for the project's own. The dependencies the
+/// project has built are lent to it first ([`crate::build_cache`]).
 fn copy_target(root: &Path) -> PathBuf {
     root.join("target/new-service")
 }
@@ -758,6 +759,15 @@ async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
 /// test` checks the generator with.
 fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
     let copy = copy_of(root)?;
+    let started = std::time::Instant::now();
+    let seeded = crate::build_cache::seed(root, &root.join("target"), &copy_target(root))?;
+    eprintln!(
+        "new-service: {} built dependency units ({:.2} GB) lent from target/ to {} in {:.1} s",
+        seeded.units,
+        seeded.bytes as f64 / 1e9,
+        copy_target(root).display(),
+        started.elapsed().as_secs_f64()
+    );
     let spec = parse(
         &[
             "notifications",
