@@ -446,6 +446,16 @@ fn localstack_env(state: &Path) -> Vec<(&'static str, String)> {
             "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC",
             "1".to_string(),
         ),
+        // Per order LocalStack spends about 245 ms of its one core; 6.5% of it went to
+        // publishing SQS metrics to CloudWatch and 3.8% to logging each request. The
+        // template's DLQ alarms read those metrics on AWS; no local test does. 200 orders,
+        // alternating restarts: 5.8–6.4 orders/s with both off, 5.0–6.1 with them on.
+        // A request's failure still reaches the log through the function's own logs.
+        ("SQS_DISABLE_CLOUDWATCH_METRICS", "1".to_string()),
+        (
+            "LOG_LEVEL_OVERRIDES",
+            "localstack.request.aws=WARNING".to_string(),
+        ),
         ("ORDERFLOW_LOCALSTACK_STATE", dir),
         ("PYTHONUNBUFFERED", "1".to_string()),
     ]
