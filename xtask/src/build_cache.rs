@@ -96,17 +96,13 @@ fn profiles(from: &Path, to: &Path) -> Result<Vec<PathBuf>> {
 /// The crate and target names of the workspace's own packages, as cargo
 /// names their units (`-` as `_`).
 fn workspace_units(root: &Path) -> Result<BTreeSet<String>> {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()
-        .context("cargo metadata")?;
-    ensure!(
-        out.status.success(),
-        "cargo metadata: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let out = crate::cmd_stdout(Command::new(env!("CARGO")).current_dir(root).args([
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+    ]))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&out)?;
     let mut names = BTreeSet::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         names.extend(package["name"].as_str().map(normalized));

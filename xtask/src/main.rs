@@ -212,3 +212,20 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs a command to completion and returns what it printed, failing with
+/// the command line and its stderr if it fails.
+pub fn cmd_stdout(cmd: &mut Command) -> Result<Vec<u8>> {
+    let line = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {line}"))?;
+    if !out.status.success() {
+        bail!(
+            "{line} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
+}

@@ -760,12 +760,13 @@ async fn order_seen_by_notifications(flow: &orderflow::Flow) -> Result<String> {
 fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
     let copy = copy_of(root)?;
     let started = std::time::Instant::now();
-    let seeded = crate::build_cache::seed(root, &root.join("target"), &copy_target(root))?;
+    let target_dir = copy_target(root);
+    let seeded = crate::build_cache::seed(root, &root.join("target"), &target_dir)?;
     eprintln!(
         "new-service: {} built dependency units ({:.2} GB) lent from target/ to {} in {:.1} s",
         seeded.units,
         seeded.bytes as f64 / 1e9,
-        copy_target(root).display(),
+        target_dir.display(),
         started.elapsed().as_secs_f64()
     );
     let spec = parse(
@@ -778,7 +779,7 @@ fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
         ]
         .map(String::from),
     )?;
-    create(&copy, &spec, Some(&copy_target(root)))?;
+    create(&copy, &spec, Some(&target_dir))?;
     Ok(copy)
 }
 
@@ -786,22 +787,13 @@ fn copy_with_notifications(root: &Path) -> Result<PathBuf> {
 /// track, but the fuzz corpus) in a new temporary directory, for
 /// generating a service without touching the working tree.
 pub fn copy_of(root: &Path) -> Result<PathBuf> {
-    let out = std::process::Command::new("git")
-        .current_dir(root)
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
-        .output()
-        .context("git ls-files")?;
-    ensure!(
-        out.status.success(),
-        "git ls-files: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::cmd_stdout(std::process::Command::new("git").current_dir(root).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -809,7 +801,7 @@ pub fn copy_of(root: &Path) -> Result<PathBuf> {
         "orderflow-new-service-{}-{nanos}",
         std::process::id()
     ));
-    for file in out.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+    for file in out.split(|b| *b == 0).filter(|f| !f.is_empty()) {
         let file = String::from_utf8_lossy(file);
         if file.starts_with("fuzz/corpus/") || !root.join(&*file).is_file() {
             continue;
