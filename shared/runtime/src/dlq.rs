@@ -1,6 +1,6 @@
-//! The queue port, and its SQS and in-memory adapters: where permanently
-//! failing records go, with their reason, and when a record that failed for
-//! now comes back.
+//! The queue port, and its SQS (with the `aws` feature) and in-memory
+//! adapters: where permanently failing records go, with their reason, and
+//! when a record that failed for now comes back.
 //!
 //! A record reported as a batch item failure stays invisible for the
 //! queue's whole visibility timeout (60 s here) before SQS delivers it
@@ -10,16 +10,17 @@
 //! about five minutes before SQS moves it to the DLQ, but a brief fault
 //! (a throttle, a conflicting write, a flaky dependency) costs seconds.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
-
 use crate::error::Transient;
+
+#[cfg(feature = "aws")]
+mod sqs;
+#[cfg(feature = "aws")]
+pub use sqs::{SqsDeadLetters, change_visibility};
 
 /// The first retry's delay.
 pub const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -121,134 +122,6 @@ pub trait DeadLetterSink: Send + Sync {
         queue_arn: &str,
         retries: &[RetryLater],
     ) -> impl Future<Output = Result<(), Transient>> + Send;
-}
-
-/// Sends dead letters to an SQS queue, and changes the visibility of
-/// failed records in their source queue.
-#[derive(Debug)]
-pub struct SqsDeadLetters {
-    client: Client,
-    queue_url: String,
-    /// Source queue URLs by ARN, looked up once (GetQueueUrl).
-    sources: Mutex<HashMap<String, String>>,
-}
-
-impl SqsDeadLetters {
-    /// Dead letters to `queue_url`.
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            queue_url: queue_url.into(),
-            sources: Mutex::default(),
-        }
-    }
-
-    /// The URL of the queue `arn` (`arn:aws:sqs:<region>:<account>:<name>`).
-    async fn source_url(&self, arn: &str) -> Result<String, Transient> {
-        if let Some(url) = self
-            .sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(arn)
-        {
-            return Ok(url.clone());
-        }
-        let mut parts = arn.rsplitn(3, ':');
-        let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
-            return Err(Transient::new(format!(
-                "event source {arn} is not an SQS queue ARN"
-            )));
-        };
-        let url = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .queue_owner_aws_account_id(account)
-            .send()
-            .await
-            .map_err(|e| Transient::caused_by("SQS GetQueueUrl of the source queue failed", e))?
-            .queue_url
-            .ok_or_else(|| Transient::new("SQS GetQueueUrl returned no URL"))?;
-        self.sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(arn.to_owned(), url.clone());
-        Ok(url)
-    }
-}
-
-impl DeadLetterSink for SqsDeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), Transient> {
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(&letter.body);
-        for (name, value) in letter.attributes() {
-            let attribute = MessageAttributeValue::builder()
-                .data_type(if name.ends_with("receive_count") {
-                    "Number"
-                } else {
-                    "String"
-                })
-                .string_value(value)
-                .build()
-                .map_err(|e| Transient::caused_by("building a DLQ message attribute", e))?;
-            request = request.message_attributes(name, attribute);
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| Transient::caused_by("SQS SendMessage to the DLQ failed", e))?;
-        Ok(())
-    }
-
-    async fn retry_later(&self, queue_arn: &str, retries: &[RetryLater]) -> Result<(), Transient> {
-        if retries.is_empty() {
-            return Ok(());
-        }
-        let url = self.source_url(queue_arn).await?;
-        change_visibility(&self.client, &url, retries).await
-    }
-}
-
-/// Sets when each message of the queue at `url` named by a receipt handle
-/// in `retries` becomes visible again, ten to a request. A delay of zero
-/// makes it visible at once.
-pub async fn change_visibility(
-    client: &Client,
-    url: &str,
-    retries: &[RetryLater],
-) -> Result<(), Transient> {
-    for chunk in retries.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, retry)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&retry.receipt_handle)
-                    .visibility_timeout(i32::try_from(retry.delay.as_secs()).unwrap_or(i32::MAX))
-                    .build()
-                    .map_err(|e| Transient::caused_by("building a visibility change", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = client
-            .change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Transient::caused_by("SQS ChangeMessageVisibilityBatch failed", e))?;
-        if let Some(failed) = out.failed().first() {
-            return Err(Transient::new(format!(
-                "SQS ChangeMessageVisibilityBatch failed for {} record(s): {}",
-                out.failed().len(),
-                failed.code()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Keeps dead letters and retry delays in memory (tests, local invoke).

@@ -20,14 +20,16 @@
 //!   before an external call), commit the effect with the outbox and the
 //!   event's entry in the order's never-expiring record, publish. Reused
 //!   event and order ids are refused with their reason.
-//! - [`store`]: the [`store::StateStore`] port, with DynamoDB and in-memory
-//!   adapters.
-//! - [`publish`]: the [`publish::EventPublisher`] port, with EventBridge and
-//!   in-memory adapters.
-//! - [`dlq`]: the [`dlq::DeadLetterSink`] port, with SQS and in-memory
-//!   adapters.
+//! - [`store`]: the [`store::StateStore`] port, with DynamoDB (feature
+//!   `aws`) and in-memory adapters.
+//! - [`publish`]: the [`publish::EventPublisher`] port, with EventBridge
+//!   (feature `aws`) and in-memory adapters.
+//! - [`dlq`]: the [`dlq::DeadLetterSink`] port, with SQS (feature `aws`)
+//!   and in-memory adapters.
 //! - [`config`]: the environment, read once at cold start.
-//! - [`aws`]: the AWS SDK configuration, built for a short cold start:
+//! - `aws`, with the feature of that name (on by default, as are the AWS
+//!   adapters and `lambda::run`; without it the crate builds no AWS SDK):
+//!   the AWS SDK configuration, built for a short cold start:
 //!   compiled-in trust anchors, rustls on *ring*, credentials from the
 //!   environment.
 //! - [`telemetry`]: structured JSON logs, one outcome line per record.
@@ -41,6 +43,7 @@
 //! - `bench`, with the feature of that name: a service's CPU-per-record
 //!   bench beside its baseline, in one call.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod batch;
 #[cfg(feature = "bench")]

@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Transient;
 
+#[cfg(feature = "aws")]
 mod dynamo;
 mod memory;
 
+#[cfg(feature = "aws")]
 pub use dynamo::{APPLIED_ATTRIBUTE, COUNTER_ATTRIBUTE, DynamoStore, PK, STATE_ATTRIBUTE};
 pub use memory::MemoryStore;
 
@@ -120,7 +122,8 @@ impl Fingerprint {
         Self(hex(hash))
     }
 
-    /// A fingerprint as stored earlier.
+    /// A fingerprint as stored earlier (the DynamoDB store reads it back).
+    #[cfg(feature = "aws")]
     pub(crate) fn from_stored(digest: &str) -> Self {
         Self(digest.to_owned())
     }
