@@ -499,7 +499,7 @@ fn ministack_env(state: &Path) -> Vec<(&'static str, String)> {
 
 /// Installs the cloud's venv from its lock (and, for LocalStack, the extension into it,
 /// editable), each only when what it was installed from changed. Returns the venv's python.
-fn install(cloud: Cloud) -> Result<PathBuf> {
+pub fn install(cloud: Cloud) -> Result<PathBuf> {
     let root = project_root();
     let venv = venv::ensure(cloud.key(), cloud.lock())?;
     let python = venv.bin("python");

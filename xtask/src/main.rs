@@ -90,7 +90,7 @@ commands:
   orderflow).
   invoke-samples       invoke every function on every sample in events/ with
                        cargo lambda watch (in-memory adapters)
-  setup                install the project's Python tools into .venv/
+  setup                install the project's Python tools and both local clouds into .venv/
   schemas              regenerate events/schemas/ from the contracts (refuses
                        a change that breaks the released schemas)
   generate             rewrite every file generated from the contracts and
@@ -183,7 +183,13 @@ fn run(args: &[String]) -> Result<()> {
         "invoke-samples" => test::local_invoke(&project_root()),
         "setup" => {
             venv::ensure("tools", "infra/tools.lock")?;
-            venv::ensure("lint", "infra/lint.lock").map(|_| ())
+            venv::ensure("lint", "infra/lint.lock")?;
+            // Both local clouds, which `cloud up` would otherwise install on
+            // first use.
+            for cloud in cloud::Cloud::ALL {
+                cloud::install(cloud)?;
+            }
+            Ok(())
         }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

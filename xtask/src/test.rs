@@ -264,8 +264,12 @@ fn iam_on(target: &Target) -> Result<()> {
     })
 }
 
-/// `cargo test -p orderflow-flow --test <each of tests> -- --ignored`
-/// against `target`'s stack.
+/// `cargo test --workspace --test <each of tests> -- --ignored` against
+/// `target`'s stack. The tests are `orderflow-flow`'s, but `-p
+/// orderflow-flow` would resolve features for that crate alone, and
+/// rebuild the SDK crates and everything above them that the unit-test
+/// step built for the whole workspace (8 crates, 47 s); the same package
+/// selection builds nothing again.
 fn stack_tests(target: &Target, tests: &[&str], filter: &[&str]) -> Result<()> {
     let mut env: Vec<(&str, String)> = if target.aws {
         let mut env = Vec::new();
@@ -285,7 +289,7 @@ fn stack_tests(target: &Target, tests: &[&str], filter: &[&str]) -> Result<()> {
     let mut cargo = Command::new(env!("CARGO"));
     cargo
         .current_dir(project_root())
-        .args(["test", "-p", "orderflow-flow"]);
+        .args(["test", "--workspace"]);
     for test in tests {
         cargo.args(["--test", test]);
     }
