@@ -245,7 +245,7 @@ impl Flow {
             .dynamodb
             .get_item()
             .table_name(&service.table)
-            .key(PK, AttributeValue::S(order_key(order)))
+            .key(PK, AttributeValue::S(order_key(order.as_str())))
             .consistent_read(true)
             .send()
             .await

@@ -504,7 +504,7 @@ const LIB_RS: &str = r#"//! orderflow's {name} function.
 
 pub mod decide;
 
-use orderflow_contracts::EventKind;
+use orderflow_contracts::{EventKind, Message};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{Name}State;
@@ -515,6 +515,7 @@ pub struct {Name};
 
 impl Service for {Name} {
     type State = {Name}State;
+    type Contract = Message;
     const FUNCTION: &'static str = "{name}";
 
     fn consumes(&self, kind: EventKind) -> bool {

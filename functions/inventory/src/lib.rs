@@ -67,6 +67,7 @@ impl Inventory {
 
 impl Service for Inventory {
     type State = InventoryState;
+    type Contract = Message;
     const FUNCTION: &'static str = "inventory";
 
     fn consumes(&self, kind: EventKind) -> bool {

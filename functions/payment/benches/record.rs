@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use orderflow_contracts::{AuthorizationId, Message};
+use orderflow_runtime::Contract;
 use orderflow_runtime::lambda::{Invocation, read_invocation};
-use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::store::Fingerprint;
 use orderflow_runtime::testing::read_sample;
 use payment::PaymentState;
@@ -62,7 +62,7 @@ fn record(c: &mut Criterion) {
         });
         let decision = decided(&state, &message, &auth);
         group.bench_function("stage: encode the outbox", |b| {
-            b.iter(|| outbox_for(black_box(&message), decision.emit.clone()))
+            b.iter(|| black_box(&message).outbox(decision.emit.clone()))
         });
     }
     group.finish();

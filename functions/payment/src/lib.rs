@@ -20,7 +20,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod simulator;
 
-use orderflow_contracts::EventKind;
+use orderflow_contracts::{EventKind, Message};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{PaymentState, Plan};
@@ -48,6 +48,7 @@ impl<G: PaymentGateway> Payment<G> {
 
 impl<G: PaymentGateway> Service for Payment<G> {
     type State = PaymentState;
+    type Contract = Message;
     const FUNCTION: &'static str = "payment";
 
     fn consumes(&self, kind: EventKind) -> bool {

@@ -20,7 +20,7 @@ pub mod decide;
 pub mod label_pdf;
 pub mod label_store;
 
-use orderflow_contracts::EventKind;
+use orderflow_contracts::{EventKind, Message};
 use orderflow_runtime::{Decision, Input, RecordError, Service};
 
 pub use decide::{Plan, ShippingState};
@@ -46,6 +46,7 @@ impl<L: LabelStore> Shipping<L> {
 
 impl<L: LabelStore> Service for Shipping<L> {
     type State = ShippingState;
+    type Contract = Message;
     const FUNCTION: &'static str = "shipping";
 
     fn consumes(&self, kind: EventKind) -> bool {

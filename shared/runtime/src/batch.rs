@@ -18,9 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use futures::{FutureExt, StreamExt, stream};
-use orderflow_contracts::{EventId, Message, OrderId};
+use orderflow_contracts::EventId;
 use tracing::Level;
 
+use crate::contract::Contract;
 use crate::dlq::{DeadLetter, DeadLetterSink};
 use crate::error::{RecordError, describe, redact};
 use crate::processor::Processed;
@@ -67,8 +68,8 @@ impl Disposition {
 /// What a record is about: the ids its outcome line carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    /// The order.
-    pub order_id: OrderId,
+    /// What the event is about ([`Contract::subject`]): its order.
+    pub order_id: String,
     /// The event.
     pub event_id: EventId,
     /// The event that caused it, if any.
@@ -78,14 +79,13 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// The ids of `message`, which is done with (nothing is copied).
-    pub fn of(message: Message) -> Self {
-        let detail_type = message.kind().detail_type();
+    /// The ids of `message`.
+    pub fn of<M: Contract>(message: &M) -> Self {
         Self {
-            order_id: message.meta.order_id,
-            event_id: message.meta.event_id,
-            causation_id: message.meta.causation_id,
-            detail_type,
+            order_id: message.subject().to_owned(),
+            event_id: message.event_id(),
+            causation_id: message.causation_id(),
+            detail_type: message.detail_type(),
         }
     }
 }

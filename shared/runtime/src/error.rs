@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 
-use orderflow_contracts::{ContractError, EventKind};
+use orderflow_contracts::ContractError;
 use thiserror::Error;
 
 /// A boxed error source.
@@ -48,8 +48,8 @@ pub enum RecordError {
     Unexpected {
         /// The function.
         function: &'static str,
-        /// The event's kind.
-        kind: EventKind,
+        /// The event's detail-type.
+        kind: &'static str,
     },
     /// The function refuses the event for a reason that no retry can
     /// change. Permanent. Made with [`RecordError::rejected`].

@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orderflow_contracts::{EventId, OrderId};
+use orderflow_contracts::EventId;
 
 use crate::error::Transient;
 use crate::publish::EventPublisher;
@@ -181,7 +181,7 @@ impl<St: StateStore> StateStore for Crashing<St> {
 
     fn load(
         &self,
-        order: &OrderId,
+        order: &str,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send {
         self.inner.load(order, counters)
@@ -189,7 +189,7 @@ impl<St: StateStore> StateStore for Crashing<St> {
 
     fn write_ahead(
         &self,
-        order: &OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> impl Future<Output = Result<(), CommitError>> + Send {

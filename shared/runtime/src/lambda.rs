@@ -11,11 +11,11 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use orderflow_contracts::Message;
 use orderflow_contracts::object::Object;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{self, BatchOptions, BatchReport, Disposition, Handled, Record, Subject};
+use crate::contract::Contract;
 use crate::dlq::{DeadLetterSink, RetryLater, backoff};
 use crate::error::{RecordError, describe};
 use crate::metrics::{self, MetricsOut};
@@ -267,7 +267,7 @@ where
     /// Decodes and processes one record. The batch loop decides its fate
     /// and logs it.
     async fn one(&self, body: &str, deadline: Option<SystemTime>) -> Handled {
-        let message = match Message::from_bus_json(body) {
+        let message = match S::Contract::from_bus_json(body) {
             Ok(message) => message,
             Err(err) => {
                 return Handled {
@@ -278,7 +278,7 @@ where
         };
         let result = self.processor.process(&message, deadline).await;
         Handled {
-            subject: Some(Subject::of(message)),
+            subject: Some(Subject::of(&message)),
             result,
         }
     }

@@ -49,6 +49,7 @@ pub mod batch;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
+pub mod contract;
 pub mod dlq;
 pub mod error;
 pub mod faults;
@@ -62,6 +63,7 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::{Adapters, Config, ConfigError};
+pub use contract::Contract;
 pub use error::{RecordError, Transient};
 pub use processor::{
     Ahead, Decision, Input, NoEffect, Plan, Processed, Processor, Refusal, Service,

@@ -30,10 +30,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use orderflow_contracts::{Event, EventId, EventKind, Message, Metadata, OrderId};
+use orderflow_contracts::{Event, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::contract::Contract;
 use crate::error::{RecordError, Transient};
 use crate::publish::{EventPublisher, MAX_BYTES_PER_CALL, entry_size};
 use crate::store::{
@@ -47,14 +48,18 @@ pub trait Service: Send + Sync {
     /// The function's state for one order.
     type State: Serialize + DeserializeOwned + Default + Send + Sync;
 
+    /// The events it reads and writes: orderflow's [`Message`], or a
+    /// contract of another domain.
+    type Contract: Contract;
+
     /// The function's name: `payment`, `inventory` or `shipping`.
     const FUNCTION: &'static str;
 
     /// Whether the function consumes events of this kind.
-    fn consumes(&self, kind: EventKind) -> bool;
+    fn consumes(&self, kind: KindOf<Self>) -> bool;
 
     /// The counters the decision needs to read (inventory's stock).
-    fn counters(&self, _message: &Message) -> Vec<String> {
+    fn counters(&self, _message: &Self::Contract) -> Vec<String> {
         Vec::new()
     }
 
@@ -70,15 +75,22 @@ pub trait Service: Send + Sync {
     /// own ports (the payment gateway, the label store).
     fn handle(
         &self,
-        input: Input<'_, Self::State>,
-    ) -> impl Future<Output = Result<Decision<Self::State>, RecordError>> + Send;
+        input: Input<'_, Self::State, Self::Contract>,
+    ) -> impl Future<Output = Result<Decision<Self::State, EventOf<Self>>, RecordError>> + Send;
 }
 
-/// What a decision is made from.
+/// The kinds of event of a service's contract.
+pub type KindOf<S> = <<S as Service>::Contract as Contract>::Kind;
+
+/// The events a service emits.
+pub type EventOf<S> = <<S as Service>::Contract as Contract>::Event;
+
+/// What a decision is made from: orderflow's [`Message`] unless the
+/// service has another contract.
 #[derive(Debug)]
-pub struct Input<'a, S> {
+pub struct Input<'a, S, M = Message> {
     /// The event.
-    pub message: &'a Message,
+    pub message: &'a M,
     /// The order's current state (the default if it has none yet).
     pub state: S,
     /// The counters asked for by [`Service::counters`], in order.
@@ -129,10 +141,12 @@ trait WriteAhead: Send + Sync {
 /// call, a label to store), whose outcome the rules then settle into
 /// another plan, or a refusal. Which effects there are is the function's
 /// own type `E`: [`NoEffect`] for a function that has none.
+/// The events emitted are orderflow's [`Event`]s unless the service has
+/// another contract (`Ev`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan<S, E = NoEffect> {
+pub enum Plan<S, E = NoEffect, Ev = Event> {
     /// Apply this decision.
-    Apply(Decision<S>),
+    Apply(Decision<S, Ev>),
     /// Carry out this effect first.
     Effect(E),
     /// The rules refuse the event: it goes to the DLQ with the reason.
@@ -160,20 +174,20 @@ impl From<Refusal> for RecordError {
     }
 }
 
-impl<S, E> Plan<S, E> {
+impl<S, E, Ev> Plan<S, E, Ev> {
     /// Applies `state` unchanged or changed, emitting nothing.
     pub fn unchanged(state: S) -> Self {
         Self::Apply(Decision::unchanged(state))
     }
 
     /// Applies `state` and publishes `emit`.
-    pub fn emit(state: S, emit: Vec<Event>) -> Self {
+    pub fn emit(state: S, emit: Vec<Ev>) -> Self {
         Self::Apply(Decision::emit(state, emit))
     }
 
     /// Carries out each effect with `effect`, which settles its outcome into
     /// the next plan, until there is a decision to apply or a refusal.
-    pub async fn carry_out<F, Fut>(self, mut effect: F) -> Result<Decision<S>, RecordError>
+    pub async fn carry_out<F, Fut>(self, mut effect: F) -> Result<Decision<S, Ev>, RecordError>
     where
         F: FnMut(E) -> Fut,
         Fut: Future<Output = Result<Self, RecordError>>,
@@ -189,9 +203,9 @@ impl<S, E> Plan<S, E> {
     }
 }
 
-impl<S> Plan<S, NoEffect> {
+impl<S, Ev> Plan<S, NoEffect, Ev> {
     /// The decision of a function without effects, or its refusal.
-    pub fn into_decision(self) -> Result<Decision<S>, RecordError> {
+    pub fn into_decision(self) -> Result<Decision<S, Ev>, RecordError> {
         match self {
             Self::Apply(decision) => Ok(decision),
             Self::Refuse(refusal) => Err(refusal.into()),
@@ -200,18 +214,19 @@ impl<S> Plan<S, NoEffect> {
     }
 }
 
-/// What an event does.
+/// What an event does. The events emitted are orderflow's [`Event`]s
+/// unless the service has another contract (`Ev`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision<S> {
+pub struct Decision<S, Ev = Event> {
     /// The order's new state.
     pub state: S,
     /// Counter changes, applied atomically with the state.
     pub counters: Vec<CounterChange>,
     /// The events to emit.
-    pub emit: Vec<Event>,
+    pub emit: Vec<Ev>,
 }
 
-impl<S> Decision<S> {
+impl<S, Ev> Decision<S, Ev> {
     /// The order moves to `state`; nothing is emitted or counted.
     pub fn unchanged(state: S) -> Self {
         Self {
@@ -222,7 +237,7 @@ impl<S> Decision<S> {
     }
 
     /// The order moves to `state` and `emit` is published.
-    pub fn emit(state: S, emit: Vec<Event>) -> Self {
+    pub fn emit(state: S, emit: Vec<Ev>) -> Self {
         Self {
             state,
             counters: Vec::new(),
@@ -294,14 +309,13 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     /// as long as this invocation can still finish.
     pub async fn process(
         &self,
-        message: &Message,
+        message: &S::Contract,
         deadline: Option<SystemTime>,
     ) -> Result<Processed, RecordError> {
-        let kind = message.kind();
-        if !self.service.consumes(kind) {
+        if !self.service.consumes(message.kind()) {
             return Err(RecordError::Unexpected {
                 function: S::FUNCTION,
-                kind,
+                kind: message.detail_type(),
             });
         }
         let now = Utc::now().timestamp();
@@ -310,9 +324,9 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             .map_or(now + DEFAULT_LEASE_SECS, |d| d.as_secs() as i64 + 1);
         let (fingerprint, opening) = fingerprints(message)?;
         let ticket = Ticket {
-            event_id: message.meta.event_id,
-            order_id: message.meta.order_id.clone(),
-            detail_type: kind.detail_type(),
+            event_id: message.event_id(),
+            order_id: message.subject().to_owned(),
+            detail_type: message.detail_type(),
             fingerprint,
             lease_until,
             now,
@@ -371,11 +385,11 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         })
     }
 
-    async fn release(&self, message: &Message) {
-        if let Err(release) = self.store.release(message.meta.event_id).await {
+    async fn release(&self, message: &S::Contract) {
+        if let Err(release) = self.store.release(message.event_id()).await {
             tracing::warn!(
-                order_id = message.meta.order_id.as_str(),
-                event_id = %message.meta.event_id,
+                order_id = message.subject(),
+                event_id = %message.event_id(),
                 error = %crate::error::describe(&release),
                 "could not release the claim; it will expire"
             );
@@ -391,7 +405,7 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     /// errors, retried by SQS.
     async fn decide_and_commit_retrying(
         &self,
-        message: &Message,
+        message: &S::Contract,
         ticket: &Ticket,
         opening: Option<&Opening>,
     ) -> Result<Done, RecordError> {
@@ -402,8 +416,8 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
                 Err(Attempt::Conflict(what)) if attempt < CONFLICT_ATTEMPTS => {
                     let pause = conflict_pause(attempt);
                     tracing::info!(
-                        order_id = message.meta.order_id.as_str(),
-                        event_id = %message.meta.event_id,
+                        order_id = message.subject(),
+                        event_id = %message.event_id(),
                         attempt,
                         conflict = %what,
                         pause_ms = pause.as_millis() as u64,
@@ -427,22 +441,22 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     /// and commits the outcome, unless the record shows it applied before.
     async fn decide_and_commit(
         &self,
-        message: &Message,
+        message: &S::Contract,
         ticket: &Ticket,
         opening: Option<&Opening>,
     ) -> Result<Done, Attempt> {
         let counters = self.service.counters(message);
-        let snapshot = self.store.load(&message.meta.order_id, &counters).await?;
+        let snapshot = self.store.load(message.subject(), &counters).await?;
         let record = snapshot.order.unwrap_or_default();
         if let Some(outbox) = applied_before(&record, ticket)? {
             return Ok(Done::AlreadyApplied(outbox));
         }
         refuse_reopening(message, opening, &record)?;
-        let state = stored_state(&record, &message.meta.order_id)?;
+        let state = stored_state(&record, message.subject())?;
         let (record, decision) = self
             .handle_writing_ahead(message, opening, record, state, snapshot.counters)
             .await?;
-        let outbox = outbox_for(message, decision.emit);
+        let outbox = message.outbox(decision.emit);
         refuse_oversized(&outbox)?;
         let commit = commit_of(
             ticket,
@@ -463,15 +477,15 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     /// returns the record as the last write-ahead left it.
     async fn handle_writing_ahead(
         &self,
-        message: &Message,
+        message: &S::Contract,
         opening: Option<&Opening>,
         record: OrderRecord,
         state: S::State,
         counters: Vec<Option<i64>>,
-    ) -> Result<(OrderRecord, Decision<S::State>), Attempt> {
+    ) -> Result<(OrderRecord, Decision<S::State, EventOf<S>>), Attempt> {
         let ahead = RecordAhead {
             store: &self.store,
-            order_id: &message.meta.order_id,
+            order_id: message.subject(),
             opening,
             record: Mutex::new(record),
             conflict: Mutex::new(None),
@@ -519,7 +533,7 @@ fn applied_before(
 /// Refuses an opening event when another event with other contents opened
 /// the order already: the order id was reused.
 fn refuse_reopening(
-    message: &Message,
+    message: &impl Contract,
     opening: Option<&Opening>,
     record: &OrderRecord,
 ) -> Result<(), RecordError> {
@@ -532,7 +546,9 @@ fn refuse_reopening(
             format!(
                 "order {} was opened by event {} and event {} opens it again with \
                      other contents; an order id names one order",
-                message.meta.order_id, first.event_id, ours.event_id
+                message.subject(),
+                first.event_id,
+                ours.event_id
             ),
         ));
     }
@@ -542,7 +558,7 @@ fn refuse_reopening(
 /// The order's state as its record holds it; the default if it has none yet.
 fn stored_state<T: DeserializeOwned + Default>(
     record: &OrderRecord,
-    order_id: &OrderId,
+    order_id: &str,
 ) -> Result<T, Transient> {
     if record.version == 0 {
         return Ok(T::default());
@@ -640,15 +656,15 @@ impl<E: Into<RecordError>> From<E> for Attempt {
 /// new event id has other metadata and the same data. Both come from one
 /// encoding of the event.
 pub(crate) fn fingerprints(
-    message: &Message,
+    message: &impl Contract,
 ) -> Result<(Fingerprint, Option<Opening>), RecordError> {
-    if !message.kind().opens_order() {
+    if !message.opens_subject() {
         let whole = Fingerprint::of_message(message).map_err(unencodable)?;
         return Ok((whole, None));
     }
     let (whole, data) = Fingerprint::of_message_and_data(message).map_err(unencodable)?;
     let opening = Opening {
-        event_id: message.meta.event_id,
+        event_id: message.event_id(),
         fingerprint: data,
     };
     Ok((whole, Some(opening)))
@@ -685,7 +701,7 @@ fn reused_event_id(
 /// The write-ahead of one decision: the order's record as last written.
 struct RecordAhead<'s, St> {
     store: &'s St,
-    order_id: &'s OrderId,
+    order_id: &'s str,
     opening: Option<&'s Opening>,
     record: Mutex<OrderRecord>,
     conflict: Mutex<Option<String>>,
@@ -717,34 +733,4 @@ impl<St: StateStore> WriteAhead for RecordAhead<'_, St> {
             }
         })
     }
-}
-
-/// The outbox entries for the events a message causes. Their ids derive
-/// from the cause's id, so a re-decision or a re-publish yields the same ids.
-pub fn outbox_for(cause: &Message, emit: Vec<Event>) -> Vec<OutboxEntry> {
-    let now = Utc::now();
-    emit.into_iter()
-        .enumerate()
-        .map(|(index, event)| {
-            let kind = event.kind();
-            let event_id = EventId::derive(cause.meta.event_id, kind.detail_type(), index);
-            let message = Message {
-                meta: Metadata {
-                    event_id,
-                    order_id: cause.meta.order_id.clone(),
-                    causation_id: Some(cause.meta.event_id),
-                    occurred_at: now,
-                    schema_version: event.schema_version(),
-                    producer: kind.producer(),
-                },
-                event,
-            };
-            OutboxEntry {
-                event_id,
-                source: kind.source().to_owned(),
-                detail_type: kind.detail_type().to_owned(),
-                detail: message.detail_json(),
-            }
-        })
-        .collect()
 }

@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use orderflow_contracts::{Event, EventId, Message, OrderId};
+use orderflow_contracts::EventId;
+
+use crate::contract::Contract;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Transient;
@@ -57,20 +59,6 @@ pub struct OutboxEntry {
 #[serde(transparent)]
 pub struct Fingerprint(String);
 
-/// What [`Fingerprint::of_message`] encodes before the data: every other
-/// field of the detail. Postcard writes a struct as its fields one after
-/// the other, so these bytes followed by the data's are the encoding of
-/// the whole detail, and the data's fingerprint comes from the same buffer.
-#[derive(Serialize)]
-struct CanonicalMeta<'a> {
-    event_id: &'a EventId,
-    order_id: &'a OrderId,
-    causation_id: &'a Option<EventId>,
-    occurred_at: (i64, u32),
-    schema_version: u32,
-    producer: &'a str,
-}
-
 /// Room for a typical event's canonical encoding, so it is written without
 /// growing the buffer.
 const CANONICAL_CAPACITY: usize = 512;
@@ -79,22 +67,25 @@ impl Fingerprint {
     /// The fingerprint of a whole event: metadata and data. Fails only if
     /// a contract type's `Serialize` fails, which it never should: the
     /// caller rejects the record rather than guess.
-    pub fn of_message(message: &Message) -> Result<Self, postcard::Error> {
-        let (bytes, _) = canonical(message)?;
+    pub fn of_message<M: Contract>(message: &M) -> Result<Self, postcard::Error> {
+        let mut bytes = Vec::with_capacity(CANONICAL_CAPACITY);
+        message.canonical(&mut bytes)?;
         Ok(Self::of(&bytes))
     }
 
-    /// The fingerprint of an event's data alone: a retry of the same order
-    /// under a new event id has other metadata and the same data.
-    pub fn of_data(event: &Event) -> Result<Self, postcard::Error> {
-        let bytes = postcard::to_extend(event, Vec::with_capacity(CANONICAL_CAPACITY))?;
+    /// The fingerprint of an event's data alone (postcard's encoding of
+    /// it): a retry of the same order under a new event id has other
+    /// metadata and the same data.
+    pub fn of_data<T: Serialize>(data: &T) -> Result<Self, postcard::Error> {
+        let bytes = postcard::to_extend(data, Vec::with_capacity(CANONICAL_CAPACITY))?;
         Ok(Self::of(&bytes))
     }
 
     /// [`Fingerprint::of_message`] and [`Fingerprint::of_data`] at once,
     /// from one encoding.
-    pub fn of_message_and_data(message: &Message) -> Result<(Self, Self), postcard::Error> {
-        let (bytes, data) = canonical(message)?;
+    pub fn of_message_and_data<M: Contract>(message: &M) -> Result<(Self, Self), postcard::Error> {
+        let mut bytes = Vec::with_capacity(CANONICAL_CAPACITY);
+        let data = message.canonical(&mut bytes)?;
         Ok((Self::of(&bytes), Self::of(&bytes[data..])))
     }
 
@@ -134,25 +125,6 @@ impl Fingerprint {
     }
 }
 
-/// The canonical encoding of `message`, and where its data starts.
-fn canonical(message: &Message) -> Result<(Vec<u8>, usize), postcard::Error> {
-    let meta = &message.meta;
-    let head = CanonicalMeta {
-        event_id: &meta.event_id,
-        order_id: &meta.order_id,
-        causation_id: &meta.causation_id,
-        occurred_at: (
-            meta.occurred_at.timestamp(),
-            meta.occurred_at.timestamp_subsec_nanos(),
-        ),
-        schema_version: meta.schema_version,
-        producer: meta.producer.as_str(),
-    };
-    let bytes = postcard::to_extend(&head, Vec::with_capacity(CANONICAL_CAPACITY))?;
-    let data = bytes.len();
-    Ok((postcard::to_extend(&message.event, bytes)?, data))
-}
-
 /// `value` as 16 lowercase hex digits, as `format!("{value:016x}")` writes it.
 fn hex(value: u64) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -174,8 +146,8 @@ impl std::fmt::Display for Fingerprint {
 pub struct Ticket {
     /// The event.
     pub event_id: EventId,
-    /// Its order.
-    pub order_id: OrderId,
+    /// What it is about ([`Contract::subject`]): its order.
+    pub order_id: String,
     /// Its detail-type.
     pub detail_type: &'static str,
     /// Its contents' fingerprint.
@@ -329,7 +301,7 @@ pub trait StateStore: Send + Sync {
     /// Reads an order's record and the counters named by `counters`.
     fn load(
         &self,
-        order: &OrderId,
+        order: &str,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send;
 
@@ -338,7 +310,7 @@ pub trait StateStore: Send + Sync {
     /// next knows the call may have happened.
     fn write_ahead(
         &self,
-        order: &OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
@@ -361,7 +333,7 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
 
     fn load(
         &self,
-        order: &OrderId,
+        order: &str,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send {
         (**self).load(order, counters)
@@ -369,7 +341,7 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
 
     fn write_ahead(
         &self,
-        order: &OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> impl Future<Output = Result<(), CommitError>> + Send {
@@ -393,7 +365,7 @@ pub fn event_key(event: EventId) -> String {
 }
 
 /// The key of a function's state for one order.
-pub fn order_key(order: &OrderId) -> String {
+pub fn order_key(order: &str) -> String {
     format!("ORDER#{order}")
 }
 
@@ -401,6 +373,7 @@ pub fn order_key(order: &OrderId) -> String {
 mod tests {
     use super::*;
     use crate::lambda::{Invocation, read_invocation};
+    use orderflow_contracts::{Event, Message, OrderId};
 
     /// The whole detail as one struct: what the fingerprints were first
     /// defined over, which the split encoding must reproduce byte for byte.

@@ -327,7 +327,7 @@ pub fn cpu_path<S: serde::Serialize>(
         let state = serde_json::to_string(&decision.state)
             .map_err(|e| RecordError::rejected("rejected", e.to_string()))?;
         std::hint::black_box(state);
-        outbox.extend(crate::processor::outbox_for(&message, decision.emit));
+        outbox.extend(crate::contract::Contract::outbox(&message, decision.emit));
     }
     Ok(outbox)
 }

@@ -16,7 +16,7 @@ use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use orderflow_contracts::{EventId, OrderId};
+use orderflow_contracts::EventId;
 use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
 use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher};
 use orderflow_runtime::store::{
@@ -198,7 +198,7 @@ fn completed_item(outbox: &[OutboxEntry]) -> HashMap<String, AttributeValue> {
 fn ticket() -> Ticket {
     Ticket {
         event_id: event(),
-        order_id: OrderId::new("ord-1").unwrap_or_else(|e| panic!("{e}")),
+        order_id: "ord-1".to_owned(),
         detail_type: "OrderPlaced",
         fingerprint: Fingerprint::of(b"second"),
         lease_until: 100,

@@ -8,7 +8,6 @@ use orderflow_contracts::{
     AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
 };
 use orderflow_runtime::lambda::memory_store;
-use orderflow_runtime::processor::outbox_for;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{
     Claim, CounterChange, Fingerprint, MemoryStore, OrderRecord, OutboxEntry, StateStore, Ticket,
@@ -26,6 +25,7 @@ struct Seen {
 
 impl Service for Counting {
     type State = Seen;
+    type Contract = Message;
     const FUNCTION: &'static str = "payment";
 
     fn consumes(&self, kind: EventKind) -> bool {
@@ -96,7 +96,7 @@ fn processor(failures: u32) -> Processor<Counting, MemoryStore, Flaky> {
 }
 
 /// Processes `message`, which must fail.
-async fn fails<S: Service, St: StateStore, P: EventPublisher>(
+async fn fails<S: Service<Contract = Message>, St: StateStore, P: EventPublisher>(
     p: &Processor<S, St, P>,
     message: &Message,
 ) -> RecordError {
@@ -110,7 +110,7 @@ async fn fails<S: Service, St: StateStore, P: EventPublisher>(
 fn ticket(message: &Message, lease_until: i64, now: i64) -> Ticket {
     Ticket {
         event_id: message.meta.event_id,
-        order_id: message.meta.order_id.clone(),
+        order_id: message.meta.order_id.to_string(),
         detail_type: message.kind().detail_type(),
         fingerprint: Fingerprint::of_message(message).unwrap_or_else(|e| panic!("{e}")),
         lease_until,
@@ -144,7 +144,10 @@ async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
         published.iter().all(|e| *e == published[0]),
         "byte-identical re-publishes"
     );
-    let state = p.store().state(&message.meta.order_id).unwrap_or_default();
+    let state = p
+        .store()
+        .state(message.meta.order_id.as_str())
+        .unwrap_or_default();
     assert_eq!(state, r#"{"orders":1}"#);
 }
 
@@ -222,8 +225,8 @@ fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
             currency: Currency::new("EUR").unwrap(),
         })]
     };
-    let a = outbox_for(&message, emit());
-    let b = outbox_for(&message, emit());
+    let a = orderflow_runtime::Contract::outbox(&message, emit());
+    let b = orderflow_runtime::Contract::outbox(&message, emit());
     assert_eq!(a[0].event_id, b[0].event_id);
     let decoded = Message::from_detail(EventKind::PaymentAuthorized, &a[0].detail).unwrap();
     assert_eq!(decoded.meta.causation_id, Some(message.meta.event_id));
@@ -245,7 +248,7 @@ impl StateStore for Conflicting {
 
     async fn write_ahead(
         &self,
-        order: &orderflow_contracts::OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> Result<(), orderflow_runtime::store::CommitError> {
@@ -260,7 +263,7 @@ impl StateStore for Conflicting {
 
     async fn load(
         &self,
-        order: &orderflow_contracts::OrderId,
+        order: &str,
         counters: &[String],
     ) -> Result<orderflow_runtime::store::Snapshot, Transient> {
         self.inner.load(order, counters).await
@@ -318,6 +321,7 @@ struct Seeded;
 
 impl Service for Seeded {
     type State = Seen;
+    type Contract = Message;
     const FUNCTION: &'static str = "inventory";
 
     fn consumes(&self, kind: EventKind) -> bool {
@@ -414,6 +418,7 @@ struct WritesAheadThenTimesOut;
 
 impl Service for WritesAheadThenTimesOut {
     type State = Seen;
+    type Contract = Message;
     const FUNCTION: &'static str = "payment";
 
     fn consumes(&self, kind: EventKind) -> bool {
@@ -444,7 +449,7 @@ async fn a_write_ahead_outlives_the_delivery_that_failed_after_it() {
     assert!(!err.is_permanent());
     let record = p
         .store()
-        .order(&message.meta.order_id)
+        .order(message.meta.order_id.as_str())
         .unwrap_or_else(|| panic!("no record written ahead"));
     assert_eq!(record.state, r#"{"orders":100}"#);
     assert!(record.applied.is_empty(), "the event is not applied");

@@ -36,6 +36,7 @@ struct Nothing {}
 
 impl Service for Orders {
     type State = Nothing;
+    type Contract = Message;
     const FUNCTION: &'static str = "payment";
 
     fn consumes(&self, kind: EventKind) -> bool {

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
-use orderflow_contracts::{EventId, OrderId};
+use orderflow_contracts::EventId;
 
 use super::{
     Applied, Claim, Commit, CommitError, Completed, CounterChange, Fingerprint, FirstSeen, Opening,
@@ -141,7 +141,7 @@ fn order_record(item: &Item) -> Result<OrderRecord, Transient> {
 }
 
 /// An order's record as an item.
-fn order_item(order: &OrderId, record: &OrderRecord) -> Item {
+fn order_item(order: &str, record: &OrderRecord) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(order_key(order))),
         (STATE_ATTRIBUTE.to_owned(), s(record.state.clone())),
@@ -246,7 +246,7 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn load(&self, order: &OrderId, counters: &[String]) -> Result<Snapshot, Transient> {
+    async fn load(&self, order: &str, counters: &[String]) -> Result<Snapshot, Transient> {
         let order_pk = order_key(order);
         let keys = std::iter::once(&order_pk)
             .chain(counters)
@@ -296,7 +296,7 @@ impl StateStore for DynamoStore {
 
     async fn write_ahead(
         &self,
-        order: &OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> Result<(), CommitError> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use orderflow_contracts::{EventId, OrderId};
+use orderflow_contracts::EventId;
 
 use super::{
     Claim, Commit, CommitError, Completed, FirstSeen, OrderRecord, Snapshot, StateStore, Ticket,
@@ -46,12 +46,12 @@ impl MemoryStore {
     }
 
     /// An order's state JSON.
-    pub fn state(&self, order: &OrderId) -> Option<String> {
+    pub fn state(&self, order: &str) -> Option<String> {
         self.order(order).map(|r| r.state)
     }
 
     /// An order's whole record.
-    pub fn order(&self, order: &OrderId) -> Option<OrderRecord> {
+    pub fn order(&self, order: &str) -> Option<OrderRecord> {
         self.lock().orders.get(&super::order_key(order)).cloned()
     }
 
@@ -68,7 +68,7 @@ impl MemoryStore {
     }
 }
 
-fn check_version(t: &Tables, order: &OrderId, expected: u64) -> Result<(), CommitError> {
+fn check_version(t: &Tables, order: &str, expected: u64) -> Result<(), CommitError> {
     let version = t
         .orders
         .get(&super::order_key(order))
@@ -110,7 +110,7 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn load(&self, order: &OrderId, counters: &[String]) -> Result<Snapshot, Transient> {
+    async fn load(&self, order: &str, counters: &[String]) -> Result<Snapshot, Transient> {
         let t = self.lock();
         Ok(Snapshot {
             order: t.orders.get(&super::order_key(order)).cloned(),
@@ -123,7 +123,7 @@ impl StateStore for MemoryStore {
 
     async fn write_ahead(
         &self,
-        order: &OrderId,
+        order: &str,
         expected_version: u64,
         record: &OrderRecord,
     ) -> Result<(), CommitError> {
