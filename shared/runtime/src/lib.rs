@@ -1,9 +1,11 @@
-//! What orderflow's three functions share, written once.
+//! What orderflow's three functions share, written once, for any
+//! event-driven Lambda function on SQS and EventBridge.
 //!
-//! A function supplies a [`Service`]: which events it consumes, the per-order
-//! state it keeps, and a `handle` that turns an event into a [`Decision`]
-//! (the new state, counter changes and the events to emit). Everything else
-//! lives here.
+//! A function supplies a [`Service`]: its [`Contract`] (the events it reads
+//! and writes; orderflow's are `orderflow_contracts::Message`), which kinds
+//! it consumes, the state it keeps per subject (an order), and a `handle`
+//! that turns an event into a [`Decision`] (the new state, counter changes
+//! and the events to emit). Everything else lives here.
 //!
 //! The crate's README (`shared/runtime/README.md`) is the guide: what the
 //! runtime does for a function, and a new service written against it,
@@ -16,6 +18,8 @@
 //!   isolation, FIFO stop-at-first-failure, no record started too close to
 //!   the invocation's deadline, and permanent errors sent to the DLQ with
 //!   their reason.
+//! - [`contract`]: [`Contract`], what the runtime needs of a service's
+//!   events, and its implementation for orderflow's `Message`.
 //! - [`processor`]: one event, idempotently: claim, decide (writing ahead
 //!   before an external call), commit the effect with the outbox and the
 //!   event's entry in the order's never-expiring record, publish. Reused
