@@ -42,17 +42,19 @@ use crate::store::{
     OutboxEntry, StateStore, Ticket,
 };
 
-/// What a function supplies: the events it consumes, the state it keeps per
-/// order, and how it decides.
+/// What a function supplies: the events it reads and writes, which of them
+/// it consumes, the state it keeps per subject (an order), and how it
+/// decides.
 pub trait Service: Send + Sync {
-    /// The function's state for one order.
+    /// The function's state for one subject ([`Contract::subject`]).
     type State: Serialize + DeserializeOwned + Default + Send + Sync;
 
     /// The events it reads and writes: orderflow's [`Message`], or a
     /// contract of another domain.
     type Contract: Contract;
 
-    /// The function's name: `payment`, `inventory` or `shipping`.
+    /// The function's name (`payment`, `inventory`, `shipping`): its logs,
+    /// metrics and dead letters carry it.
     const FUNCTION: &'static str;
 
     /// Whether the function consumes events of this kind.
@@ -91,11 +93,11 @@ pub type EventOf<S> = <<S as Service>::Contract as Contract>::Event;
 pub struct Input<'a, S, M = Message> {
     /// The event.
     pub message: &'a M,
-    /// The order's current state (the default if it has none yet).
+    /// The subject's current state (the default if it has none yet).
     pub state: S,
     /// The counters asked for by [`Service::counters`], in order.
     pub counters: Vec<Option<i64>>,
-    /// Where to write the order's state ahead of an external call.
+    /// Where to write the subject's state ahead of an external call.
     pub ahead: Ahead<'a>,
 }
 
