@@ -3,11 +3,14 @@
 //! `orderflow-contracts`) are one contract; a service of another domain
 //! brings its own.
 
-use orderflow_contracts::{ContractError, Event, EventId, EventKind, Message, Metadata};
+use orderflow_contracts::{Event, EventKind, Message, Metadata};
 use serde::Serialize;
 
-/// The encoder of [`Contract::canonical`]'s usual implementation, for a
-/// contract's own crate to use without depending on it.
+/// Event ids, the errors of reading an event, and the encoder of
+/// [`Contract::canonical`]'s usual implementation: what a contract of
+/// another domain needs, without depending on `orderflow-contracts` or
+/// postcard itself.
+pub use orderflow_contracts::{ContractError, EventId};
 pub use postcard;
 
 use crate::store::OutboxEntry;
