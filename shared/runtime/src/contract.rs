@@ -59,9 +59,10 @@ pub trait Contract: Sized + Send + Sync + 'static {
 
     /// The event's canonical encoding, which its fingerprint is taken over:
     /// the same event must always encode the same, whatever the JSON it
-    /// came in. Writes the whole event into `out` and returns where its
+    /// came in. Appends the whole event to `buffer` (as
+    /// `postcard::to_extend` does) and returns it with where the event's
     /// data starts: an opening event's data alone is fingerprinted too.
-    fn canonical(&self, out: &mut Vec<u8>) -> Result<usize, postcard::Error>;
+    fn canonical(&self, buffer: Vec<u8>) -> Result<(Vec<u8>, usize), postcard::Error>;
 
     /// The outbox entries for the events `self` causes, in order. Their ids
     /// must derive from `self`'s (see [`EventId::derive`]), so that deciding
@@ -117,7 +118,7 @@ impl Contract for Message {
         Message::kind(self).opens_order()
     }
 
-    fn canonical(&self, out: &mut Vec<u8>) -> Result<usize, postcard::Error> {
+    fn canonical(&self, buffer: Vec<u8>) -> Result<(Vec<u8>, usize), postcard::Error> {
         let meta = &self.meta;
         let head = CanonicalMeta {
             event_id: &meta.event_id,
@@ -130,11 +131,9 @@ impl Contract for Message {
             schema_version: meta.schema_version,
             producer: meta.producer.as_str(),
         };
-        let start = std::mem::take(out);
-        let with_head = postcard::to_extend(&head, start)?;
-        let data = with_head.len();
-        *out = postcard::to_extend(&self.event, with_head)?;
-        Ok(data)
+        let bytes = postcard::to_extend(&head, buffer)?;
+        let data = bytes.len();
+        Ok((postcard::to_extend(&self.event, bytes)?, data))
     }
 
     fn outbox(&self, emit: Vec<Event>) -> Vec<OutboxEntry> {

@@ -68,8 +68,7 @@ impl Fingerprint {
     /// a contract type's `Serialize` fails, which it never should: the
     /// caller rejects the record rather than guess.
     pub fn of_message<M: Contract>(message: &M) -> Result<Self, postcard::Error> {
-        let mut bytes = Vec::with_capacity(CANONICAL_CAPACITY);
-        message.canonical(&mut bytes)?;
+        let (bytes, _) = message.canonical(Vec::with_capacity(CANONICAL_CAPACITY))?;
         Ok(Self::of(&bytes))
     }
 
@@ -84,8 +83,7 @@ impl Fingerprint {
     /// [`Fingerprint::of_message`] and [`Fingerprint::of_data`] at once,
     /// from one encoding.
     pub fn of_message_and_data<M: Contract>(message: &M) -> Result<(Self, Self), postcard::Error> {
-        let mut bytes = Vec::with_capacity(CANONICAL_CAPACITY);
-        let data = message.canonical(&mut bytes)?;
+        let (bytes, data) = message.canonical(Vec::with_capacity(CANONICAL_CAPACITY))?;
         Ok((Self::of(&bytes), Self::of(&bytes[data..])))
     }
 
