@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{project_root, run_cmd};
+use crate::{cmd_stdout, project_root, run_cmd};
 
 /// The fuzz targets, by binary name (`fuzz/fuzz_targets/<name>.rs`).
 pub const TARGETS: [&str; 4] = ["bus_envelope", "detail", "event_pattern", "invocation"];
@@ -182,11 +182,8 @@ fn build(root: &Path, dev: bool) -> Result<PathBuf> {
 
 /// The host's target triple, as `rustc -vV` names it.
 fn host_triple() -> Result<String> {
-    let out = Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .context("rustc -vV")?;
-    String::from_utf8_lossy(&out.stdout)
+    let out = cmd_stdout(Command::new("rustc").arg("-vV"))?;
+    String::from_utf8_lossy(&out)
         .lines()
         .find_map(|line| line.strip_prefix("host: "))
         .map(str::to_owned)
@@ -260,20 +257,14 @@ fn merge(root: &Path, bin_dir: &Path, target: &str) -> Result<()> {
     let corpus = root.join("fuzz/corpus").join(target);
     let found = root.join("target/fuzz/corpus").join(target);
     let before = fs::read_dir(&corpus)?.count();
-    let out = Command::new(bin_dir.join(target))
-        .args(["-merge=1".to_owned(), format!("-max_len={MAX_LEN}")])
-        .arg(&corpus)
-        .arg(&found)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("merging the corpus of {target}"))?;
-    if !out.status.success() {
-        bail!(
-            "merging the corpus of {target} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    cmd_stdout(
+        Command::new(bin_dir.join(target))
+            .args(["-merge=1".to_owned(), format!("-max_len={MAX_LEN}")])
+            .arg(&corpus)
+            .arg(&found)
+            .stdin(Stdio::null()),
+    )
+    .with_context(|| format!("merging the corpus of {target}"))?;
     eprintln!(
         "fuzz: {target}: corpus {before} -> {} inputs (fuzz/corpus/{target}/)",
         fs::read_dir(&corpus)?.count()
