@@ -36,6 +36,13 @@ pub struct Invocations {
     pub warm: Duration,
 }
 
+impl Invocations {
+    /// The first invocation's time over the warm one's.
+    pub fn ratio(&self) -> f64 {
+        self.first.as_secs_f64() / self.warm.as_secs_f64()
+    }
+}
+
 /// Runs `binary` on `event` `1 + WARM` times in one process, with `env`
 /// (to which the Runtime API and the AWS endpoint are added).
 pub fn first_and_warm(

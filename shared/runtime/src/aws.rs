@@ -31,7 +31,13 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::HttpClientError;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use rustls_pki_types::CertificateDer;
 
 use crate::config::ConfigError;
@@ -114,18 +120,58 @@ pub const AWS_ROOT_NAMES: [&str; 5] = [
 ];
 
 /// An HTTPS client on rustls and *ring*, trusting `trust`.
+///
+/// With compiled-in roots, the client builds its connector (and parses the
+/// roots) at its first request only. The SDK's client builds one more,
+/// and throws it away, each time an SDK client is created, "so that native
+/// certs load at client initialization time": with nothing to load, that
+/// was a quarter of a function's cold init (four connectors for shipping's
+/// four clients, each parsing the roots), so it is skipped. Native roots
+/// keep it.
 pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
-    let trust = match trust {
+    let store = match trust {
         Trust::AwsRoots => TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM),
         Trust::PublicRoots => TrustStore::empty()
             .with_pem_certificate(pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS)),
         Trust::Native => TrustStore::empty().with_native_roots(true),
     };
-    let tls = TlsContext::builder().with_trust_store(trust).build()?;
-    Ok(aws_smithy_http_client::Builder::new()
+    let tls = TlsContext::builder().with_trust_store(store).build()?;
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::rustls(CryptoMode::Ring))
         .tls_context(tls)
-        .build_https())
+        .build_https();
+    Ok(match trust {
+        Trust::Native => client,
+        Trust::AwsRoots | Trust::PublicRoots => SharedHttpClient::new(AtFirstRequest(client)),
+    })
+}
+
+/// `0`, but for the connector it builds when an SDK client is created
+/// ([`HttpClient::validate_base_client_config`], whose default checks
+/// nothing): its connectors are built at the first request.
+#[derive(Debug)]
+struct AtFirstRequest(SharedHttpClient);
+
+impl HttpClient for AtFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// `certs` as the PEM the SDK's trust store takes.
@@ -162,9 +208,66 @@ fn base64(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rustls_pki_types::pem::PemObject;
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+
+    /// An HTTP client that counts the SDK's requests for an eager
+    /// connector (one per SDK client created), and has none to give.
+    #[derive(Debug)]
+    pub(crate) struct Counting(pub(crate) Arc<AtomicUsize>);
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            panic!("these tests send no request");
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// How many times creating an SDK client on `http` asked `http` to
+    /// build its connector ahead of the first request.
+    fn eager_builds_when_created(wrap: impl Fn(SharedHttpClient) -> SharedHttpClient) -> usize {
+        let count = Arc::new(AtomicUsize::new(0));
+        let http = wrap(SharedHttpClient::new(Counting(count.clone())));
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .http_client(http)
+            .build();
+        let _client = aws_sdk_sqs::Client::from_conf(config);
+        count.load(Ordering::SeqCst)
+    }
+
+    /// The SDK builds a connector each time a client is created, for native
+    /// roots; with the roots compiled in, a function's clients skip it.
+    #[test]
+    fn creating_an_sdk_client_builds_no_connector_ahead_of_its_first_request() {
+        assert!(
+            eager_builds_when_created(|http| http) > 0,
+            "the SDK no longer asks"
+        );
+        assert_eq!(
+            eager_builds_when_created(|http| SharedHttpClient::new(AtFirstRequest(http))),
+            0
+        );
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -2,8 +2,9 @@
 //! their reason as message attributes, and retries made visible sooner.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
+use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
@@ -14,19 +15,56 @@ use crate::error::Transient;
 /// failed records in their source queue.
 #[derive(Debug)]
 pub struct SqsDeadLetters {
-    client: Client,
+    client: SqsClient,
     queue_url: String,
     /// Source queue URLs by ARN, looked up once (GetQueueUrl).
     sources: Mutex<HashMap<String, String>>,
 }
 
+/// The SQS client: given, or created when a record first fails.
+#[derive(Debug)]
+enum SqsClient {
+    Given(Client),
+    WhenNeeded {
+        config: Box<SdkConfig>,
+        client: OnceLock<Client>,
+    },
+}
+
 impl SqsDeadLetters {
-    /// Dead letters to `queue_url`.
+    /// Dead letters to `queue_url`, through `client`.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self::with(SqsClient::Given(client), queue_url)
+    }
+
+    /// Dead letters to `queue_url`, through an SQS client created from
+    /// `aws` when a record first fails.
+    ///
+    /// Creating an SDK client parses its crate's endpoint partitions (a
+    /// JSON table with a regular expression per partition): about a tenth
+    /// of a function's cold init, per client. The SQS client sends only
+    /// for a failed record (its dead letter, or its retry made visible
+    /// sooner), so most processes never create it.
+    pub fn when_needed(aws: &SdkConfig, queue_url: impl Into<String>) -> Self {
+        let client = SqsClient::WhenNeeded {
+            config: Box::new(aws.clone()),
+            client: OnceLock::new(),
+        };
+        Self::with(client, queue_url)
+    }
+
+    fn with(client: SqsClient, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
             sources: Mutex::default(),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        match &self.client {
+            SqsClient::Given(client) => client,
+            SqsClient::WhenNeeded { config, client } => client.get_or_init(|| Client::new(config)),
         }
     }
 
@@ -47,7 +85,7 @@ impl SqsDeadLetters {
             )));
         };
         let url = self
-            .client
+            .client()
             .get_queue_url()
             .queue_name(name)
             .queue_owner_aws_account_id(account)
@@ -67,7 +105,7 @@ impl SqsDeadLetters {
 impl DeadLetterSink for SqsDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), Transient> {
         let mut request = self
-            .client
+            .client()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(&letter.body);
@@ -95,7 +133,7 @@ impl DeadLetterSink for SqsDeadLetters {
             return Ok(());
         }
         let url = self.source_url(queue_arn).await?;
-        change_visibility(&self.client, &url, retries).await
+        change_visibility(self.client(), &url, retries).await
     }
 }
 
@@ -136,4 +174,37 @@ pub async fn change_visibility(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_config::BehaviorVersion;
+    use aws_sdk_sqs::config::Region;
+    use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+    use super::*;
+    use crate::aws::tests::Counting;
+
+    #[test]
+    fn a_deferred_client_is_created_at_its_first_use_and_once() {
+        let created = Arc::new(AtomicUsize::new(0));
+        let aws = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(SharedHttpClient::new(Counting(created.clone())))
+            .build();
+        let sink = SqsDeadLetters::when_needed(&aws, "http://localhost/dlq");
+        assert_eq!(created.load(Ordering::SeqCst), 0, "created with the sink");
+        let _ = sink.client();
+        assert_eq!(
+            created.load(Ordering::SeqCst),
+            1,
+            "not created at first use"
+        );
+        let _ = sink.client();
+        assert_eq!(created.load(Ordering::SeqCst), 1, "created again");
+    }
 }

@@ -44,7 +44,7 @@ pub async fn run<S: Service + 'static>(
                 ),
                 ttl,
             );
-            let dlq = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), &config.dlq_url);
+            let dlq = SqsDeadLetters::when_needed(&aws, &config.dlq_url);
             serve(Handler::new(processor, dlq, config.max_concurrency)).await
         }
         Adapters::Memory => {
