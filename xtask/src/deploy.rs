@@ -24,11 +24,13 @@ const BUILD_DIR: &str = ".aws-sam/build";
 const SAM_CONFIG: &str = "infra/samconfig.toml";
 
 const USAGE: &str = "\
-usage: cargo xtask deploy [--local [--cloud localstack|ministack] | --aws] [--stack-name NAME]
-                          [--profile P] [--region R] [--guided]
+usage: cargo xtask deploy [--local [--built] [--cloud localstack|ministack] | --aws]
+                          [--stack-name NAME] [--profile P] [--region R] [--guided]
 
   --local        deploy to a local cloud (started if needed): LocalStack through
                  samlocal, or with --cloud ministack, the IAM-enforcing one
+  --built        with --local: deploy what the last local build built, without
+                 building (both clouds then run exactly the same artifacts)
   --aws          deploy to AWS (the default), arm64; guided the first time
                  (that writes infra/samconfig.toml), or with --guided
 ";
@@ -37,9 +39,10 @@ usage: cargo xtask deploy [--local [--cloud localstack|ministack] | --aws] [--st
 pub fn main(args: &[String]) -> Result<()> {
     let local = args.iter().any(|a| a == "--local");
     let guided = args.iter().any(|a| a == "--guided");
+    let built = args.iter().any(|a| a == "--built");
     let args: Vec<String> = args
         .iter()
-        .filter(|a| !matches!(a.as_str(), "--local" | "--guided"))
+        .filter(|a| !matches!(a.as_str(), "--local" | "--guided" | "--built"))
         .cloned()
         .collect();
     let (mut target, rest) = target::parse(&args)?;
@@ -54,8 +57,15 @@ pub fn main(args: &[String]) -> Result<()> {
     if !local && args.iter().any(|a| a == "--cloud") {
         anyhow::bail!("--cloud picks a local cloud: add --local\n\n{USAGE}");
     }
+    if built && !local {
+        anyhow::bail!(
+            "--built deploys the last local build to a local cloud: add --local\n\n{USAGE}"
+        );
+    }
     target.aws = !local;
-    if local {
+    if built {
+        deploy_built_local(&target.stack, target.cloud())
+    } else if local {
         deploy_local(&target.stack, target.cloud())
     } else {
         deploy_aws(&target, guided)

@@ -68,7 +68,8 @@ commands:
   test [--quick]       run every check and test (what CI runs); --quick
                        stops after the cargo tests
   deploy [--local]     sam build + sam deploy: to AWS (--profile, --region,
-                       --stack-name, --guided) or to the local cloud
+                       --stack-name, --guided) or to the local cloud;
+                       --local --built deploys the last local build as it is
   seed [--file F]      orderflow seed, the local cloud started first: set
                        the stock in events/stock.json
   place-order [--file events/...] [--as-is]

@@ -1,9 +1,15 @@
 //! `cargo xtask test`: every check and test, in the order that fails
 //! fastest. This is what CI runs.
 
+use std::fs::File;
+use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -57,37 +63,154 @@ pub fn main(args: &[String]) -> Result<()> {
     Cloud::LocalStack.test(Some(&root.join("target/debug/payment")))?;
     steps.start("local cloud: ministack fixes and their tests");
     Cloud::Ministack.test(None)?;
-    let mut took = Vec::new();
-    for (index, cloud) in Cloud::ALL.into_iter().enumerate() {
-        let started = Instant::now();
-        let name = cloud.key();
-        if index == 0 {
-            steps.start(&format!(
-                "deploy the stack to {name} (sam build + sam deploy)"
-            ));
-            deploy::deploy_local(DEFAULT_STACK, cloud)?;
-        } else {
-            // The same build: both clouds run exactly the same artifacts.
-            steps.start(&format!("deploy the same build to {name}"));
-            deploy::deploy_built_local(DEFAULT_STACK, cloud)?;
-        }
-        steps.start(&format!("whole-flow and operations tests on {name}"));
-        suites_on(&Target::local(cloud))?;
-        if cloud == Cloud::LocalStack {
-            steps.start("chaos on localstack: the same build, crashing on purpose");
-            crate::chaos::run(&crate::chaos::Options::default())?;
-            steps
-                .start("new-service on localstack: a generated service deployed, receiving events");
-            crate::new_service::prove_on_local_cloud(&root)?;
-        }
-        took.push(format!("{name} {:.0} s", started.elapsed().as_secs_f64()));
-    }
+    let localstack = Target::local(Cloud::LocalStack);
+    let started = Instant::now();
+    steps.start("deploy the stack to localstack (sam build + sam deploy)");
+    deploy::deploy_local(DEFAULT_STACK, Cloud::LocalStack)?;
+    steps.start("whole-flow and operations tests on localstack");
+    suites_on(&localstack)?;
+    // ministack's deploy and suites take about 130 s and little CPU of their
+    // own (the cloud is one process, as is LocalStack): they run beside the
+    // next two steps, which wait on LocalStack, not one after them.
+    let ministack = Alongside::start(
+        "deploy the same build to ministack, then its whole-flow, operations and IAM tests",
+        &root.join("target/xtask-ministack.log"),
+        vec![
+            xtask(
+                &root,
+                &["deploy", "--local", "--built", "--cloud", "ministack"],
+            )?,
+            xtask(&root, &["flow", "--cloud", "ministack"])?,
+        ],
+    )?;
+    steps.start("chaos on localstack: the same build, crashing on purpose");
+    crate::chaos::run(&crate::chaos::Options::default())?;
+    steps.start("new-service on localstack: a generated service deployed, receiving events");
+    crate::new_service::prove_on_local_cloud(&root)?;
+    let localstack_took = started.elapsed();
+    steps.start("ministack: waiting for its deploy and suites (running alongside since chaos)");
+    let ministack_took = ministack.finish()?;
     steps.summary();
     eprintln!(
-        "\n==> all tests passed (deploy and suites: {})",
-        took.join(", ")
+        "\n==> all tests passed (deploy and suites: localstack {:.0} s, ministack {:.0} s \
+         beside it)",
+        localstack_took.as_secs_f64(),
+        ministack_took.as_secs_f64()
     );
     Ok(())
+}
+
+/// This xtask, run again with `args` from `root`.
+fn xtask(root: &Path, args: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe().context("where is xtask?")?);
+    cmd.current_dir(root).args(args);
+    Ok(cmd)
+}
+
+/// Commands run one after another in the background, each in a process
+/// group of its own, their output written to a log that
+/// [`Alongside::finish`] prints whole. Dropped unfinished (a step beside it
+/// failed), it stops the command running and starts no other.
+struct Alongside {
+    name: &'static str,
+    log: PathBuf,
+    stop: Arc<AtomicBool>,
+    running: Arc<Mutex<Option<u32>>>,
+    thread: Option<JoinHandle<Result<Duration>>>,
+}
+
+impl Alongside {
+    fn start(name: &'static str, log: &Path, commands: Vec<Command>) -> Result<Self> {
+        let file = File::create(log).with_context(|| log.display().to_string())?;
+        eprintln!(
+            "\n==> {name}: started, beside the next steps (its log: {})",
+            log.display()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(Mutex::new(None));
+        let thread = {
+            let (stop, running) = (stop.clone(), running.clone());
+            thread::spawn(move || run_in_turn(commands, &file, &stop, &running))
+        };
+        Ok(Self {
+            name,
+            log: log.to_owned(),
+            stop,
+            running,
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits for the commands, prints their log, and returns how long they
+    /// took, or why they failed.
+    fn finish(mut self) -> Result<Duration> {
+        let thread = self.thread.take().context("finished twice")?;
+        let result = thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread running them panicked")));
+        eprintln!("\n==> {} (ran alongside), its output:", self.name);
+        match std::fs::read(&self.log) {
+            Ok(log) => {
+                let mut stderr = std::io::stderr().lock();
+                stderr.write_all(&log)?;
+                stderr.flush()?;
+            }
+            Err(e) => eprintln!("could not read {}: {e}", self.log.display()),
+        }
+        result.with_context(|| format!("{} failed (log: {})", self.name, self.log.display()))
+    }
+}
+
+impl Drop for Alongside {
+    fn drop(&mut self) {
+        if self.thread.is_none() {
+            return;
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        let running = *self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pid) = running {
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+/// Runs `commands` in turn, their output to `log`, until one fails or
+/// `stop` is set; `running` holds the pid of the one running.
+fn run_in_turn(
+    commands: Vec<Command>,
+    log: &File,
+    stop: &AtomicBool,
+    running: &Mutex<Option<u32>>,
+) -> Result<Duration> {
+    let started = Instant::now();
+    for mut cmd in commands {
+        let line = format!("{cmd:?}");
+        writeln!(&*log, "\n==> {line}")?;
+        let mut child = {
+            let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+            if stop.load(Ordering::SeqCst) {
+                bail!("stopped before {line}");
+            }
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log.try_clone()?)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("could not start {line}"))?;
+            *running = Some(child.id());
+            child
+        };
+        let status = child.wait();
+        *running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let status = status.with_context(|| format!("waiting for {line}"))?;
+        if !status.success() {
+            bail!("{line} failed with {status}");
+        }
+    }
+    Ok(started.elapsed())
 }
 
 /// Crates no function may link, and why.
@@ -545,10 +668,66 @@ impl Drop for Watch {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Duration;
+
     use serde_json::json;
 
-    use super::check_response;
+    use super::{Alongside, check_response};
 
+    /// A fresh directory for one test's logs.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn alongside_runs_its_commands_in_turn_and_stops_at_the_first_failure() {
+        let dir = scratch("alongside-turns");
+        let log = dir.join("ok.log");
+        let started = Alongside::start("two", &log, vec![sh("echo one"), sh("echo two")])
+            .and_then(Alongside::finish);
+        assert!(started.is_ok(), "{started:?}");
+        let text = std::fs::read_to_string(&log).expect("its log");
+        assert!(text.find("one\n") < text.find("two\n"), "{text}");
+
+        let log = dir.join("failed.log");
+        let failed = Alongside::start("fails", &log, vec![sh("exit 3"), sh("echo nev''er")])
+            .and_then(Alongside::finish)
+            .map_err(|e| format!("{e:#}"));
+        let err = failed.expect_err("a failed command fails the whole");
+        assert!(err.contains("exit status: 3"), "{err}");
+        let text = std::fs::read_to_string(&log).expect("its log");
+        assert!(!text.contains("never"), "ran past the failure: {text}");
+    }
+
+    #[test]
+    fn a_dropped_alongside_stops_the_running_command_and_starts_no_other() {
+        let dir = scratch("alongside-drop");
+        let log = dir.join("drop.log");
+        let alongside = Alongside::start(
+            "dropped",
+            &log,
+            // Quoted apart, so that the command lines in the log do not
+            // hold the words they print.
+            vec![sh("sleep 1 && echo la''te"), sh("echo ne''xt")],
+        )
+        .expect("started");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(alongside);
+        std::thread::sleep(Duration::from_millis(1500));
+        let text = std::fs::read_to_string(&log).expect("its log");
+        assert!(!text.contains("late") && !text.contains("next"), "{text}");
+    }
     #[test]
     fn a_direct_invocation_must_be_processed() {
         assert!(check_response("s", &json!({"outcome": "processed"})).is_ok());
