@@ -149,12 +149,9 @@ impl Alongside {
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread running them panicked")));
         eprintln!("\n==> {} (ran alongside), its output:", self.name);
+        // Through `eprint!`, which a test captures, not a raw stderr handle.
         match std::fs::read(&self.log) {
-            Ok(log) => {
-                let mut stderr = std::io::stderr().lock();
-                stderr.write_all(&log)?;
-                stderr.flush()?;
-            }
+            Ok(log) => eprint!("{}", String::from_utf8_lossy(&log)),
             Err(e) => eprintln!("could not read {}: {e}", self.log.display()),
         }
         result.with_context(|| format!("{} failed (log: {})", self.name, self.log.display()))
