@@ -146,9 +146,10 @@ pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
     })
 }
 
-/// `0`, but for the connector it builds when an SDK client is created
-/// ([`HttpClient::validate_base_client_config`], whose default checks
-/// nothing): its connectors are built at the first request.
+/// The SDK's HTTP client, without the connector it builds and throws away
+/// each time an SDK client is created (its
+/// [`HttpClient::validate_base_client_config`]; the trait's default, used
+/// here, checks nothing): its connectors are built at the first request.
 #[derive(Debug)]
 struct AtFirstRequest(SharedHttpClient);
 
