@@ -107,8 +107,8 @@ fn first_invocation(function: &str, binary: &Path) -> Result<()> {
     // function trust Mozilla's roots (`public`), as behind a local cloud;
     // on AWS there is no override and it trusts Amazon's (`aws`). Both are
     // measured: the roots are parsed when the first connection is built.
-    let on_aws = first_and_warm(binary, &event, "aws")?;
-    let public = first_and_warm(binary, &event, "public")?;
+    let on_aws = median_invocations(binary, &event, "aws")?;
+    let public = median_invocations(binary, &event, "public")?;
     println!(
         "{function:<10} {:>8.2}ms {:>8.2}ms {:>7.2}x {:>8.2}ms {:>5.2}x",
         on_aws.first.as_secs_f64() * 1e3,
@@ -122,7 +122,7 @@ fn first_invocation(function: &str, binary: &Path) -> Result<()> {
 
 /// The medians over [`FIRST_RUNS`] processes of `binary` on `event`, the
 /// function trusting `roots` (`ORDERFLOW_TLS_ROOTS`).
-fn first_and_warm(
+fn median_invocations(
     binary: &Path,
     event: &str,
     roots: &str,

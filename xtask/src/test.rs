@@ -7,7 +7,6 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -114,9 +113,18 @@ fn xtask(root: &Path, args: &[&str]) -> Result<Command> {
 struct Alongside {
     name: &'static str,
     log: PathBuf,
-    stop: Arc<AtomicBool>,
-    running: Arc<Mutex<Option<u32>>>,
+    turn: Arc<Mutex<Turn>>,
     thread: Option<JoinHandle<Result<Duration>>>,
+}
+
+/// Where an [`Alongside`]'s commands are.
+enum Turn {
+    /// Between two commands (or before the first).
+    Between,
+    /// A command runs, leading the process group of this id.
+    Running(u32),
+    /// Stopped: no command may start.
+    Stopped,
 }
 
 impl Alongside {
@@ -126,17 +134,15 @@ impl Alongside {
             "\n==> {name}: started, beside the next steps (its log: {})",
             log.display()
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = Arc::new(Mutex::new(None));
+        let turn = Arc::new(Mutex::new(Turn::Between));
         let thread = {
-            let (stop, running) = (stop.clone(), running.clone());
-            thread::spawn(move || run_in_turn(commands, &file, &stop, &running))
+            let turn = turn.clone();
+            thread::spawn(move || run_in_turn(commands, &file, &turn))
         };
         Ok(Self {
             name,
             log: log.to_owned(),
-            stop,
-            running,
+            turn,
             thread: Some(thread),
         })
     }
@@ -163,31 +169,24 @@ impl Drop for Alongside {
         if self.thread.is_none() {
             return;
         }
-        self.stop.store(true, Ordering::SeqCst);
-        let running = *self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pid) = running {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pid}")])
-                .status();
+        let mut turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Turn::Running(leader) = *turn {
+            terminate_group(leader);
         }
+        *turn = Turn::Stopped;
     }
 }
 
 /// Runs `commands` in turn, their output to `log`, until one fails or
-/// `stop` is set; `running` holds the pid of the one running.
-fn run_in_turn(
-    commands: Vec<Command>,
-    log: &File,
-    stop: &AtomicBool,
-    running: &Mutex<Option<u32>>,
-) -> Result<Duration> {
+/// `turn` is stopped.
+fn run_in_turn(commands: Vec<Command>, log: &File, turn: &Mutex<Turn>) -> Result<Duration> {
     let started = Instant::now();
     for mut cmd in commands {
         let line = format!("{cmd:?}");
         writeln!(&*log, "\n==> {line}")?;
         let mut child = {
-            let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
-            if stop.load(Ordering::SeqCst) {
+            let mut turn = turn.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(*turn, Turn::Stopped) {
                 bail!("stopped before {line}");
             }
             let child = cmd
@@ -197,17 +196,28 @@ fn run_in_turn(
                 .process_group(0)
                 .spawn()
                 .with_context(|| format!("could not start {line}"))?;
-            *running = Some(child.id());
+            *turn = Turn::Running(child.id());
             child
         };
         let status = child.wait();
-        *running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut after = turn.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*after, Turn::Running(_)) {
+            *after = Turn::Between;
+        }
+        drop(after);
         let status = status.with_context(|| format!("waiting for {line}"))?;
         if !status.success() {
             bail!("{line} failed with {status}");
         }
     }
     Ok(started.elapsed())
+}
+
+/// Sends SIGTERM to the process group that `leader` leads.
+fn terminate_group(leader: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{leader}")])
+        .status();
 }
 
 /// Crates no function may link, and why.
@@ -657,8 +667,7 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        terminate_group(self.child.id());
         let _ = self.child.wait();
     }
 }
