@@ -1,6 +1,7 @@
 //! What the Lambda runtime hands a function: an SQS batch, a direct
-//! EventBridge event, or anything else. Reading it never panics, and a
-//! batch keeps every record it was given.
+//! EventBridge event, or anything else. Reading it never panics, a batch
+//! keeps every record it was given, and each body reads as serde_json
+//! reads it (the runtime unescapes bodies itself).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,18 @@ struct Count {
     records: Vec<IgnoredAny>,
 }
 
+/// The bodies of a payload, as serde_json reads them.
+#[derive(Deserialize)]
+struct Bodies {
+    #[serde(rename = "Records")]
+    records: Vec<Body>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    body: String,
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(payload) = std::str::from_utf8(data) else {
         return;
@@ -31,6 +44,14 @@ fuzz_target!(|data: &[u8]| {
             Ok(records.len()),
             given.map_err(|e| e.to_string()),
             "records lost or made up"
+        );
+        let bodies = serde_json::from_str::<Bodies>(payload)
+            .map(|b| b.records.into_iter().map(|r| r.body).collect::<Vec<_>>());
+        let read: Vec<String> = records.into_iter().map(|r| r.body).collect();
+        assert_eq!(
+            Ok(read),
+            bodies.map_err(|e| e.to_string()),
+            "a body read otherwise than serde_json reads it"
         );
     }
 });

@@ -373,3 +373,37 @@ pub fn plausible_deadline(deadline: SystemTime, now: SystemTime) -> Option<Syste
     });
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(bodies: &[serde_json::Value]) -> String {
+        let records: Vec<_> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| serde_json::json!({ "messageId": format!("m{i}"), "body": body }))
+            .collect();
+        serde_json::json!({ "Records": records }).to_string()
+    }
+
+    /// A guard for any faster reading of the body: the text it hands the
+    /// decoder is the string the SQS record holds, however it is escaped.
+    #[test]
+    fn every_body_reads_as_the_string_it_holds() {
+        let bodies = [
+            r#"{"detail-type":"OrderPlaced","detail":{"a":"b\"c\\d"}}"#,
+            "tabs\tand\nnewlines\r, a form feed \u{c} and a backspace \u{8}",
+            "a control character \u{1} and a DEL \u{7f}",
+            "café ☕ 𝄞, and a slash /",
+            "",
+        ];
+        // serde_json writes `\u0001`; a slash may also come escaped.
+        let payload = batch_of(&bodies.map(serde_json::Value::from)).replace('/', "\\/");
+        let Ok(Invocation::Sqs { records, .. }) = read_invocation(&payload) else {
+            panic!("{payload}");
+        };
+        let read: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
+        assert_eq!(read, bodies);
+    }
+}
