@@ -70,7 +70,7 @@ async fn a_shortage_committed_during_the_authorization_voids_the_hold_it_made() 
     let interlude: Interlude = {
         let other = Arc::clone(&other);
         Box::pin(async move {
-            let done = other.process(&shortage, deadline()).await;
+            let done = other.process(&shortage).await;
             assert!(
                 matches!(done, Ok(Processed::Applied { published: 0 })),
                 "the shortage commits while the authorization is out: {done:?}"
@@ -88,7 +88,7 @@ async fn a_shortage_committed_during_the_authorization_voids_the_hold_it_made() 
     );
 
     let order = message("payment/order-placed.eventbridge.json");
-    let done = first.process(&order, deadline()).await.unwrap();
+    let done = first.process(&order).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 2 });
 
     let holds: Vec<HoldStatus> = ledger.holds().into_iter().map(|h| h.status).collect();

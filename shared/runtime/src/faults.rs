@@ -2,9 +2,9 @@
 //! else: the process dies at the points where a crash leaves work half done.
 //!
 //! `ORDERFLOW_FAULTS` names the points and how often each strikes, as
-//! `point=probability` pairs: `claim=0.02,commit=0.02,publish=0.05`.
-//! - `claim`: right after an event is claimed, before anything is decided
-//!   or committed. The claim stays until its lease ends.
+//! `point=probability` pairs: `load=0.02,commit=0.02,publish=0.05`.
+//! - `load`: right after an event's records are read, before anything is
+//!   decided or committed.
 //! - `commit`: right after the commit, before the outbox is published.
 //! - `publish`: right after a publish, before the batch answers. SQS then
 //!   delivers the whole batch again.
@@ -28,15 +28,13 @@ use orderflow_contracts::EventId;
 
 use crate::error::Transient;
 use crate::publish::EventPublisher;
-use crate::store::{
-    Claim, Commit, CommitError, OrderRecord, OutboxEntry, Snapshot, StateStore, Ticket,
-};
+use crate::store::{Commit, CommitError, OrderRecord, OutboxEntry, Snapshot, StateStore};
 
 /// Where a crash can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
-    /// After the claim, before the commit.
-    Claim,
+    /// After the load, before the commit.
+    Load,
     /// After the commit, before the publish.
     Commit,
     /// After the publish, before the batch answers.
@@ -45,7 +43,7 @@ pub enum Point {
 
 impl Point {
     /// Every point, in the order `Faults` keeps their chances.
-    pub const ALL: [Self; 3] = [Self::Claim, Self::Commit, Self::Publish];
+    pub const ALL: [Self; 3] = [Self::Load, Self::Commit, Self::Publish];
 
     /// The point `ORDERFLOW_FAULTS` and the strike record call `name`.
     pub fn named(name: &str) -> Option<Self> {
@@ -55,7 +53,7 @@ impl Point {
     /// The name `ORDERFLOW_FAULTS` uses.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Claim => "claim",
+            Self::Load => "load",
             Self::Commit => "commit",
             Self::Publish => "publish",
         }
@@ -80,7 +78,7 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Reads `spec` (`claim=0.02,commit=0.02,publish=0.05`; empty for
+    /// Reads `spec` (`load=0.02,commit=0.02,publish=0.05`; empty for
     /// none). Each strike is written to `record` first, if given.
     pub fn parse(
         spec: &str,
@@ -93,7 +91,7 @@ impl Faults {
                 .split_once('=')
                 .ok_or_else(|| format!("`{pair}`: expected point=probability"))?;
             let point = Point::named(name.trim())
-                .ok_or_else(|| format!("`{name}`: not a fault point (claim, commit or publish)"))?;
+                .ok_or_else(|| format!("`{name}`: not a fault point (load, commit or publish)"))?;
             chances[point as usize] = chance
                 .trim()
                 .parse::<f64>()
@@ -167,24 +165,15 @@ impl<T> Crashing<T> {
 }
 
 impl<St: StateStore> StateStore for Crashing<St> {
-    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
-        let claim = self.inner.claim(ticket).await?;
-        if claim == Claim::Acquired {
-            self.faults.at(Point::Claim);
-        }
-        Ok(claim)
-    }
-
-    fn release(&self, event: EventId) -> impl Future<Output = Result<(), Transient>> + Send {
-        self.inner.release(event)
-    }
-
-    fn load(
+    async fn load(
         &self,
+        event: EventId,
         order: &str,
         counters: &[String],
-    ) -> impl Future<Output = Result<Snapshot, Transient>> + Send {
-        self.inner.load(order, counters)
+    ) -> Result<Snapshot, Transient> {
+        let snapshot = self.inner.load(event, order, counters).await?;
+        self.faults.at(Point::Load);
+        Ok(snapshot)
     }
 
     fn write_ahead(
@@ -219,8 +208,8 @@ mod tests {
 
     #[test]
     fn a_spec_names_each_point_and_its_chance() {
-        let faults = Faults::parse("claim=0.5, publish=1", None, "payment").unwrap();
-        assert_eq!(faults.chance(Point::Claim), 0.5);
+        let faults = Faults::parse("load=0.5, publish=1", None, "payment").unwrap();
+        assert_eq!(faults.chance(Point::Load), 0.5);
         assert_eq!(faults.chance(Point::Commit), 0.0);
         assert_eq!(faults.chance(Point::Publish), 1.0);
         assert!(faults.any());
@@ -236,7 +225,7 @@ mod tests {
     #[test]
     fn a_bad_spec_is_refused_with_what_is_wrong() {
         for (spec, says) in [
-            ("claim", "expected point=probability"),
+            ("load", "expected point=probability"),
             ("answer=0.1", "not a fault point"),
             ("commit=2", "from 0 to 1"),
             ("commit=often", "from 0 to 1"),
@@ -292,9 +281,9 @@ mod tests {
     fn a_point_with_no_chance_never_strikes() {
         // A strike aborts the test process, so only the chance 0 can be
         // run here; the chaos suite sees the strikes.
-        let faults = Faults::parse("claim=0", None, "payment").unwrap();
+        let faults = Faults::parse("load=0", None, "payment").unwrap();
         for _ in 0..10_000 {
-            faults.at(Point::Claim);
+            faults.at(Point::Load);
         }
     }
 }

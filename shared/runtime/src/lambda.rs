@@ -227,7 +227,7 @@ where
             deadline,
         };
         let report = batch::process(records, options, &self.dead_letters, |record| {
-            self.one(&record.body, deadline)
+            self.one(&record.body)
         })
         .await;
         self.emit_metrics(&report);
@@ -266,7 +266,7 @@ where
 
     /// Decodes and processes one record. The batch loop decides its fate
     /// and logs it.
-    async fn one(&self, body: &str, deadline: Option<SystemTime>) -> Handled {
+    async fn one(&self, body: &str) -> Handled {
         let message = match S::Contract::from_bus_json(body) {
             Ok(message) => message,
             Err(err) => {
@@ -276,7 +276,7 @@ where
                 };
             }
         };
-        let result = self.processor.process(&message, deadline).await;
+        let result = self.processor.process(&message).await;
         Handled {
             subject: Some(Subject::of(&message)),
             result,
@@ -315,7 +315,7 @@ where
             std::slice::from_ref(&record),
             options,
             &self.dead_letters,
-            |r| self.one(&r.body, deadline),
+            |r| self.one(&r.body),
         )
         .await;
         self.emit_metrics(&report);

@@ -20,8 +20,8 @@
 //!   their reason.
 //! - [`contract`]: [`Contract`], what the runtime needs of a service's
 //!   events, and its implementation for orderflow's `Message`.
-//! - [`processor`]: one event, idempotently: claim, decide (writing ahead
-//!   before an external call), commit the effect with the outbox and the
+//! - [`processor`]: one event, idempotently: load its records, decide
+//!   (writing ahead before an external call), commit the effect with the outbox and the
 //!   event's entry in the order's never-expiring record, publish. Reused
 //!   event and order ids are refused with their reason.
 //! - [`store`]: the [`store::StateStore`] port, with DynamoDB (feature
@@ -40,7 +40,7 @@
 //! - [`metrics`]: one CloudWatch EMF line of counts and durations per
 //!   invocation.
 //! - [`error`]: transient versus permanent errors.
-//! - [`faults`]: crash injection after the claim, the commit or the
+//! - [`faults`]: crash injection after the load, the commit or the
 //!   publish, for the chaos suite; off unless `ORDERFLOW_FAULTS` is set.
 //! - `testing`, with the feature of that name: the real handler over
 //!   in-memory ports, for handler tests and benches.

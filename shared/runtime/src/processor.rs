@@ -1,33 +1,43 @@
-//! One event, idempotently: claim it, decide, commit the effect together
-//! with the outbox, then publish.
+//! One event, idempotently: load, decide, commit the effect together with
+//! the outbox, then publish. Two requests to the store per event.
 //!
-//! 1. **Claim** the event id. A completed record means a duplicate delivery:
-//!    its stored outcome is re-published with the same event ids and
-//!    nothing is applied again. This also covers a crash or a failed publish
-//!    after commit. A record in progress under an unexpired lease means a
-//!    concurrent duplicate: retry later. A completed record whose
-//!    fingerprint differs means the id was reused for another event: that
-//!    goes to the DLQ as `event_id_reused`.
-//! 2. **Load** the order's record and any counters. The record lists every
-//!    event applied to the order, and never expires: an event found there
-//!    (its idempotency record long gone, say a redrive on day 13) has its
-//!    stored outcome re-published and nothing applied. A second opening
-//!    event (`OrderPlaced`) under a new id and with other contents is a
-//!    reused order id: `order_id_reused`, naming both events.
-//! 3. **Decide**: the [`Service`] turns the event into a [`Decision`]. Before
+//! 1. **Load**, in one read, the event's idempotency record, the order's
+//!    record and any counters.
+//!    - A completed idempotency record means a duplicate delivery: its
+//!      stored outcome is re-published with the same event ids and nothing
+//!      is applied again. This also covers a crash or a failed publish after
+//!      commit. If its fingerprint differs, the id was reused for another
+//!      event (of any order): that goes to the DLQ as `event_id_reused`.
+//!    - The order's record lists every event applied to the order, and
+//!      never expires: an event found there (its idempotency record long
+//!      gone, say a redrive on day 13) has its stored outcome re-published
+//!      and nothing applied. A second opening event (`OrderPlaced`) under a
+//!      new id and with other contents is a reused order id:
+//!      `order_id_reused`, naming both events.
+//! 2. **Decide**: the [`Service`] turns the event into a [`Decision`]. Before
 //!    an external call whose effect a later decision could otherwise miss,
 //!    it writes ahead ([`Ahead::write`]): the order's record says what
 //!    is being attempted before it is attempted.
-//! 4. **Commit** the new state, the counter changes, the applied event and
-//!    the completed event record holding the outbox, in one transaction. On
-//!    a conflict, wait a jittered moment and decide again.
-//! 5. **Publish** the outbox.
+//! 3. **Commit** the new state, the counter changes, the applied event and
+//!    the completed event record holding the outbox, in one transaction,
+//!    conditioned on the order's version and on no record of the event
+//!    being completed yet. On a conflict, wait a jittered moment and go
+//!    back to 1.
+//! 4. **Publish** the outbox.
+//!
+//! Nothing is claimed first. Two deliveries of one event at once (SQS
+//! delivers at least once) both decide; the order's version lets one
+//! commit, and the other, loading again, finds the event applied and
+//! re-publishes its outcome. A service's effects are idempotent already,
+//! since a delivery may crash after an effect and before its commit: the
+//! write-ahead and the effect's own idempotency key make the second call
+//! learn what the first did.
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::Utc;
 use orderflow_contracts::{Event, Message};
@@ -38,7 +48,7 @@ use crate::contract::Contract;
 use crate::error::{RecordError, Transient};
 use crate::publish::{EventPublisher, MAX_BYTES_PER_CALL, entry_size};
 use crate::store::{
-    Applied, Claim, Commit, CommitError, CounterChange, Fingerprint, Opening, OrderRecord,
+    Applied, Commit, CommitError, Completed, CounterChange, Fingerprint, Opening, OrderRecord,
     OutboxEntry, StateStore, Ticket,
 };
 
@@ -277,9 +287,6 @@ pub struct Processor<S, St, P> {
     ttl_secs: i64,
 }
 
-/// How long a claim is held when the invocation's deadline is unknown.
-const DEFAULT_LEASE_SECS: i64 = 60;
-
 impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     /// A processor whose idempotency records live `ttl_secs`.
     pub fn new(service: S, store: St, publisher: P, ttl_secs: i64) -> Self {
@@ -306,95 +313,41 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         &self.publisher
     }
 
-    /// Processes one message. `deadline` is the invocation's deadline: a
-    /// claim lasts until then, so a concurrent duplicate is held off exactly
-    /// as long as this invocation can still finish.
-    pub async fn process(
-        &self,
-        message: &S::Contract,
-        deadline: Option<SystemTime>,
-    ) -> Result<Processed, RecordError> {
+    /// Processes one message: applies it once, or re-publishes what it left
+    /// if it was applied before.
+    pub async fn process(&self, message: &S::Contract) -> Result<Processed, RecordError> {
         if !self.service.consumes(message.kind()) {
             return Err(RecordError::Unexpected {
                 function: S::FUNCTION,
                 kind: message.detail_type(),
             });
         }
-        let now = Utc::now().timestamp();
-        let lease_until = deadline
-            .and_then(|d| d.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(now + DEFAULT_LEASE_SECS, |d| d.as_secs() as i64 + 1);
         let (fingerprint, opening) = fingerprints(message)?;
         let ticket = Ticket {
             event_id: message.event_id(),
             order_id: message.subject().to_owned(),
             detail_type: message.detail_type(),
             fingerprint,
-            lease_until,
-            now,
-            expires_at: now + self.ttl_secs,
+            expires_at: Utc::now().timestamp() + self.ttl_secs,
         };
-        let event_id = ticket.event_id;
-
-        match self.store.claim(&ticket).await? {
-            Claim::Completed(done) => {
-                if let Some(first) = done.first.filter(|f| f.fingerprint != ticket.fingerprint) {
-                    return Err(reused_event_id(
-                        &ticket,
-                        &first.detail_type,
-                        &first.order_id,
-                        &first.fingerprint,
-                    ));
-                }
-                self.publisher.publish(&done.outbox).await?;
-                return Ok(Processed::Duplicate {
-                    republished: done.outbox.len(),
-                });
-            }
-            Claim::Busy => {
-                return Err(Transient::new(format!(
-                    "event {event_id} is being processed by another invocation"
-                ))
-                .into());
-            }
-            Claim::Acquired => {}
-        }
-
-        let done = match self
+        match self
             .decide_and_commit_retrying(message, &ticket, opening.as_ref())
-            .await
+            .await?
         {
-            Ok(Done::Committed(outbox)) => outbox,
-            Ok(Done::AlreadyApplied(outbox)) => {
-                // Applied long ago, its idempotency record expired since.
-                self.release(message).await;
+            // Committed: from here on a failure is retried as a duplicate,
+            // which re-publishes this same outbox.
+            Done::Committed(outbox) => {
                 self.publisher.publish(&outbox).await?;
-                return Ok(Processed::Duplicate {
+                Ok(Processed::Applied {
+                    published: outbox.len(),
+                })
+            }
+            Done::AlreadyApplied(outbox) => {
+                self.publisher.publish(&outbox).await?;
+                Ok(Processed::Duplicate {
                     republished: outbox.len(),
-                });
+                })
             }
-            Err(err) => {
-                // Give the claim up so the retry need not wait for the lease.
-                self.release(message).await;
-                return Err(err);
-            }
-        };
-        // Committed: from here on a failure is retried as a duplicate, which
-        // re-publishes this same outbox.
-        self.publisher.publish(&done).await?;
-        Ok(Processed::Applied {
-            published: done.len(),
-        })
-    }
-
-    async fn release(&self, message: &S::Contract) {
-        if let Err(release) = self.store.release(message.event_id()).await {
-            tracing::warn!(
-                order_id = message.subject(),
-                event_id = %message.event_id(),
-                error = %crate::error::describe(&release),
-                "could not release the claim; it will expire"
-            );
         }
     }
 
@@ -440,7 +393,8 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
     }
 
     /// One attempt: decides `message` from the order's record as loaded now
-    /// and commits the outcome, unless the record shows it applied before.
+    /// and commits the outcome, unless the event's own record or the
+    /// order's shows it applied before.
     async fn decide_and_commit(
         &self,
         message: &S::Contract,
@@ -448,7 +402,13 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         opening: Option<&Opening>,
     ) -> Result<Done, Attempt> {
         let counters = self.service.counters(message);
-        let snapshot = self.store.load(message.subject(), &counters).await?;
+        let snapshot = self
+            .store
+            .load(ticket.event_id, message.subject(), &counters)
+            .await?;
+        if let Some(done) = snapshot.event {
+            return Ok(Done::AlreadyApplied(completed_before(done, ticket)?));
+        }
         let record = snapshot.order.unwrap_or_default();
         if let Some(outbox) = applied_before(&record, ticket)? {
             return Ok(Done::AlreadyApplied(outbox));
@@ -510,6 +470,20 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
         }
         Ok((record, handled?))
     }
+}
+
+/// The outbox the ticket's event left, as its idempotency record holds it;
+/// an error if its id was completed with other contents (of any order).
+fn completed_before(done: Completed, ticket: &Ticket) -> Result<Vec<OutboxEntry>, RecordError> {
+    if let Some(first) = done.first.filter(|f| f.fingerprint != ticket.fingerprint) {
+        return Err(reused_event_id(
+            ticket,
+            &first.detail_type,
+            &first.order_id,
+            &first.fingerprint,
+        ));
+    }
+    Ok(done.outbox)
 }
 
 /// The outbox stored for the ticket's event if the order's record shows it
@@ -635,7 +609,8 @@ fn conflict_pause(attempt: u32) -> Duration {
 enum Done {
     /// Decided and committed: publish this.
     Committed(Vec<OutboxEntry>),
-    /// Applied before, as the order's record shows: re-publish this.
+    /// Applied before, as the event's record or the order's shows:
+    /// re-publish this.
     AlreadyApplied(Vec<OutboxEntry>),
 }
 

@@ -2,11 +2,12 @@
 //! committed together.
 //!
 //! One table per function holds three kinds of item, keyed by `pk`:
-//! - `EVENT#<event_id>`: the idempotency record. `IN_PROGRESS` with a lease
-//!   while an invocation works on the event, then `COMPLETED` holding the
-//!   outbox (the events to publish), with the event's fingerprint. It
-//!   expires through the `expires_at` TTL attribute; it is the fast path
-//!   for duplicates and the lease for concurrent ones.
+//! - `EVENT#<event_id>`: the idempotency record, written by the commit that
+//!   applies the event: `COMPLETED`, holding the outbox (the events to
+//!   publish), with the event's fingerprint, order and detail-type. It
+//!   expires through the `expires_at` TTL attribute. It is read with the
+//!   order's record, in the same request, and answers a duplicate of any
+//!   order, or an event id reused for another order.
 //! - `ORDER#<order_id>`: the function's record of one order: its state,
 //!   with a version for optimistic concurrency, and what every event applied
 //!   to the order left (its fingerprint and outbox). It never expires, so
@@ -139,7 +140,7 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
-/// Who asks for an event, and for how long.
+/// The event being applied, as its records name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     /// The event.
@@ -150,23 +151,8 @@ pub struct Ticket {
     pub detail_type: &'static str,
     /// Its contents' fingerprint.
     pub fingerprint: Fingerprint,
-    /// Until when the claim holds (epoch seconds).
-    pub lease_until: i64,
-    /// Now (epoch seconds): a lease that ended before this can be taken.
-    pub now: i64,
-    /// When the record expires (epoch seconds).
+    /// When its idempotency record expires (epoch seconds).
     pub expires_at: i64,
-}
-
-/// What claiming an event found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Nobody has processed the event: this invocation holds the lease.
-    Acquired,
-    /// The event was processed before; here is what it left.
-    Completed(Completed),
-    /// Another invocation holds an unexpired lease on the event.
-    Busy,
 }
 
 /// What a completed event record holds.
@@ -241,9 +227,13 @@ impl OrderRecord {
     }
 }
 
-/// An order's record and the counters a decision needs, read together.
+/// An event's idempotency record, its order's record and the counters a
+/// decision needs, read together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// What the event left if it was applied before, under this order or
+    /// another: its idempotency record, until it expires.
+    pub event: Option<Completed>,
     /// The order's record, if it has one yet.
     pub order: Option<OrderRecord>,
     /// The counters asked for, in the same order; `None` for a missing one.
@@ -263,7 +253,7 @@ pub struct CounterChange {
 /// Everything one event changes, written atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
-    /// The event being completed; its record must still be ours.
+    /// The event being applied; no record of it may be completed yet.
     pub ticket: Ticket,
     /// The version the order's record must still have (0: no record yet).
     pub expected_version: u64,
@@ -279,7 +269,8 @@ pub struct Commit {
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// Something changed since the snapshot (the order's version, a counter,
-    /// or the event record). Retrying re-reads and decides again.
+    /// or the event record, completed by another delivery meanwhile).
+    /// Retrying re-reads and decides again.
     #[error("conflict: {0}")]
     Conflict(String),
     /// The store failed in a way worth retrying.
@@ -289,16 +280,11 @@ pub enum CommitError {
 
 /// Where a function keeps idempotency records, order records and counters.
 pub trait StateStore: Send + Sync {
-    /// Claims `ticket.event_id` until `ticket.lease_until`, or reports what
-    /// an earlier delivery left.
-    fn claim(&self, ticket: &Ticket) -> impl Future<Output = Result<Claim, Transient>> + Send;
-
-    /// Gives a claim up, so a retry need not wait for the lease to expire.
-    fn release(&self, event: EventId) -> impl Future<Output = Result<(), Transient>> + Send;
-
-    /// Reads an order's record and the counters named by `counters`.
+    /// Reads, at once, what `event` left if it completed before, `order`'s
+    /// record and the counters named by `counters`.
     fn load(
         &self,
+        event: EventId,
         order: &str,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send;
@@ -314,27 +300,22 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
 
     /// Writes the order's record, the counter changes and the completed
-    /// event record in one transaction.
+    /// event record in one transaction, unless the order moved past
+    /// `expected_version`, a counter would go below zero, or the event's
+    /// record was completed meanwhile: each is a [`CommitError::Conflict`].
     fn commit(&self, commit: &Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
 }
 
 /// A shared store is a store: two processors over one `Arc<MemoryStore>`
 /// are two execution environments over one table, for tests of races.
 impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
-    fn claim(&self, ticket: &Ticket) -> impl Future<Output = Result<Claim, Transient>> + Send {
-        (**self).claim(ticket)
-    }
-
-    fn release(&self, event: EventId) -> impl Future<Output = Result<(), Transient>> + Send {
-        (**self).release(event)
-    }
-
     fn load(
         &self,
+        event: EventId,
         order: &str,
         counters: &[String],
     ) -> impl Future<Output = Result<Snapshot, Transient>> + Send {
-        (**self).load(order, counters)
+        (**self).load(event, order, counters)
     }
 
     fn write_ahead(
@@ -351,8 +332,11 @@ impl<T: StateStore + ?Sized> StateStore for std::sync::Arc<T> {
     }
 }
 
-/// The `status` of an idempotency record while an invocation holds its
-/// claim, until `lease_until` (epoch seconds).
+/// The `status` that earlier builds gave an idempotency record while an
+/// invocation worked on the event (a claim, with a lease until
+/// `lease_until`), so a table may still hold some. No build writes it now,
+/// and none honours the lease: a commit completes the record over it. Two
+/// deliveries of one event at once are told apart by the order's version.
 pub const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
 /// The `status` of an idempotency record once its event is applied.
 pub const STATUS_COMPLETED: &str = "COMPLETED";

@@ -308,8 +308,8 @@ pub mod fixtures {
 }
 
 /// The CPU work of one SQS invocation, without I/O: read the payload,
-/// decode and validate each body, fingerprint it as the claim and the
-/// order's record do, decide with `decide`, and encode what a commit writes
+/// decode and validate each body, fingerprint it as the event's and the
+/// order's records do, decide with `decide`, and encode what a commit writes
 /// (the state JSON and the outbox). For the benches.
 pub fn cpu_path<S: serde::Serialize>(
     payload: &str,

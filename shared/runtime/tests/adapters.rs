@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::{
-    ConditionalCheckFailedException, ProvisionedThroughputExceededException,
-    TransactionCanceledException,
+    ProvisionedThroughputExceededException, TransactionCanceledException,
 };
 use aws_sdk_eventbridge::config::retry::RetryConfig;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
@@ -18,9 +19,11 @@ use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use orderflow_contracts::EventId;
 use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
-use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher};
+use orderflow_contracts::{EventKind, Message};
+use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
+use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service};
 use orderflow_runtime::store::{
-    Claim, Commit, CommitError, Completed, CounterChange, DynamoStore, Fingerprint, FirstSeen,
+    Commit, CommitError, Completed, CounterChange, DynamoStore, Fingerprint, FirstSeen,
     OrderRecord, OutboxEntry, StateStore, Ticket,
 };
 
@@ -201,35 +204,53 @@ fn ticket() -> Ticket {
         order_id: "ord-1".to_owned(),
         detail_type: "OrderPlaced",
         fingerprint: Fingerprint::of(b"second"),
-        lease_until: 100,
-        now: 50,
         expires_at: 1000,
     }
 }
 
+/// The keys a BatchGetItem asks `table` for, in order.
+fn keys_asked(req: &aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput) -> Vec<String> {
+    req.request_items()
+        .and_then(|r| r.get("payment"))
+        .map(|k| {
+            k.keys()
+                .iter()
+                .filter_map(|key| key.get("pk")?.as_s().ok().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn order_item(version: u64) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("ORDER#ord-1".into())),
+        ("state".to_owned(), AttributeValue::S("{}".into())),
+        ("version".to_owned(), AttributeValue::N(version.to_string())),
+    ])
+}
+
 #[tokio::test]
-async fn a_conditional_check_failure_on_claim_means_duplicate() {
+async fn the_event_record_is_read_with_the_order_and_its_counters_in_one_request() {
     let outbox = vec![entry(1), entry(2)];
     let stored = completed_item(&outbox);
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
         .match_requests(|req| {
-            req.condition_expression()
-                .is_some_and(|c| c.contains("attribute_not_exists"))
+            keys_asked(req) == [format!("EVENT#{}", event()), "ORDER#ord-1".into(), "STOCK#A".into()]
         })
-        .then_error(move || {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder()
-                    .message("The conditional request failed")
-                    .set_item(Some(stored.clone()))
-                    .build(),
-            )
+        .then_output(move || {
+            BatchGetItemOutput::builder()
+                .responses("payment", vec![order_item(3), stored.clone()])
+                .build()
         });
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&read]);
     let store = DynamoStore::new(client, "payment");
-    let result = store.claim(&ticket()).await.unwrap();
+    let snapshot = store
+        .load(event(), "ord-1", &["STOCK#A".to_owned()])
+        .await
+        .unwrap();
     assert_eq!(
-        result,
-        Claim::Completed(Completed {
+        snapshot.event,
+        Some(Completed {
             first: Some(FirstSeen {
                 fingerprint: Fingerprint::of(b"first"),
                 order_id: "ord-1".into(),
@@ -238,62 +259,119 @@ async fn a_conditional_check_failure_on_claim_means_duplicate() {
             outbox
         })
     );
+    assert_eq!(snapshot.order.map(|o| o.version), Some(3));
+    assert_eq!(snapshot.counters, [None]);
 }
 
 #[tokio::test]
-async fn a_claim_on_a_record_in_progress_is_busy() {
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
-        PutItemError::ConditionalCheckFailedException(
-            ConditionalCheckFailedException::builder()
-                .set_item(Some(HashMap::from([(
-                    "status".to_owned(),
-                    AttributeValue::S("IN_PROGRESS".into()),
-                )])))
-                .build(),
-        )
+async fn an_event_record_an_earlier_build_left_in_progress_holds_nothing_up() {
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+        BatchGetItemOutput::builder()
+            .responses(
+                "payment",
+                vec![HashMap::from([
+                    (
+                        "pk".to_owned(),
+                        AttributeValue::S(format!("EVENT#{}", event())),
+                    ),
+                    ("status".to_owned(), AttributeValue::S("IN_PROGRESS".into())),
+                    ("lease_until".to_owned(), AttributeValue::N("4102444800".into())),
+                ])],
+            )
+            .build()
     });
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&read]);
     let store = DynamoStore::new(client, "payment");
-    assert_eq!(store.claim(&ticket()).await.ok(), Some(Claim::Busy));
-}
-
-#[tokio::test]
-async fn a_fresh_claim_is_acquired() {
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|req| {
-            req.item()
-                .and_then(|i| i.get("status"))
-                .and_then(|s| s.as_s().ok())
-                .map(String::as_str)
-                == Some("IN_PROGRESS")
-        })
-        .then_output(|| PutItemOutput::builder().build());
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim]);
-    let store = DynamoStore::new(client, "payment");
-    assert_eq!(store.claim(&ticket()).await.ok(), Some(Claim::Acquired));
+    let snapshot = store.load(event(), "ord-1", &[]).await.unwrap();
+    assert_eq!(snapshot.event, None);
+    assert_eq!(snapshot.order, None);
 }
 
 #[tokio::test]
 async fn throttled_dynamodb_is_a_transient_error() {
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
-        PutItemError::ProvisionedThroughputExceededException(
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+        BatchGetItemError::ProvisionedThroughputExceededException(
             ProvisionedThroughputExceededException::builder()
                 .message("slow down")
                 .build(),
         )
     });
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&claim], |c| c
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&read], |c| c
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
     let store = DynamoStore::new(client, "payment");
     let err = store
-        .claim(&ticket())
+        .load(event(), "ord-1", &[])
         .await
         .err()
         .unwrap_or_else(|| panic!("must fail"));
     assert!(
-        orderflow_runtime::error::chain(&err).contains("claim"),
+        orderflow_runtime::error::chain(&err).contains("BatchGetItem"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_commit_completes_the_event_record_unless_a_delivery_completed_it() {
+    let tx = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(|req| {
+            let Some(done) = req.transact_items().last().and_then(|i| i.put()) else {
+                return false;
+            };
+            done.condition_expression()
+                == Some("attribute_not_exists(pk) OR #status <> :completed")
+                && done
+                    .expression_attribute_values()
+                    .and_then(|v| v.get(":completed"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("COMPLETED")
+                && done.item().get("status").and_then(|v| v.as_s().ok()).map(String::as_str)
+                    == Some("COMPLETED")
+        })
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&tx]);
+    let store = DynamoStore::new(client, "inventory");
+    store.commit(&commit()).await.unwrap();
+    assert_eq!(tx.num_calls(), 1);
+}
+
+/// Consumes every event, and changes and emits nothing.
+struct Quiet;
+
+impl Service for Quiet {
+    type State = ();
+    type Contract = Message;
+    const FUNCTION: &'static str = "payment";
+
+    fn consumes(&self, _: EventKind) -> bool {
+        true
+    }
+
+    async fn handle(&self, _: Input<'_, ()>) -> Result<Decision<()>, RecordError> {
+        Ok(Decision::unchanged(()))
+    }
+}
+
+#[tokio::test]
+async fn a_new_event_costs_the_store_one_read_and_one_transaction() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/payment/order-placed.eventbridge.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    let message = Message::from_bus_json(&text).unwrap_or_else(|e| panic!("{e}"));
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .then_output(|| BatchGetItemOutput::builder().build());
+    let tx = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    // Sequential: any other request (a claim's PutItem first, say) finds no
+    // rule and fails the event.
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&read, &tx]);
+    let store = DynamoStore::new(client, "payment");
+    let p = Processor::new(Quiet, store, MemoryPublisher::new(), 3600);
+    let done = p.process(&message).await.unwrap();
+    assert_eq!(done, Processed::Applied { published: 0 });
+    assert_eq!((read.num_calls(), tx.num_calls()), (1, 1));
 }
 
 fn commit() -> Commit {

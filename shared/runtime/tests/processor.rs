@@ -1,8 +1,8 @@
 //! Idempotency with an outbox: duplicates never apply twice and re-publish
 //! the stored outcome with the same event ids.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use orderflow_contracts::{
     AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
@@ -10,7 +10,8 @@ use orderflow_contracts::{
 use orderflow_runtime::lambda::memory_store;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{
-    Claim, CounterChange, Fingerprint, MemoryStore, OrderRecord, OutboxEntry, StateStore, Ticket,
+    Commit, CommitError, CounterChange, MemoryStore, OrderRecord, OutboxEntry, Snapshot,
+    StateStore,
 };
 use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service, Transient};
 use serde::{Deserialize, Serialize};
@@ -100,37 +101,20 @@ async fn fails<S: Service<Contract = Message>, St: StateStore, P: EventPublisher
     p: &Processor<S, St, P>,
     message: &Message,
 ) -> RecordError {
-    match p.process(message, deadline()).await {
+    match p.process(message).await {
         Ok(done) => panic!("must fail, but {done:?}"),
         Err(err) => err,
     }
-}
-
-/// A claim on `message` between `now` and `lease_until`.
-fn ticket(message: &Message, lease_until: i64, now: i64) -> Ticket {
-    Ticket {
-        event_id: message.meta.event_id,
-        order_id: message.meta.order_id.to_string(),
-        detail_type: message.kind().detail_type(),
-        fingerprint: Fingerprint::of_message(message).unwrap_or_else(|e| panic!("{e}")),
-        lease_until,
-        now,
-        expires_at: now + 3600,
-    }
-}
-
-fn deadline() -> Option<SystemTime> {
-    Some(SystemTime::now() + Duration::from_secs(30))
 }
 
 #[tokio::test]
 async fn a_duplicate_is_not_applied_twice_and_republishes_the_same_ids() {
     let p = processor(0);
     let message = order();
-    let first = p.process(&message, deadline()).await.unwrap();
+    let first = p.process(&message).await.unwrap();
     assert_eq!(first, Processed::Applied { published: 1 });
     for _ in 0..2 {
-        let again = p.process(&message, deadline()).await.unwrap();
+        let again = p.process(&message).await.unwrap();
         assert_eq!(again, Processed::Duplicate { republished: 1 });
     }
     assert_eq!(
@@ -158,37 +142,83 @@ async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
     let err = fails(&p, &message).await;
     assert!(!err.is_permanent(), "a publish failure is retried: {err}");
     assert!(p.publisher().inner.published().is_empty());
-    let again = p.process(&message, deadline()).await.unwrap();
+    let again = p.process(&message).await.unwrap();
     assert_eq!(again, Processed::Duplicate { republished: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(4));
     assert_eq!(p.publisher().inner.published().len(), 1);
 }
 
-#[tokio::test]
-async fn a_concurrent_duplicate_is_held_off_by_the_lease() {
-    let p = processor(0);
-    let message = order();
-    let now = chrono::Utc::now().timestamp();
-    let claim = p.store().claim(&ticket(&message, now + 30, now)).await;
-    assert_eq!(claim.ok(), Some(Claim::Acquired));
-    let err = fails(&p, &message).await;
-    assert!(err.to_string().contains("another invocation"), "{err}");
-    assert!(!err.is_permanent());
-    assert_eq!(p.store().counter("STOCK#X"), Some(5));
+/// A store whose first commit waits for a rival delivery of the same
+/// message to finish first, through another processor on the same table:
+/// two deliveries of one event at once, the rival committing between this
+/// one's load and its commit.
+struct Racing {
+    inner: Arc<MemoryStore>,
+    rival: Processor<Counting, Arc<MemoryStore>, MemoryPublisher>,
+    message: Message,
+    raced: AtomicBool,
+    rival_done: std::sync::Mutex<Option<Result<Processed, RecordError>>>,
+}
+
+impl StateStore for Racing {
+    async fn load(
+        &self,
+        event: orderflow_contracts::EventId,
+        order: &str,
+        counters: &[String],
+    ) -> Result<Snapshot, Transient> {
+        self.inner.load(event, order, counters).await
+    }
+
+    async fn write_ahead(
+        &self,
+        order: &str,
+        expected_version: u64,
+        record: &OrderRecord,
+    ) -> Result<(), CommitError> {
+        self.inner
+            .write_ahead(order, expected_version, record)
+            .await
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
+        if !self.raced.swap(true, Ordering::SeqCst) {
+            let done = self.rival.process(&self.message).await;
+            *self.rival_done.lock().unwrap() = Some(done);
+        }
+        self.inner.commit(commit).await
+    }
 }
 
 #[tokio::test]
-async fn an_expired_lease_is_taken_over() {
-    let p = processor(0);
+async fn two_deliveries_at_once_apply_once_and_publish_the_same_outcome() {
+    let table = Arc::new(MemoryStore::new());
+    table.set_counter("STOCK#X", 5);
     let message = order();
-    let now = chrono::Utc::now().timestamp();
-    let _ = p.store().claim(&ticket(&message, now - 1, now - 100)).await;
-    let done = p.process(&message, deadline()).await.unwrap();
-    assert_eq!(done, Processed::Applied { published: 1 });
+    let store = Racing {
+        inner: Arc::clone(&table),
+        rival: Processor::new(Counting, Arc::clone(&table), MemoryPublisher::new(), 3600),
+        message: message.clone(),
+        raced: AtomicBool::new(false),
+        rival_done: std::sync::Mutex::new(None),
+    };
+    let p = Processor::new(Counting, store, MemoryPublisher::new(), 3600);
+
+    let done = p.process(&message).await.unwrap();
+
+    let rival = p.store().rival_done.lock().unwrap().take();
+    assert_eq!(rival.map(|r| r.ok()), Some(Some(Processed::Applied { published: 1 })));
+    // Its commit found the event completed: it loaded again and re-published
+    // what the rival left, as a duplicate.
+    assert_eq!(done, Processed::Duplicate { republished: 1 });
+    assert_eq!(table.counter("STOCK#X"), Some(4), "applied once");
+    let ours = p.publisher().published();
+    let theirs = p.store().rival.publisher().published();
+    assert_eq!(ours, theirs, "the same events, with the same ids");
 }
 
 #[tokio::test]
-async fn a_failed_decision_releases_the_claim_for_the_retry() {
+async fn a_failed_commit_leaves_nothing_in_the_way_of_the_retry() {
     let p = processor(0);
     p.store().set_counter("STOCK#X", 0);
     let message = order();
@@ -196,7 +226,7 @@ async fn a_failed_decision_releases_the_claim_for_the_retry() {
     let err = fails(&p, &message).await;
     assert!(err.to_string().contains("conflict"), "{err}");
     p.store().set_counter("STOCK#X", 1);
-    let done = p.process(&message, deadline()).await.unwrap();
+    let done = p.process(&message).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(0));
 }
@@ -242,10 +272,6 @@ struct Conflicting {
 }
 
 impl StateStore for Conflicting {
-    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
-        self.inner.claim(ticket).await
-    }
-
     async fn write_ahead(
         &self,
         order: &str,
@@ -257,16 +283,13 @@ impl StateStore for Conflicting {
             .await
     }
 
-    async fn release(&self, event: orderflow_contracts::EventId) -> Result<(), Transient> {
-        self.inner.release(event).await
-    }
-
     async fn load(
         &self,
+        event: orderflow_contracts::EventId,
         order: &str,
         counters: &[String],
-    ) -> Result<orderflow_runtime::store::Snapshot, Transient> {
-        self.inner.load(order, counters).await
+    ) -> Result<Snapshot, Transient> {
+        self.inner.load(event, order, counters).await
     }
 
     async fn commit(
@@ -299,7 +322,7 @@ fn conflicting(conflicts: u32) -> Processor<Counting, Conflicting, MemoryPublish
 #[tokio::test]
 async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
     let p = conflicting(4);
-    let done = p.process(&order(), deadline()).await.unwrap();
+    let done = p.process(&order()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
     assert_eq!(p.store().inner.counter("STOCK#X"), Some(4));
 }
@@ -311,8 +334,8 @@ async fn a_persistent_conflict_goes_back_to_sqs_as_transient() {
     let err = fails(&p, &message).await;
     assert!(!err.is_permanent());
     assert!(err.to_string().contains("after 5 attempts"), "{err}");
-    // The claim was released: the redelivery goes through at once.
-    let done = p.process(&message, deadline()).await.unwrap();
+    // Nothing holds the event: the redelivery goes through at once.
+    let done = p.process(&message).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
 }
 
@@ -347,12 +370,12 @@ fn memory_mode_starts_with_the_services_own_counters_and_none_by_default() {
 async fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_republishes() {
     let p = processor(0);
     let message = order();
-    let first = p.process(&message, deadline()).await.unwrap();
+    let first = p.process(&message).await.unwrap();
     assert_eq!(first, Processed::Applied { published: 1 });
     // Day 8: DynamoDB's TTL has removed the idempotency record; a DLQ
     // redrive or an archive replay delivers the event again.
     p.store().expire_event_records();
-    let again = p.process(&message, deadline()).await.unwrap();
+    let again = p.process(&message).await.unwrap();
     assert_eq!(again, Processed::Duplicate { republished: 1 });
     assert_eq!(p.store().counter("STOCK#X"), Some(4), "applied once");
     let published = p.publisher().inner.published();
@@ -367,7 +390,7 @@ async fn a_redelivery_after_the_idempotency_record_expired_applies_nothing_and_r
 async fn an_event_id_reused_with_other_contents_is_refused_naming_both() {
     let p = processor(0);
     let message = order();
-    p.process(&message, deadline()).await.unwrap();
+    p.process(&message).await.unwrap();
     let mut reused = message.clone();
     reused.meta.order_id = orderflow_contracts::OrderId::new("ord-someone-else").unwrap();
     let err = fails(&p, &reused).await;
@@ -391,13 +414,13 @@ async fn an_event_id_reused_with_other_contents_is_refused_naming_both() {
 async fn an_order_id_opened_again_with_other_contents_is_refused_and_a_retry_is_not() {
     let p = processor(0);
     let message = order();
-    p.process(&message, deadline()).await.unwrap();
+    p.process(&message).await.unwrap();
 
     // The storefront retried with a new event id: same order, same data.
     let mut retried = message.clone();
     retried.meta.event_id = orderflow_contracts::EventId::from_uuid(uuid::Uuid::from_u128(7));
     retried.meta.occurred_at += chrono::Duration::seconds(5);
-    assert!(p.process(&retried, deadline()).await.is_ok());
+    assert!(p.process(&retried).await.is_ok());
 
     // Another order under the same id.
     let mut other = message.clone();

@@ -1,27 +1,24 @@
 //! The [`StateStore`] on DynamoDB.
 //!
-//! A commit is one `TransactWriteItems`: the order's state conditioned on
-//! its version, each counter change conditioned on the counter staying
-//! non-negative, and the event record conditioned on still being in
-//! progress. DynamoDB applies all or none of them, so an effect and the
-//! record that it happened can never disagree.
+//! An event takes two requests: a `BatchGetItem` of its idempotency record,
+//! its order's record and the counters the decision needs, then one
+//! `TransactWriteItems`: the order's state conditioned on its version, each
+//! counter change conditioned on the counter staying non-negative, and the
+//! event's record conditioned on not being completed yet. DynamoDB applies
+//! all or none of them, so an effect and the record that it happened can
+//! never disagree.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use orderflow_contracts::EventId;
 
 use super::{
-    Applied, Claim, Commit, CommitError, Completed, CounterChange, Fingerprint, FirstSeen, Opening,
-    OrderRecord, OutboxEntry, STATUS_COMPLETED, STATUS_IN_PROGRESS, Snapshot, StateStore, Ticket,
-    event_key, order_key,
+    Applied, Commit, CommitError, Completed, CounterChange, Fingerprint, FirstSeen, Opening,
+    OrderRecord, OutboxEntry, STATUS_COMPLETED, Snapshot, StateStore, event_key, order_key,
 };
 use crate::error::Transient;
 
@@ -56,19 +53,6 @@ impl DynamoStore {
             table: table.into(),
         }
     }
-
-    async fn read_event(&self, event: EventId) -> Result<Option<Item>, Transient> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(event_key(event)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Transient::caused_by("DynamoDB GetItem failed", e))?;
-        Ok(out.item)
-    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -91,10 +75,12 @@ fn get_n(item: &Item, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// What an existing event record means for a new claim.
-fn existing_claim(item: &Item) -> Result<Claim, Transient> {
+/// What an event's idempotency record says it left; `None` unless it is
+/// completed (earlier builds wrote records in progress, which mean nothing
+/// now).
+fn completed_event(item: &Item) -> Result<Option<Completed>, Transient> {
     if get_s(item, "status") != Some(STATUS_COMPLETED) {
-        return Ok(Claim::Busy);
+        return Ok(None);
     }
     let outbox = get_s(item, "outbox").unwrap_or("[]");
     let outbox: Vec<OutboxEntry> = serde_json::from_str(outbox)
@@ -111,7 +97,7 @@ fn existing_claim(item: &Item) -> Result<Claim, Transient> {
         }),
         _ => None,
     };
-    Ok(Claim::Completed(Completed { first, outbox }))
+    Ok(Some(Completed { first, outbox }))
 }
 
 /// Reads an order's record from its item.
@@ -171,84 +157,16 @@ fn version_condition(expected: u64) -> (&'static str, Option<AttributeValue>) {
 }
 
 impl StateStore for DynamoStore {
-    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
-        let event = ticket.event_id;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(event_key(event)))
-            .item("status", s(STATUS_IN_PROGRESS))
-            .item("lease_until", n(ticket.lease_until))
-            .item(TTL_ATTRIBUTE, n(ticket.expires_at))
-            // A new event, or one whose holder ran out of time without
-            // completing (its Lambda timed out or crashed).
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#status = :in_progress AND lease_until < :now)",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
-            .expression_attribute_values(":now", n(ticket.now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let item = match failed.item {
-                        Some(item) => Some(item),
-                        // Not every implementation returns the old item.
-                        None => self.read_event(event).await?,
-                    };
-                    match item {
-                        Some(item) => existing_claim(&item),
-                        None => Err(Transient::new(
-                            "event record vanished between claim and read",
-                        )),
-                    }
-                }
-                other => Err(Transient::caused_by(
-                    "DynamoDB PutItem (claim) failed",
-                    other,
-                )),
-            },
-            Err(other) => Err(Transient::caused_by(
-                "DynamoDB PutItem (claim) failed",
-                other,
-            )),
-        }
-    }
-
-    async fn release(&self, event: EventId) -> Result<(), Transient> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(event_key(event)))
-            .condition_expression("#status = :in_progress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Transient::caused_by(
-                "DynamoDB DeleteItem (release) failed",
-                e,
-            )),
-        }
-    }
-
-    async fn load(&self, order: &str, counters: &[String]) -> Result<Snapshot, Transient> {
+    async fn load(
+        &self,
+        event: EventId,
+        order: &str,
+        counters: &[String],
+    ) -> Result<Snapshot, Transient> {
+        let event_pk = event_key(event);
         let order_pk = order_key(order);
-        let keys = std::iter::once(&order_pk)
+        let keys = [&event_pk, &order_pk]
+            .into_iter()
             .chain(counters)
             .map(|k| HashMap::from([(PK.to_owned(), s(k.clone()))]))
             .collect::<Vec<_>>();
@@ -279,6 +197,10 @@ impl StateStore for DynamoStore {
             .iter()
             .filter_map(|item| get_s(item, PK).map(|k| (k, item)))
             .collect();
+        let event = match by_key.get(event_pk.as_str()) {
+            Some(item) => completed_event(item)?,
+            None => None,
+        };
         let order = by_key
             .get(order_pk.as_str())
             .map(|item| order_record(item))
@@ -291,7 +213,11 @@ impl StateStore for DynamoStore {
                     .and_then(|i| get_n(i, COUNTER_ATTRIBUTE))
             })
             .collect();
-        Ok(Snapshot { order, counters })
+        Ok(Snapshot {
+            event,
+            order,
+            counters,
+        })
     }
 
     async fn write_ahead(
@@ -402,7 +328,7 @@ fn counter_update(table: &str, change: &CounterChange) -> Result<TransactWriteIt
 }
 
 /// The put completing the event's record with its outbox, conditioned on
-/// the record still being in progress (ours).
+/// no delivery having completed it yet.
 fn completion_put(table: &str, commit: &Commit) -> Result<TransactWriteItem, BuildError> {
     let ticket = &commit.ticket;
     let outbox = serde_json::to_string(&commit.outbox).unwrap_or_else(|_| "[]".to_owned());
@@ -415,9 +341,12 @@ fn completion_put(table: &str, commit: &Commit) -> Result<TransactWriteItem, Bui
         .item("order_id", s(ticket.order_id.as_str()))
         .item("detail_type", s(ticket.detail_type))
         .item(TTL_ATTRIBUTE, n(ticket.expires_at))
-        .condition_expression("#status = :in_progress")
+        // Another delivery of the event may have completed it since the
+        // load; a record in progress is an earlier build's claim, and is
+        // taken over.
+        .condition_expression("attribute_not_exists(pk) OR #status <> :completed")
         .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+        .expression_attribute_values(":completed", s(STATUS_COMPLETED))
         .build()?;
     Ok(TransactWriteItem::builder().put(done).build())
 }

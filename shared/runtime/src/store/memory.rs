@@ -5,20 +5,12 @@ use std::sync::Mutex;
 
 use orderflow_contracts::EventId;
 
-use super::{
-    Claim, Commit, CommitError, Completed, FirstSeen, OrderRecord, Snapshot, StateStore, Ticket,
-};
+use super::{Commit, CommitError, Completed, FirstSeen, OrderRecord, Snapshot, StateStore};
 use crate::error::Transient;
-
-#[derive(Debug, Clone)]
-enum Record {
-    InProgress { lease_until: i64 },
-    Completed(Completed),
-}
 
 #[derive(Debug, Default)]
 struct Tables {
-    events: HashMap<EventId, Record>,
+    events: HashMap<EventId, Completed>,
     orders: HashMap<String, OrderRecord>,
     counters: HashMap<String, i64>,
 }
@@ -83,36 +75,15 @@ fn check_version(t: &Tables, order: &str, expected: u64) -> Result<(), CommitErr
 }
 
 impl StateStore for MemoryStore {
-    async fn claim(&self, ticket: &Ticket) -> Result<Claim, Transient> {
-        let mut t = self.lock();
-        match t.events.get(&ticket.event_id) {
-            Some(Record::Completed(done)) => Ok(Claim::Completed(done.clone())),
-            Some(Record::InProgress { lease_until: until }) if *until >= ticket.now => {
-                Ok(Claim::Busy)
-            }
-            _ => {
-                t.events.insert(
-                    ticket.event_id,
-                    Record::InProgress {
-                        lease_until: ticket.lease_until,
-                    },
-                );
-                Ok(Claim::Acquired)
-            }
-        }
-    }
-
-    async fn release(&self, event: EventId) -> Result<(), Transient> {
-        let mut t = self.lock();
-        if matches!(t.events.get(&event), Some(Record::InProgress { .. })) {
-            t.events.remove(&event);
-        }
-        Ok(())
-    }
-
-    async fn load(&self, order: &str, counters: &[String]) -> Result<Snapshot, Transient> {
+    async fn load(
+        &self,
+        event: EventId,
+        order: &str,
+        counters: &[String],
+    ) -> Result<Snapshot, Transient> {
         let t = self.lock();
         Ok(Snapshot {
+            event: t.events.get(&event).cloned(),
             order: t.orders.get(&super::order_key(order)).cloned(),
             counters: counters
                 .iter()
@@ -137,12 +108,9 @@ impl StateStore for MemoryStore {
         let mut t = self.lock();
         let ticket = &commit.ticket;
         check_version(&t, &ticket.order_id, commit.expected_version)?;
-        if !matches!(
-            t.events.get(&ticket.event_id),
-            Some(Record::InProgress { .. })
-        ) {
+        if t.events.contains_key(&ticket.event_id) {
             return Err(CommitError::Conflict(format!(
-                "event {} is no longer in progress",
+                "event {} was completed by another delivery",
                 ticket.event_id
             )));
         }
@@ -162,14 +130,14 @@ impl StateStore for MemoryStore {
             .insert(super::order_key(&ticket.order_id), commit.order.clone());
         t.events.insert(
             ticket.event_id,
-            Record::Completed(Completed {
+            Completed {
                 first: Some(FirstSeen {
                     fingerprint: ticket.fingerprint.clone(),
                     order_id: ticket.order_id.to_string(),
                     detail_type: ticket.detail_type.to_owned(),
                 }),
                 outbox: commit.outbox.clone(),
-            }),
+            },
         );
         Ok(())
     }
