@@ -50,11 +50,11 @@ pub trait Tamper {
     /// DynamoDB's TTL does once the record expires.
     async fn expire_event_record(&self, service: &ServiceResources, event: EventId) -> Result<()>;
 
-    /// Writes a claim on `event` into `service`'s table, as an invocation
-    /// still working on it would, with a lease that runs `lease` from now:
-    /// until then `service` takes a delivery of `event` for a concurrent
-    /// duplicate and retries it.
-    async fn claim_elsewhere(
+    /// Writes an idempotency record of `event` in progress into `service`'s
+    /// table, with a lease that runs `lease` from now, as earlier builds
+    /// claimed an event before deciding it: a table they used may still
+    /// hold some.
+    async fn leave_in_progress(
         &self,
         service: &ServiceResources,
         event: EventId,
@@ -123,7 +123,7 @@ impl Tamper for Flow {
         Ok(())
     }
 
-    async fn claim_elsewhere(
+    async fn leave_in_progress(
         &self,
         service: &ServiceResources,
         event: EventId,
@@ -139,7 +139,12 @@ impl Tamper for Flow {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .with_context(|| format!("could not claim {event} in {}'s table", service.name))?;
+            .with_context(|| {
+                format!(
+                    "could not leave {event} in progress in {}'s table",
+                    service.name
+                )
+            })?;
         Ok(())
     }
 }

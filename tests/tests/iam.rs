@@ -31,7 +31,7 @@ const FUNCTIONS: [&str; 3] = ["Payment", "Inventory", "Shipping"];
 /// the reason it is granted, for every function (`*`) or for one. Anything
 /// else granted and not called fails
 /// `every_action_a_function_role_grants_was_used`.
-const GRANTED_FOR_A_REASON: [(&str, &str, &str); 9] = [
+const GRANTED_FOR_A_REASON: [(&str, &str, &str); 10] = [
     (
         "*",
         "sqs:ReceiveMessage",
@@ -56,27 +56,35 @@ const GRANTED_FOR_A_REASON: [(&str, &str, &str); 9] = [
     ),
     ("*", "logs:PutLogEvents", "as logs:CreateLogStream"),
     (
-        "*",
+        "Payment",
         "dynamodb:GetItem",
-        "DynamoStore::claim reads the event record, and payment's DynamoLedger the \
-         authorization, when a failed conditional write does not return the item \
-         (ReturnValuesOnConditionCheckFailure); AWS and ministack return it, moto may not",
+        "payment's DynamoLedger reads an authorization back when a failed conditional \
+         write does not return the item (ReturnValuesOnConditionCheckFailure); AWS and \
+         ministack return it, moto may not",
     ),
     (
-        "Shipping",
-        "dynamodb:DeleteItem",
-        "the runtime's retry path releases the claim of a record that failed transiently; \
-         the run fails payment records (tok_flaky), never shipping ones",
+        "Inventory",
+        "sqs:ChangeMessageVisibility",
+        "the runtime's retry path sets the visibility of a record that failed \
+         transiently (its backoff); the run fails payment records (tok_flaky) on \
+         purpose, and inventory's only if a flash sale's conflicts outlast five attempts",
+    ),
+    (
+        "Inventory",
+        "sqs:GetQueueUrl",
+        "the retry path finds the record's source queue, as for ChangeMessageVisibility",
     ),
     (
         "Shipping",
         "sqs:ChangeMessageVisibility",
-        "the retry path's backoff sets a failed record's visibility, as for DeleteItem",
+        "the runtime's retry path sets the visibility of a record that failed \
+         transiently (its backoff); the run fails payment records (tok_flaky), never \
+         shipping ones",
     ),
     (
         "Shipping",
         "sqs:GetQueueUrl",
-        "the retry path finds the record's source queue, as for DeleteItem",
+        "the retry path finds the record's source queue, as for ChangeMessageVisibility",
     ),
 ];
 

@@ -3,7 +3,7 @@
 //!
 //! The stack (`orderflow-chaos` unless `--stack-name`) is the last local
 //! build, deployed to LocalStack with the template's `Faults` parameter
-//! set, so each function process aborts at random right after a claim,
+//! set, so each function process aborts at random right after a load,
 //! after a commit or after a publish (`orderflow_runtime::faults`). Besides
 //! those, a killer thread SIGKILLs one of the stack's function processes
 //! every `--kill-every` seconds, wherever it is: the points nobody
@@ -46,7 +46,7 @@ const USAGE: &str = "\
 usage: cargo xtask chaos [--orders N] [--faults SPEC] [--kill-every SECS] [--stack-name NAME]
 
   --orders N         mixed orders to place (default 60; 10000 is the benchmark)
-  --faults SPEC      crash chances per point (default claim=0.03,commit=0.03,publish=0.03)
+  --faults SPEC      crash chances per point (default load=0.03,commit=0.03,publish=0.03)
   --kill-every SECS  SIGKILL one of the stack's function processes this often
                      (default 4; 0 for never)
   --stack-name NAME  the chaos stack (default orderflow-chaos), deployed from
@@ -84,7 +84,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             orders: 60,
-            faults: "claim=0.03,commit=0.03,publish=0.03".into(),
+            faults: "load=0.03,commit=0.03,publish=0.03".into(),
             kill_every: Some(Duration::from_secs(4)),
             stack: "orderflow-chaos".into(),
         }
@@ -395,7 +395,7 @@ mod tests {
         for (args, says) in [
             (&["--orders", "0"][..], "at least 1"),
             (&["--orders", "x"], "not a number"),
-            (&["--faults", "claim=0.1, commit=0.1"], "no spaces"),
+            (&["--faults", "load=0.1, commit=0.1"], "no spaces"),
             (&["--kill-every"], "needs a value"),
             (&["--what", "1"], "unknown flag"),
         ] {
@@ -412,11 +412,11 @@ mod tests {
         assert!(strikes(&record).unwrap().is_empty());
         fs::write(
             &record,
-            "claim payment 1\ncommit shipping 2\nclaim inventory 3\n",
+            "load payment 1\ncommit shipping 2\nload inventory 3\n",
         )
         .unwrap();
         let counted = strikes(&record).unwrap();
-        assert_eq!(counted["claim"], 2);
+        assert_eq!(counted["load"], 2);
         assert_eq!(counted["commit"], 1);
         fs::write(&record, "answer payment 1\n").unwrap();
         assert!(strikes(&record).is_err());

@@ -118,7 +118,7 @@ commands:
                        stable toolchain) over the corpus in fuzz/corpus/
   chaos [--orders N] [--faults SPEC] [--kill-every SECS]
                        mixed orders through a LocalStack stack whose functions
-                       crash after a claim, a commit or a publish, and are
+                       crash after a load, a commit or a publish, and are
                        SIGKILLed at random; then every invariant is checked
   bench init           cold init, size and max RSS of each function against a
                        bare lambda_runtime binary; its first invocation

@@ -260,12 +260,12 @@ fn block(service: &Service) -> String {
     let (state_comment, state_actions) = if service.counters {
         (
             "",
-            "dynamodb:BatchGetItem, dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem",
+            "dynamodb:BatchGetItem, dynamodb:PutItem, dynamodb:UpdateItem",
         )
     } else {
         (
             "                # No UpdateItem: only a service with counters updates items.\n",
-            "dynamodb:BatchGetItem, dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem",
+            "dynamodb:BatchGetItem, dynamodb:PutItem",
         )
     };
     let extra_resources = if service.resources.is_empty() {
@@ -422,8 +422,11 @@ const BLOCK: &str = r#"  # {dashes} {name}
                 Resource: !GetAtt {Name}DeadLetterQueue.Arn
               - Sid: State
                 Effect: Allow
-                # BatchGetItem is its own IAM action: GetItem does not cover it
-                # (shown by tests/tests/iam.rs on the cloud that enforces IAM).
+                # BatchGetItem reads an event's records: its own IAM action,
+                # which GetItem does not cover (shown by tests/tests/iam.rs on
+                # the cloud that enforces IAM). The commit's TransactWriteItems
+                # is authorized item by item: PutItem, and UpdateItem for a
+                # counter.
 {state_comment}                Action: [{state_actions}]
                 Resource: !GetAtt {Name}Table.Arn
               - Sid: Publish
@@ -545,7 +548,7 @@ mod tests {
             "      Description: ShipmentScheduled to the notifications queue.\n",
             "        source: [orderflow.shipping]\n        detail-type: [ShipmentScheduled]\n",
             "      FunctionName: !Sub \"${AWS::StackName}-notifications\"\n",
-            "                Action: [dynamodb:BatchGetItem, dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem]\n                Resource: !GetAtt NotificationsTable.Arn\n",
+            "                Action: [dynamodb:BatchGetItem, dynamodb:PutItem]\n                Resource: !GetAtt NotificationsTable.Arn\n",
             "  NotificationsFunctionName:\n    Value: !Ref NotificationsFunction\n",
         ] {
             assert!(written.contains(line), "no {line:?} in\n{written}");

@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
 use orderflow_contracts::Message;
 use orderflow_runtime::publish::MemoryPublisher;
@@ -48,10 +47,6 @@ impl PaymentGateway for Racing {
 fn message(sample: &str) -> Message {
     let text = read_sample(sample).unwrap_or_else(|e| panic!("{e}"));
     Message::from_bus_json(&text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn deadline() -> Option<SystemTime> {
-    Some(SystemTime::now() + Duration::from_secs(30))
 }
 
 #[tokio::test]

@@ -18,14 +18,14 @@ use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use orderflow_contracts::EventId;
-use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
 use orderflow_contracts::{EventKind, Message};
+use orderflow_runtime::dlq::{DeadLetter, DeadLetterSink, SqsDeadLetters};
 use orderflow_runtime::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
-use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service};
 use orderflow_runtime::store::{
     Commit, CommitError, Completed, CounterChange, DynamoStore, Fingerprint, FirstSeen,
     OrderRecord, OutboxEntry, StateStore, Ticket,
 };
+use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service};
 
 fn entry(n: u128) -> OutboxEntry {
     OutboxEntry {
@@ -235,7 +235,12 @@ async fn the_event_record_is_read_with_the_order_and_its_counters_in_one_request
     let stored = completed_item(&outbox);
     let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
         .match_requests(|req| {
-            keys_asked(req) == [format!("EVENT#{}", event()), "ORDER#ord-1".into(), "STOCK#A".into()]
+            keys_asked(req)
+                == [
+                    format!("EVENT#{}", event()),
+                    "ORDER#ord-1".into(),
+                    "STOCK#A".into(),
+                ]
         })
         .then_output(move || {
             BatchGetItemOutput::builder()
@@ -275,7 +280,10 @@ async fn an_event_record_an_earlier_build_left_in_progress_holds_nothing_up() {
                         AttributeValue::S(format!("EVENT#{}", event())),
                     ),
                     ("status".to_owned(), AttributeValue::S("IN_PROGRESS".into())),
-                    ("lease_until".to_owned(), AttributeValue::N("4102444800".into())),
+                    (
+                        "lease_until".to_owned(),
+                        AttributeValue::N("4102444800".into()),
+                    ),
                 ])],
             )
             .build()
@@ -317,15 +325,18 @@ async fn the_commit_completes_the_event_record_unless_a_delivery_completed_it() 
             let Some(done) = req.transact_items().last().and_then(|i| i.put()) else {
                 return false;
             };
-            done.condition_expression()
-                == Some("attribute_not_exists(pk) OR #status <> :completed")
+            done.condition_expression() == Some("attribute_not_exists(pk) OR #status <> :completed")
                 && done
                     .expression_attribute_values()
                     .and_then(|v| v.get(":completed"))
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
                     == Some("COMPLETED")
-                && done.item().get("status").and_then(|v| v.as_s().ok()).map(String::as_str)
+                && done
+                    .item()
+                    .get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
                     == Some("COMPLETED")
         })
         .then_output(|| TransactWriteItemsOutput::builder().build());

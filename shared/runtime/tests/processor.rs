@@ -10,8 +10,7 @@ use orderflow_contracts::{
 use orderflow_runtime::lambda::memory_store;
 use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{
-    Commit, CommitError, CounterChange, MemoryStore, OrderRecord, OutboxEntry, Snapshot,
-    StateStore,
+    Commit, CommitError, CounterChange, MemoryStore, OrderRecord, OutboxEntry, Snapshot, StateStore,
 };
 use orderflow_runtime::{Decision, Input, Processed, Processor, RecordError, Service, Transient};
 use serde::{Deserialize, Serialize};
@@ -184,7 +183,7 @@ impl StateStore for Racing {
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
         if !self.raced.swap(true, Ordering::SeqCst) {
             let done = self.rival.process(&self.message).await;
-            *self.rival_done.lock().unwrap() = Some(done);
+            *self.rival_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
         }
         self.inner.commit(commit).await
     }
@@ -207,7 +206,10 @@ async fn two_deliveries_at_once_apply_once_and_publish_the_same_outcome() {
     let done = p.process(&message).await.unwrap();
 
     let rival = p.store().rival_done.lock().unwrap().take();
-    assert_eq!(rival.map(|r| r.ok()), Some(Some(Processed::Applied { published: 1 })));
+    assert_eq!(
+        rival.map(|r| r.ok()),
+        Some(Some(Processed::Applied { published: 1 }))
+    );
     // Its commit found the event completed: it loaded again and re-published
     // what the rival left, as a duplicate.
     assert_eq!(done, Processed::Duplicate { republished: 1 });
