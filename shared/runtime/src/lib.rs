@@ -21,9 +21,9 @@
 //! - [`contract`]: [`Contract`], what the runtime needs of a service's
 //!   events, and its implementation for orderflow's `Message`.
 //! - [`processor`]: one event, idempotently: load its records, decide
-//!   (writing ahead before an external call), commit the effect with the outbox and the
-//!   event's entry in the order's never-expiring record, publish. Reused
-//!   event and order ids are refused with their reason.
+//!   (writing ahead before an external call), commit the effect with the
+//!   outbox and the event's entry in the order's never-expiring record,
+//!   publish. Reused event and order ids are refused with their reason.
 //! - [`store`]: the [`store::StateStore`] port, with DynamoDB (feature
 //!   `aws`) and in-memory adapters.
 //! - [`publish`]: the [`publish::EventPublisher`] port, with EventBridge

@@ -330,25 +330,21 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
             fingerprint,
             expires_at: Utc::now().timestamp() + self.ttl_secs,
         };
-        match self
+        let done = self
             .decide_and_commit_retrying(message, &ticket, opening.as_ref())
-            .await?
-        {
-            // Committed: from here on a failure is retried as a duplicate,
-            // which re-publishes this same outbox.
-            Done::Committed(outbox) => {
-                self.publisher.publish(&outbox).await?;
-                Ok(Processed::Applied {
-                    published: outbox.len(),
-                })
-            }
-            Done::AlreadyApplied(outbox) => {
-                self.publisher.publish(&outbox).await?;
-                Ok(Processed::Duplicate {
-                    republished: outbox.len(),
-                })
-            }
-        }
+            .await?;
+        // Committed: from here on a failure is retried as a duplicate, which
+        // re-publishes this same outbox.
+        let (Done::Committed(outbox) | Done::AlreadyApplied(outbox)) = &done;
+        self.publisher.publish(outbox).await?;
+        Ok(match done {
+            Done::Committed(outbox) => Processed::Applied {
+                published: outbox.len(),
+            },
+            Done::AlreadyApplied(outbox) => Processed::Duplicate {
+                republished: outbox.len(),
+            },
+        })
     }
 
     /// Decides and commits, deciding again on a write conflict: two records
@@ -475,13 +471,13 @@ impl<S: Service, St: StateStore, P: EventPublisher> Processor<S, St, P> {
 /// The outbox the ticket's event left, as its idempotency record holds it;
 /// an error if its id was completed with other contents (of any order).
 fn completed_before(done: Completed, ticket: &Ticket) -> Result<Vec<OutboxEntry>, RecordError> {
-    if let Some(first) = done.first.filter(|f| f.fingerprint != ticket.fingerprint) {
-        return Err(reused_event_id(
+    if let Some(first) = &done.first {
+        same_event(
             ticket,
             &first.detail_type,
             &first.order_id,
             &first.fingerprint,
-        ));
+        )?;
     }
     Ok(done.outbox)
 }
@@ -495,14 +491,12 @@ fn applied_before(
     let Some(applied) = record.applied.get(&ticket.event_id) else {
         return Ok(None);
     };
-    if applied.fingerprint != ticket.fingerprint {
-        return Err(reused_event_id(
-            ticket,
-            ticket.detail_type,
-            ticket.order_id.as_str(),
-            &applied.fingerprint,
-        ));
-    }
+    same_event(
+        ticket,
+        ticket.detail_type,
+        &ticket.order_id,
+        &applied.fingerprint,
+    )?;
     Ok(Some(applied.outbox.clone()))
 }
 
@@ -657,14 +651,19 @@ pub(crate) fn unencodable(err: postcard::Error) -> RecordError {
     )
 }
 
-/// The dead-letter reason for an event id seen before with other contents.
-fn reused_event_id(
+/// Nothing, if the ticket's event is the one first seen under its id (as
+/// `first_kind` of `first_order`, fingerprinted `first`); otherwise the
+/// dead-letter reason for an event id reused with other contents.
+fn same_event(
     ticket: &Ticket,
     first_kind: &str,
     first_order: &str,
     first: &Fingerprint,
-) -> RecordError {
-    RecordError::rejected(
+) -> Result<(), RecordError> {
+    if *first == ticket.fingerprint {
+        return Ok(());
+    }
+    Err(RecordError::rejected(
         "event_id_reused",
         format!(
             "event {} was first {first_kind} of order {first_order} (fingerprint {first}), \
@@ -672,7 +671,7 @@ fn reused_event_id(
              an event id names one event",
             ticket.event_id, ticket.detail_type, ticket.order_id, ticket.fingerprint
         ),
-    )
+    ))
 }
 
 /// The write-ahead of one decision: the order's record as last written.

@@ -1,6 +1,7 @@
 //! Idempotency with an outbox: duplicates never apply twice and re-publish
 //! the stored outcome with the same event ids.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -147,26 +148,26 @@ async fn a_publish_failure_after_commit_is_recovered_by_the_redelivery() {
     assert_eq!(p.publisher().inner.published().len(), 1);
 }
 
-/// A store whose first commit waits for a rival delivery of the same
-/// message to finish first, through another processor on the same table:
-/// two deliveries of one event at once, the rival committing between this
-/// one's load and its commit.
-struct Racing {
-    inner: Arc<MemoryStore>,
-    rival: Processor<Counting, Arc<MemoryStore>, MemoryPublisher>,
-    message: Message,
-    raced: AtomicBool,
-    rival_done: std::sync::Mutex<Option<Result<Processed, RecordError>>>,
+/// What a test does before each commit of a [`Meddling`] store: a conflict
+/// it returns stops that commit.
+trait BeforeCommit: Send + Sync {
+    fn before_commit(&self) -> impl Future<Output = Option<CommitError>> + Send;
 }
 
-impl StateStore for Racing {
+/// A store on a shared in-memory table, whose commits a test meddles with.
+struct Meddling<H> {
+    table: Arc<MemoryStore>,
+    hook: H,
+}
+
+impl<H: BeforeCommit> StateStore for Meddling<H> {
     async fn load(
         &self,
         event: orderflow_contracts::EventId,
         order: &str,
         counters: &[String],
     ) -> Result<Snapshot, Transient> {
-        self.inner.load(event, order, counters).await
+        self.table.load(event, order, counters).await
     }
 
     async fn write_ahead(
@@ -175,17 +176,37 @@ impl StateStore for Racing {
         expected_version: u64,
         record: &OrderRecord,
     ) -> Result<(), CommitError> {
-        self.inner
+        self.table
             .write_ahead(order, expected_version, record)
             .await
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), CommitError> {
-        if !self.raced.swap(true, Ordering::SeqCst) {
-            let done = self.rival.process(&self.message).await;
-            *self.rival_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+        if let Some(conflict) = self.hook.before_commit().await {
+            return Err(conflict);
         }
-        self.inner.commit(commit).await
+        self.table.commit(commit).await
+    }
+}
+
+/// Before the first commit, a rival delivery of the same message runs to
+/// its end through another processor on the same table: two deliveries of
+/// one event at once, the rival committing between this one's load and its
+/// commit.
+struct Rival {
+    processor: Processor<Counting, Arc<MemoryStore>, MemoryPublisher>,
+    message: Message,
+    raced: AtomicBool,
+    done: std::sync::Mutex<Option<Result<Processed, RecordError>>>,
+}
+
+impl BeforeCommit for Rival {
+    async fn before_commit(&self) -> Option<CommitError> {
+        if !self.raced.swap(true, Ordering::SeqCst) {
+            let done = self.processor.process(&self.message).await;
+            *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+        }
+        None
     }
 }
 
@@ -194,18 +215,20 @@ async fn two_deliveries_at_once_apply_once_and_publish_the_same_outcome() {
     let table = Arc::new(MemoryStore::new());
     table.set_counter("STOCK#X", 5);
     let message = order();
-    let store = Racing {
-        inner: Arc::clone(&table),
-        rival: Processor::new(Counting, Arc::clone(&table), MemoryPublisher::new(), 3600),
-        message: message.clone(),
-        raced: AtomicBool::new(false),
-        rival_done: std::sync::Mutex::new(None),
+    let store = Meddling {
+        table: Arc::clone(&table),
+        hook: Rival {
+            processor: Processor::new(Counting, Arc::clone(&table), MemoryPublisher::new(), 3600),
+            message: message.clone(),
+            raced: AtomicBool::new(false),
+            done: std::sync::Mutex::new(None),
+        },
     };
     let p = Processor::new(Counting, store, MemoryPublisher::new(), 3600);
 
     let done = p.process(&message).await.unwrap();
 
-    let rival = p.store().rival_done.lock().unwrap().take();
+    let rival = p.store().hook.done.lock().unwrap().take();
     assert_eq!(
         rival.map(|r| r.ok()),
         Some(Some(Processed::Applied { published: 1 }))
@@ -215,7 +238,7 @@ async fn two_deliveries_at_once_apply_once_and_publish_the_same_outcome() {
     assert_eq!(done, Processed::Duplicate { republished: 1 });
     assert_eq!(table.counter("STOCK#X"), Some(4), "applied once");
     let ours = p.publisher().published();
-    let theirs = p.store().rival.publisher().published();
+    let theirs = p.store().hook.processor.publisher().published();
     assert_eq!(ours, theirs, "the same events, with the same ids");
 }
 
@@ -267,56 +290,24 @@ fn outgoing_ids_derive_from_the_cause_and_link_back_to_it() {
     assert_eq!(a[0].source, "orderflow.payment");
 }
 
-/// A store whose first `n` commits meet a conflict.
-struct Conflicting {
-    inner: MemoryStore,
-    conflicts_left: AtomicU32,
-}
+/// The first `n` commits meet a conflict.
+struct Conflicts(AtomicU32);
 
-impl StateStore for Conflicting {
-    async fn write_ahead(
-        &self,
-        order: &str,
-        expected_version: u64,
-        record: &OrderRecord,
-    ) -> Result<(), orderflow_runtime::store::CommitError> {
-        self.inner
-            .write_ahead(order, expected_version, record)
-            .await
-    }
-
-    async fn load(
-        &self,
-        event: orderflow_contracts::EventId,
-        order: &str,
-        counters: &[String],
-    ) -> Result<Snapshot, Transient> {
-        self.inner.load(event, order, counters).await
-    }
-
-    async fn commit(
-        &self,
-        commit: &orderflow_runtime::store::Commit,
-    ) -> Result<(), orderflow_runtime::store::CommitError> {
-        if self
-            .conflicts_left
+impl BeforeCommit for Conflicts {
+    async fn before_commit(&self) -> Option<CommitError> {
+        self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
-        {
-            return Err(orderflow_runtime::store::CommitError::Conflict(
-                "order changed (test)".into(),
-            ));
-        }
-        self.inner.commit(commit).await
+            .then(|| CommitError::Conflict("order changed (test)".into()))
     }
 }
 
-fn conflicting(conflicts: u32) -> Processor<Counting, Conflicting, MemoryPublisher> {
-    let inner = MemoryStore::new();
-    inner.set_counter("STOCK#X", 5);
-    let store = Conflicting {
-        inner,
-        conflicts_left: AtomicU32::new(conflicts),
+fn conflicting(conflicts: u32) -> Processor<Counting, Meddling<Conflicts>, MemoryPublisher> {
+    let table = Arc::new(MemoryStore::new());
+    table.set_counter("STOCK#X", 5);
+    let store = Meddling {
+        table,
+        hook: Conflicts(AtomicU32::new(conflicts)),
     };
     Processor::new(Counting, store, MemoryPublisher::new(), 3600)
 }
@@ -326,7 +317,7 @@ async fn a_write_conflict_is_decided_again_in_the_same_delivery() {
     let p = conflicting(4);
     let done = p.process(&order()).await.unwrap();
     assert_eq!(done, Processed::Applied { published: 1 });
-    assert_eq!(p.store().inner.counter("STOCK#X"), Some(4));
+    assert_eq!(p.store().table.counter("STOCK#X"), Some(4));
 }
 
 #[tokio::test]
