@@ -52,8 +52,18 @@ pub fn main(args: &[String]) -> Result<()> {
         steps.summary();
         return Ok(());
     }
-    steps.start("fuzz: a short run of every target over its corpus");
-    crate::fuzz::short_run()?;
+    steps.start("fuzz: building the targets");
+    crate::fuzz::build_for_short_run()?;
+    // Each target then runs for its seconds on one core, one after another
+    // (about 85 s); the next four steps mostly wait on one process at a
+    // time (the template checkers, a function, a local cloud). Beside each
+    // other they share the two cores, where one after the other each left
+    // a core idle.
+    let fuzz = Alongside::start(
+        "fuzz: a short run of every target over its corpus",
+        &root.join("target/xtask-fuzz.log"),
+        vec![xtask(&root, &["fuzz", "--dev"])?],
+    )?;
     steps.start("template: cfn-lint and checkov");
     check_template()?;
     steps.start("local invoke: every sample through cargo lambda watch");
@@ -62,6 +72,8 @@ pub fn main(args: &[String]) -> Result<()> {
     Cloud::LocalStack.test(Some(&root.join("target/debug/payment")))?;
     steps.start("local cloud: ministack fixes and their tests");
     Cloud::Ministack.test(None)?;
+    steps.start("fuzz: waiting for its short run (running alongside since the template check)");
+    fuzz.finish()?;
     let localstack = Target::local(Cloud::LocalStack);
     let started = Instant::now();
     steps.start("deploy the stack to localstack (sam build + sam deploy)");
