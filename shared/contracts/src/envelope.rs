@@ -45,7 +45,10 @@ pub struct Metadata {
     /// The event that caused this one, if any.
     pub causation_id: Option<EventId>,
     /// When it happened (UTC, RFC 3339).
-    #[serde(deserialize_with = "crate::time::deserialize")]
+    #[serde(
+        deserialize_with = "crate::time::deserialize",
+        serialize_with = "crate::time::serialize"
+    )]
     pub occurred_at: DateTime<Utc>,
     /// The version of the event's schema.
     // The version it was written in, which an older event keeps after
@@ -76,7 +79,8 @@ struct DetailOut<'a> {
     event_id: &'a EventId,
     order_id: &'a OrderId,
     causation_id: &'a Option<EventId>,
-    occurred_at: &'a DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::serialize")]
+    occurred_at: DateTime<Utc>,
     schema_version: u32,
     producer: &'a Producer,
     data: &'a Event,
@@ -370,7 +374,7 @@ impl Message {
             event_id: &meta.event_id,
             order_id: &meta.order_id,
             causation_id: &meta.causation_id,
-            occurred_at: &meta.occurred_at,
+            occurred_at: meta.occurred_at,
             schema_version: meta.schema_version,
             producer: &meta.producer,
             data: &self.event,

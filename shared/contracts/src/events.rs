@@ -506,10 +506,16 @@ pub struct LabelLocation {
 #[serde(remote = "Self")]
 pub struct PickupWindow {
     /// Start of the window.
-    #[serde(deserialize_with = "crate::time::deserialize")]
+    #[serde(
+        deserialize_with = "crate::time::deserialize",
+        serialize_with = "crate::time::serialize"
+    )]
     pub from: DateTime<Utc>,
     /// End of the window.
-    #[serde(deserialize_with = "crate::time::deserialize")]
+    #[serde(
+        deserialize_with = "crate::time::deserialize",
+        serialize_with = "crate::time::serialize"
+    )]
     pub to: DateTime<Utc>,
 }
 

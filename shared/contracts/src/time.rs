@@ -3,13 +3,70 @@
 //! chrono's own `Deserialize` reads a relaxed form (a space for `T`,
 //! `09: 0` for `09:00`), which the schemas' `date-time` refuses; the
 //! fuzzer found the decoders accepting such events. Every timestamp field
-//! reads through [`deserialize`] instead.
+//! reads through [`deserialize`] instead, and writes through [`serialize`].
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
-use serde::Deserializer;
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::de::{Error, Visitor};
+use serde::{Deserializer, Serialize, Serializer};
+
+/// Writes `t` exactly as chrono's `Serialize` does (`2026-11-24T09:30:00Z`,
+/// a fraction of 3, 6 or 9 digits when there is one), without chrono's
+/// path through `fmt`: that cost an outgoing event more than its ids.
+/// Years outside 0–9999 and leap seconds, which no event of this contract
+/// reads, are left to chrono.
+pub fn serialize<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut buf = [0; RFC3339_MAX];
+    match write_rfc3339(t, &mut buf) {
+        Some(text) => serializer.serialize_str(text),
+        None => t.serialize(serializer),
+    }
+}
+
+/// The longest text [`write_rfc3339`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const RFC3339_MAX: usize = 30;
+
+/// `t` as [`serialize`] writes it, in `buf`; `None` for what it leaves to
+/// chrono.
+fn write_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
+    let year = u32::try_from(t.year()).ok().filter(|&y| y <= 9999)?;
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let (fraction, digits) = if nanos == 0 {
+        (0, 0)
+    } else if nanos.is_multiple_of(1_000_000) {
+        (nanos / 1_000_000, 3)
+    } else if nanos.is_multiple_of(1_000) {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    *buf = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |end: usize, mut value: u32, width: usize| {
+        for slot in buf[end - width..end].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(4, year, 4);
+    put(7, t.month(), 2);
+    put(10, t.day(), 2);
+    put(13, t.hour(), 2);
+    put(16, t.minute(), 2);
+    put(19, t.second(), 2);
+    let len = if digits == 0 {
+        buf[19] = b'Z';
+        20
+    } else {
+        put(20 + digits, fraction, digits);
+        buf[20 + digits] = b'Z';
+        21 + digits
+    };
+    std::str::from_utf8(&buf[..len]).ok()
+}
 
 /// Reads an RFC 3339 date-time (`2026-11-24T09:30:00Z`,
 /// `2026-11-24T09:30:00.5+01:00`) as UTC: `T` and `Z` in either case, two
@@ -98,6 +155,56 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timestamp written through [`serialize`].
+    #[derive(Serialize)]
+    struct Ours(#[serde(serialize_with = "serialize")] DateTime<Utc>);
+
+    #[test]
+    fn timestamps_are_written_exactly_as_chrono_writes_them() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Fractions of each width chrono picks, and none.
+        let nanos = |n: u64| match n % 5 {
+            0 => 0,
+            1 => (n % 1000) as u32 * 1_000_000,
+            2 => (n % 1_000_000) as u32 * 1_000,
+            3 => (n % 1_000_000_000) as u32,
+            _ => 999_999_999,
+        };
+        // Years 0 to 9999, and either side of them, which chrono writes.
+        let first = DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z").map(|t| t.timestamp());
+        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").map(|t| t.timestamp());
+        let (Ok(first), Ok(last)) = (first, last) else {
+            panic!("the bounds parse");
+        };
+        let span = (last - first + 1) as u64;
+        let mut times: Vec<DateTime<Utc>> = (0..20_000)
+            .filter_map(|_| {
+                let n = next();
+                DateTime::from_timestamp(first + (n % span) as i64, nanos(n >> 7))
+            })
+            .collect();
+        times.extend(
+            [first, last, 0, first - 1, last + 1]
+                .into_iter()
+                .filter_map(|s| DateTime::from_timestamp(s, 0)),
+        );
+        times.extend(parse("2026-11-24T09:30:00.5Z"));
+        assert!(times.len() > 19_000);
+        for t in times {
+            assert_eq!(
+                serde_json::to_string(&Ours(t)).ok(),
+                serde_json::to_string(&t).ok(),
+                "{t:?}"
+            );
+        }
+    }
 
     #[test]
     fn rfc_3339_is_read_and_nothing_looser() {
