@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::sync::Mutex;
 
+use futures::channel::oneshot;
+
 use crate::error::Transient;
 use crate::store::OutboxEntry;
 
@@ -55,6 +57,128 @@ pub trait EventPublisher: Send + Sync {
         &self,
         entries: &[OutboxEntry],
     ) -> impl Future<Output = Result<(), Transient>> + Send;
+}
+
+/// Sends the entries of concurrent publishes together: a publish made while
+/// another is sending waits for it, and the next send carries every entry
+/// that waited meanwhile (split into calls of 10 entries by the publisher
+/// inside). The records of an SQS batch run concurrently and each publishes
+/// its own outbox, so a batch takes about as many PutEvents calls as it has
+/// waves of records, not one per record; nothing waits for a send that is
+/// not already under way.
+///
+/// A publish returns once its own entries have gone out, and fails if the
+/// send that carried them failed: the same promise as one publish alone
+/// (consumers are idempotent by event id, so the other entries of a failed
+/// send going out anyway is safe). A publish whose send is abandoned (the
+/// future sending it dropped or unwound) fails rather than waits forever.
+#[derive(Debug)]
+pub struct Coalescing<P> {
+    inner: P,
+    queue: Mutex<Queue>,
+}
+
+/// The publishes waiting for a send.
+#[derive(Debug, Default)]
+struct Queue {
+    /// A publish is sending, and sends whatever waits when it is done.
+    sending: bool,
+    waiting: Vec<Waiting>,
+}
+
+/// One publish's entries, and where its result goes.
+#[derive(Debug)]
+struct Waiting {
+    entries: Vec<OutboxEntry>,
+    done: oneshot::Sender<Result<(), Transient>>,
+}
+
+impl<P: EventPublisher> Coalescing<P> {
+    /// Coalesces the publishes sent through `inner`.
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    /// The publisher inside.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends what waits, then what waited meanwhile, until nothing does.
+    async fn send_all(&self) {
+        let mut sending = Sending(Some(&self.queue));
+        loop {
+            let group = {
+                let mut queue = self.queue();
+                if queue.waiting.is_empty() {
+                    // Under the same lock a new publish checks `sending` by.
+                    queue.sending = false;
+                    sending.0 = None;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let entries: Vec<OutboxEntry> = group
+                .iter()
+                .flat_map(|w| w.entries.iter().cloned())
+                .collect();
+            let result = self.inner.publish(&entries).await;
+            let failure = result.err().map(|e| crate::error::chain(&e));
+            for waiting in group {
+                // A publish that stopped waiting wants no answer.
+                let _ = waiting.done.send(match &failure {
+                    None => Ok(()),
+                    Some(why) => Err(Transient::new(why.clone())),
+                });
+            }
+        }
+    }
+}
+
+/// Ends a send that did not finish: no publish is sending any more, and
+/// those waiting fail (their senders dropped) instead of waiting for it.
+struct Sending<'q>(Option<&'q Mutex<Queue>>);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if let Some(queue) = self.0 {
+            let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.sending = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
+impl<P: EventPublisher> EventPublisher for Coalescing<P> {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), Transient> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (done, result) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue();
+            queue.waiting.push(Waiting {
+                entries: entries.to_vec(),
+                done,
+            });
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if lead {
+            self.send_all().await;
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(Transient::new(
+                "the send carrying these events was abandoned; nothing is known of them",
+            ))
+        })
+    }
 }
 
 /// Keeps published events in memory (tests) and logs them (local invoke).
@@ -116,6 +240,135 @@ mod tests {
             detail_type: "t".into(),
             detail: "x".repeat(detail_len),
         }
+    }
+
+    /// Records each send, and answers it after giving way once, as a real
+    /// send would: `fail` and `hang` name sends (from 1) that fail or never
+    /// end.
+    #[derive(Default)]
+    struct Recording {
+        sends: Mutex<Vec<Vec<OutboxEntry>>>,
+        fail: Option<usize>,
+        hang: Option<usize>,
+    }
+
+    impl Recording {
+        fn sends(&self) -> Vec<Vec<OutboxEntry>> {
+            self.sends.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    impl EventPublisher for Recording {
+        async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), Transient> {
+            let n = {
+                let mut sends = self.sends.lock().unwrap_or_else(|p| p.into_inner());
+                sends.push(entries.to_vec());
+                sends.len()
+            };
+            tokio::task::yield_now().await;
+            if self.hang == Some(n) {
+                std::future::pending::<()>().await;
+            }
+            if self.fail == Some(n) {
+                return Err(Transient::new("PutEvents refused"));
+            }
+            Ok(())
+        }
+    }
+
+    /// An outbox of `n` entries whose details name `who`.
+    fn outbox(who: &str, n: usize) -> Vec<OutboxEntry> {
+        (0..n)
+            .map(|i| OutboxEntry {
+                detail: format!("{who}{i}"),
+                ..entry(0)
+            })
+            .collect()
+    }
+
+    fn details(entries: &[OutboxEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.detail.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn publishes_made_while_one_sends_go_out_together_in_the_next_send() {
+        let publisher = Coalescing::new(Recording::default());
+        let outboxes: Vec<_> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|who| outbox(who, 2))
+            .collect();
+        let results =
+            futures::future::join_all(outboxes.iter().map(|o| publisher.publish(o))).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let sends = publisher.inner().sends();
+        // The first alone; the four made while it was sending, in one.
+        assert_eq!(
+            sends.iter().map(|s| details(s)).collect::<Vec<_>>(),
+            vec![
+                vec!["a0", "a1"],
+                vec!["b0", "b1", "c0", "c1", "d0", "d1", "e0", "e1"],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn publishes_one_after_another_each_send_their_own() {
+        let publisher = Coalescing::new(Recording::default());
+        for who in ["a", "b", "c"] {
+            assert!(publisher.publish(&outbox(who, 1)).await.is_ok());
+        }
+        assert!(publisher.publish(&[]).await.is_ok());
+        assert_eq!(publisher.inner().sends().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_fails_exactly_the_publishes_it_carried() {
+        let publisher = Coalescing::new(Recording {
+            fail: Some(2),
+            ..Recording::default()
+        });
+        let outboxes = [outbox("a", 1), outbox("b", 1), outbox("c", 1)];
+        let results =
+            futures::future::join_all(outboxes.iter().map(|o| publisher.publish(o))).await;
+        assert!(results[0].is_ok());
+        for failed in &results[1..] {
+            let why = failed.as_ref().err().map(ToString::to_string);
+            assert_eq!(why.as_deref(), Some("PutEvents refused"));
+        }
+        // The next publish is sent as usual.
+        assert!(publisher.publish(&outbox("d", 1)).await.is_ok());
+        assert_eq!(publisher.inner().sends().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_send_abandoned_midway_fails_its_waiters_and_holds_up_no_later_publish() {
+        let publisher = Coalescing::new(Recording {
+            hang: Some(1),
+            ..Recording::default()
+        });
+        let (a, b) = (outbox("a", 1), outbox("b", 1));
+        let mut sending = Box::pin(publisher.publish(&a));
+        assert!(futures::poll!(sending.as_mut()).is_pending());
+        let mut waiting = Box::pin(publisher.publish(&b));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(sending);
+        let abandoned = waiting.await.err().map(|e| e.to_string());
+        assert!(
+            abandoned
+                .as_deref()
+                .is_some_and(|e| e.contains("abandoned")),
+            "{abandoned:?}"
+        );
+        assert!(publisher.publish(&outbox("c", 1)).await.is_ok());
+        assert_eq!(
+            publisher
+                .inner()
+                .sends()
+                .iter()
+                .map(|s| details(s))
+                .collect::<Vec<_>>(),
+            vec![vec!["a0"], vec!["c0"]]
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use orderflow_contracts::{
     AuthorizationId, Currency, Event, EventKind, Message, MinorUnits, PaymentAuthorized,
 };
-use orderflow_runtime::lambda::memory_store;
-use orderflow_runtime::publish::{EventPublisher, MemoryPublisher};
+use orderflow_runtime::dlq::MemoryDeadLetters;
+use orderflow_runtime::lambda::{Handler, Response, memory_store};
+use orderflow_runtime::metrics::MetricsOut;
+use orderflow_runtime::publish::{Coalescing, EventPublisher, MemoryPublisher};
 use orderflow_runtime::store::{
     Commit, CommitError, CounterChange, MemoryStore, OrderRecord, OutboxEntry, Snapshot, StateStore,
 };
@@ -473,4 +475,60 @@ async fn a_write_ahead_outlives_the_delivery_that_failed_after_it() {
         record.opened_by.map(|o| o.event_id),
         Some(message.meta.event_id)
     );
+}
+
+/// Counts its sends, each of which gives way once before it is done, as a
+/// real send would.
+#[derive(Default)]
+struct Sending {
+    sends: AtomicU32,
+    inner: MemoryPublisher,
+}
+
+impl EventPublisher for Sending {
+    async fn publish(&self, entries: &[OutboxEntry]) -> Result<(), Transient> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.inner.publish(entries).await
+    }
+}
+
+#[tokio::test]
+async fn the_records_of_a_batch_share_their_publishes() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/payment/order-placed.eventbridge.json"
+    );
+    let envelope = std::fs::read_to_string(sample).unwrap_or_else(|e| panic!("{e}"));
+    let records: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            let body = envelope
+                .replace("ord-1001", &format!("ord-200{i}"))
+                .replace("c15923a5-8eee-50d0", &format!("c15923a5-8eee-50d{i}"));
+            serde_json::json!({
+                "messageId": format!("m{i}"),
+                "receiptHandle": format!("r{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orderflow-payment",
+            })
+        })
+        .collect();
+    let payload = serde_json::json!({ "Records": records }).to_string();
+    let store = MemoryStore::new();
+    store.set_counter("STOCK#X", 10);
+    let processor = Processor::new(Counting, store, Coalescing::new(Sending::default()), 3600);
+    let handler =
+        Handler::new(processor, MemoryDeadLetters::new(), 8).with_metrics(MetricsOut::memory());
+    let response = handler.handle(&payload, None, "test").await;
+    assert!(
+        matches!(&response, Ok(Response::Batch(b)) if b.batch_item_failures.is_empty()),
+        "{response:?}"
+    );
+    let sending = handler.processor().publisher().inner();
+    let published = sending.inner.published();
+    assert_eq!(published.len(), 5, "one event per order");
+    // The first record's send, then one for the four that decided meanwhile.
+    assert_eq!(sending.sends.load(Ordering::SeqCst), 2);
 }

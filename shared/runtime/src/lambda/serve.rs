@@ -14,7 +14,7 @@ use crate::dlq::{DeadLetterSink, MemoryDeadLetters, SqsDeadLetters};
 use crate::error::chain;
 use crate::faults::Crashing;
 use crate::processor::{Processor, Service};
-use crate::publish::{EventBridgePublisher, EventPublisher, MemoryPublisher};
+use crate::publish::{Coalescing, EventBridgePublisher, EventPublisher, MemoryPublisher};
 use crate::store::{DynamoStore, StateStore};
 
 /// Builds the adapters named by `config` and serves invocations until the
@@ -38,8 +38,13 @@ pub async fn run<S: Service + 'static>(
                     DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
                     faults.clone(),
                 ),
+                // The records of a batch run at once: their outboxes share
+                // PutEvents calls.
                 Crashing::new(
-                    EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.bus),
+                    Coalescing::new(EventBridgePublisher::new(
+                        aws_sdk_eventbridge::Client::new(&aws),
+                        &config.bus,
+                    )),
                     faults,
                 ),
                 ttl,
