@@ -79,13 +79,17 @@ impl EventPublisher for Flaky {
     }
 }
 
-fn order() -> Message {
+/// payment's sample `OrderPlaced`, as the bus delivers it.
+fn order_envelope() -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/payment/order-placed.eventbridge.json"
     );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
-    Message::from_bus_json(&text).unwrap_or_else(|e| panic!("{e}"))
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn order() -> Message {
+    Message::from_bus_json(&order_envelope()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn processor(failures: u32) -> Processor<Counting, MemoryStore, Flaky> {
@@ -495,11 +499,7 @@ impl EventPublisher for Sending {
 
 #[tokio::test]
 async fn the_records_of_a_batch_share_their_publishes() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../events/payment/order-placed.eventbridge.json"
-    );
-    let envelope = std::fs::read_to_string(sample).unwrap_or_else(|e| panic!("{e}"));
+    let envelope = order_envelope();
     let records: Vec<serde_json::Value> = (0..5)
         .map(|i| {
             let body = envelope
