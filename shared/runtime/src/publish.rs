@@ -70,8 +70,11 @@ pub trait EventPublisher: Send + Sync {
 /// A publish returns once its own entries have gone out, and fails if the
 /// send that carried them failed: the same promise as one publish alone
 /// (consumers are idempotent by event id, so the other entries of a failed
-/// send going out anyway is safe). A publish whose send is abandoned (the
-/// future sending it dropped or unwound) fails rather than waits forever.
+/// send going out anyway is safe). The publish that finds no send under
+/// way makes the sends, and returns when nothing waits any more: within a
+/// batch, a wave or two later than its own. A publish whose send is
+/// abandoned (the future sending it dropped or unwound) fails rather than
+/// waits forever.
 #[derive(Debug)]
 pub struct Coalescing<P> {
     inner: P,
