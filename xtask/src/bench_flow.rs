@@ -9,7 +9,9 @@
 //! second an order), its payment must agree with the provider's ledger,
 //! the outcomes and stock must add up, and none may be in a DLQ; otherwise
 //! the bench fails. The stack is the target flags' (`--cloud ministack`,
-//! `--aws`, …), deployed beforehand with `cargo xtask deploy`.
+//! `--aws`, …), deployed beforehand with `cargo xtask deploy`. On a local
+//! cloud it also prints the CPU the cloud's own process spent on the run:
+//! the cloud is one process, so that bounds what it can settle a second.
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use orderflow::order::new_sku;
 use orderflow::{Flow, OrderSpec};
 use orderflow_contracts::Sku;
 
+use crate::cloud::LocalCloud;
 use crate::target;
 
 const USAGE: &str = "usage: cargo xtask bench flow [--orders N] [--rate ORDERS_PER_S] \
@@ -41,6 +44,9 @@ pub fn main(args: &[String]) -> Result<()> {
             .map(|r| format!(" at {r} orders/s"))
             .unwrap_or_else(|| ", placed at once".into())
     );
+    // A local cloud is one process: its CPU per order bounds the throughput.
+    let cloud = (!target.aws && target.endpoint_url.is_none()).then(|| target.cloud());
+    let cpu_before = cloud.and_then(LocalCloud::cpu_time);
     runtime.block_on(async {
         let plan = Plan {
             within: options.within,
@@ -49,8 +55,40 @@ pub fn main(args: &[String]) -> Result<()> {
         let run = Mixed::place(&flow, "bench", options.orders, plan).await?;
         run.check_stock_and_dead_letters(&flow).await?;
         println!("{} orders: {}", options.orders, run.batch.figures());
+        let used = cloud
+            .and_then(LocalCloud::cpu_time)
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        if let (Some(cloud), Some(used)) = (cloud, used) {
+            println!(
+                "{}",
+                cloud_limit(
+                    cloud.title(),
+                    used,
+                    options.orders,
+                    run.batch.orders_per_second()
+                )
+            );
+        }
         Ok(())
     })
+}
+
+/// What a local cloud's CPU over a run says of its throughput: at one core,
+/// `orders` over the CPU seconds they cost it is the most it can settle a
+/// second, and the run reached `rate` of that. The CPU counts the whole
+/// run (seeding, placing, the checks after), so the share is low, if
+/// anything.
+fn cloud_limit(title: &str, used: Duration, orders: usize, rate: f64) -> String {
+    let per_order = used.as_secs_f64() / orders.max(1) as f64;
+    let limit = 1.0 / per_order.max(1e-6);
+    format!(
+        "{title}'s own process used {:.1} s of CPU over the run, {:.0} ms an order: one core \
+         settles {limit:.1} orders/s at most, and this run reached {:.0}% of that",
+        used.as_secs_f64(),
+        per_order * 1000.0,
+        100.0 * rate / limit
+    )
 }
 
 /// Mixed orders placed on a stack and settled as they must: the bench's
@@ -162,6 +200,15 @@ mod tests {
 
     fn parse(list: &[&str]) -> Result<Options> {
         Options::parse(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_clouds_cpu_per_order_gives_its_limit_at_one_core() {
+        assert_eq!(
+            cloud_limit("LocalStack", Duration::from_millis(19_400), 200, 9.3),
+            "LocalStack's own process used 19.4 s of CPU over the run, 97 ms an order: one \
+             core settles 10.3 orders/s at most, and this run reached 90% of that"
+        );
     }
 
     #[test]

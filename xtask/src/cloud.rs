@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{project_root, run_cmd, venv};
+use crate::{cmd_stdout, project_root, run_cmd, venv};
 
 /// The LocalStack version this project pins (`localstack-core` in the lock; the Docker image
 /// tag for users who run LocalStack in Docker instead).
@@ -72,6 +72,9 @@ pub trait LocalCloud: Sized {
     fn marker(self) -> &'static str;
     /// The file the cloud appends every IAM decision on a role to, if it enforces IAM.
     fn authorization_log(self) -> Option<PathBuf>;
+    /// The CPU time (user and system) our cloud's own process has used since it started,
+    /// if it is up: its threads, not the functions it runs as processes of their own.
+    fn cpu_time(self) -> Option<Duration>;
     /// Makes sure this cloud answers on its port, starting ours if nothing does, and returns
     /// its endpoint URL.
     fn ensure_up(self) -> Result<String>;
@@ -148,6 +151,13 @@ impl LocalCloud for Cloud {
             Cloud::LocalStack => None,
             Cloud::Ministack => Some(State::new(self).dir.join("authz.jsonl")),
         }
+    }
+
+    fn cpu_time(self) -> Option<Duration> {
+        let pid = State::new(self).running_pid()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ticks = cmd_stdout(Command::new("getconf").arg("CLK_TCK")).ok()?;
+        cpu_of(&stat, String::from_utf8_lossy(&ticks).trim().parse().ok()?)
     }
 
     fn ensure_up(self) -> Result<String> {
@@ -720,6 +730,17 @@ fn is_cloud_process(cloud: Cloud, pid: u32) -> bool {
     looks_like(cloud.marker(), &stat, &cmdline)
 }
 
+/// The user and system time of a `/proc/<pid>/stat` line (fields 14 and 15, counted after the
+/// parenthesised command name, which may hold spaces), at `ticks` a second.
+fn cpu_of(stat: &str, ticks: u32) -> Option<Duration> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` begins with field 3, the state.
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    (ticks > 0).then(|| Duration::from_secs_f64((user + system) as f64 / f64::from(ticks)))
+}
+
 /// Whether a process, by its `/proc/<pid>/stat` and `cmdline`, is live and runs the program
 /// whose command line contains `marker`.
 fn looks_like(marker: &str, stat: &str, cmdline: &[u8]) -> bool {
@@ -895,7 +916,17 @@ fn health(cloud: Cloud) -> Option<serde_json::Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cloud, LocalCloud, looks_like};
+    use std::time::Duration;
+
+    use super::{Cloud, LocalCloud, cpu_of, looks_like};
+
+    #[test]
+    fn cpu_time_is_user_plus_system_after_the_command_name() {
+        let stat = "4242 (python -m x) S 1 4242 4242 0 -1 4194560 5 0 0 0 1234 566 7 8 20 0";
+        assert_eq!(cpu_of(stat, 100), Some(Duration::from_millis(18_000)));
+        assert_eq!(cpu_of(stat, 0), None);
+        assert_eq!(cpu_of("4242 (python) S 1", 100), None);
+    }
 
     const RUNNING: &str = "4242 (python) S 1 4242 4242 0 -1 4194560";
 
