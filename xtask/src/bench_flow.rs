@@ -45,7 +45,7 @@ pub fn main(args: &[String]) -> Result<()> {
             .unwrap_or_else(|| ", placed at once".into())
     );
     // A local cloud is one process: its CPU per order bounds the throughput.
-    let cloud = (!target.aws && target.endpoint_url.is_none()).then(|| target.cloud());
+    let cloud = target::our_cloud(&target);
     let cpu_before = cloud.and_then(LocalCloud::cpu_time);
     runtime.block_on(async {
         let plan = Plan {

@@ -23,11 +23,11 @@ pub fn demo(args: &[String]) -> Result<()> {
     if let Some(unknown) = rest.first() {
         bail!("unknown argument `{unknown}` (usage: cargo xtask demo [--stack-name NAME])");
     }
-    if target.aws || target.endpoint_url.is_some() {
+    let Some(cloud) = target::our_cloud(&target) else {
         bail!("the demo runs on a local cloud it starts; use `orderflow place-order --aws` on AWS");
-    }
+    };
     step("1/4 local cloud, build and deploy (the same sam build + deploy as AWS)");
-    deploy::deploy_local(&target.stack, target.cloud())?;
+    deploy::deploy_local(&target.stack, cloud)?;
     let (runtime, flow) = target::connect(&target)?;
     step("2/4 seed stock");
     runtime.block_on(seed_file(&flow, &project_root().join(STOCK_FILE)))?;

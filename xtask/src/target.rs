@@ -3,7 +3,7 @@
 //! first (the CLI never starts one; xtask does).
 
 use anyhow::Result;
-use orderflow::{Flow, Target};
+use orderflow::{Cloud, Flow, Target};
 use tokio::runtime::Runtime;
 
 use crate::cloud::LocalCloud;
@@ -14,13 +14,18 @@ pub fn parse(args: &[String]) -> Result<(Target, Vec<String>)> {
     Ok(Target::take_from(args)?)
 }
 
+/// The local cloud xtask runs for `target`: `None` on AWS, and for a cloud
+/// named by `--endpoint-url`, which is not ours to start or to measure.
+pub fn our_cloud(target: &Target) -> Option<Cloud> {
+    (!target.aws && target.endpoint_url.is_none()).then(|| target.cloud())
+}
+
 /// Starts `target`'s local cloud if it is not up, and returns its endpoint
-/// (`None` on AWS). A cloud named by `--endpoint-url` is not ours to start.
+/// (`None` on AWS).
 pub fn ensure_up(target: &Target) -> Result<Option<String>> {
-    match (&target.endpoint_url, target.aws) {
-        (_, true) => Ok(None),
-        (Some(url), false) => Ok(Some(url.clone())),
-        (None, false) => Ok(Some(target.cloud().ensure_up()?)),
+    match our_cloud(target) {
+        Some(cloud) => Ok(Some(cloud.ensure_up()?)),
+        None => Ok(target.endpoint_url.clone().filter(|_| !target.aws)),
     }
 }
 
