@@ -467,6 +467,8 @@ edition.workspace = true
 rust-version.workspace = true
 license.workspace = true
 publish.workspace = true
+# Links the bootstrap position-dependent: see the script.
+build = "../build.rs"
 
 [lib]
 name = "{name}"
@@ -981,6 +983,12 @@ mod tests {
         let manifest = fs::read_to_string(copy.join("Cargo.toml")).unwrap();
         assert!(
             manifest.contains("    \"functions/shipping\",\n    \"functions/notifications\",\n")
+        );
+        let own = fs::read_to_string(copy.join("functions/notifications/Cargo.toml")).unwrap();
+        assert!(
+            own.lines()
+                .any(|line| line == services::tests::SHARED_BUILD),
+            "{own}"
         );
         let readme = fs::read_to_string(copy.join("README.md")).unwrap();
         assert!(

@@ -508,11 +508,28 @@ pub(crate) fn block_of(template: &str, name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn read(path: &str) -> String {
         fs::read_to_string(project_root().join(path)).unwrap()
+    }
+
+    /// The line of a function's manifest that gives it the build script
+    /// the functions share, which links the bootstrap position-dependent.
+    pub(crate) const SHARED_BUILD: &str = "build = \"../build.rs\"";
+
+    #[test]
+    fn every_function_links_with_the_shared_build_script() {
+        let root = project_root();
+        assert!(root.join("functions/build.rs").is_file());
+        for name in names(&root).unwrap() {
+            let manifest = read(&format!("functions/{name}/Cargo.toml"));
+            assert!(
+                manifest.lines().any(|line| line == SHARED_BUILD),
+                "functions/{name}/Cargo.toml lacks `{SHARED_BUILD}`"
+            );
+        }
     }
 
     #[test]
