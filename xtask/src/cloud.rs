@@ -463,6 +463,13 @@ fn localstack_env(state: &Path) -> Vec<(&'static str, String)> {
         // A failed request leaves no line in LocalStack's log either; the functions log the
         // errors the SDK gave them (CloudWatch Logs).
         ("SQS_DISABLE_CLOUDWATCH_METRICS", "1".to_string()),
+        // LocalStack's own calls to itself (an event delivered to its SQS targets, an event
+        // source mapping's receives and deletes, a function invoked) go to the gateway in
+        // memory, not over HTTP to its own port: per order, about 10 SQS sends for EventBridge
+        // alone, each serialized by botocore, sent through urllib3, parsed back by the HTTP
+        // server and the request parser. 200 orders, alternating restarts: 115 and 121 ms of its
+        // CPU an order with it, 134 and 146 without; 7.6–7.9 orders/s against 6.3–6.9.
+        ("IN_MEMORY_CLIENT", "1".to_string()),
         (
             "LOG_LEVEL_OVERRIDES",
             "localstack.request.aws=WARNING".to_string(),
