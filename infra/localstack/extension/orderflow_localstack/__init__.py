@@ -7,7 +7,8 @@ Layout:
   function's `bootstrap` as a host process and serves it the Lambda Runtime API.
 - `runtime_api`: that Runtime API server, one per execution environment.
 - `patches`: fixes to LocalStack itself, applied when it starts (EventBridge StartReplay's times
-  and its `FilterArns`; SQS message bodies delivered to functions verbatim).
+  and its `FilterArns`; SQS message bodies delivered to functions verbatim), and one for speed
+  (EventBridge's deliveries to SQS targets made as calls, not client requests).
 
 The entry points in `pyproject.toml` are how LocalStack finds each of these.
 """

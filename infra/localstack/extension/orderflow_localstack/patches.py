@@ -162,3 +162,59 @@ def orderflow_fix_sqs_bodies() -> None:
     if not isinstance(sqs_poller.json, _VerbatimBodies):
         sqs_poller.json = _VerbatimBodies()
         LOG.info("orderflow: patched the SQS poller to deliver message bodies verbatim")
+
+
+def _sqs_request_context(account_id: str, region: str):
+    """What LocalStack's SQS provider reads of a request: the account and region it comes from,
+    the service (its protocol), and the HTTP request's headers, here none."""
+    from localstack.aws.api import RequestContext
+    from localstack.aws.spec import load_service
+    from localstack.http import Request
+
+    context = RequestContext(Request("POST", "/"))
+    context.service = load_service("sqs")
+    context.operation = context.service.operation_model("SendMessage")
+    context.account_id = account_id
+    context.region = region
+    return context
+
+
+def send_to_sqs_in_process(self, event, trace_header):
+    """Replacement for `SqsTargetSender.send_event` (LocalStack 4.13.1): the event goes to the SQS
+    provider's `send_message` as a call, with the same queue URL, body and message group.
+
+    The original makes the call through an internal botocore client, which serializes the
+    request, runs it through the whole gateway (with `IN_MEMORY_CLIENT`; over HTTP to LocalStack's
+    own port without it) and parses the response back: about 95% of a delivery's CPU, for a
+    `send_message` that costs the rest, and 10 deliveries an order. The client is made for the
+    rule's account and region (`connect_to(aws_access_key_id=account_id, region_name=region)`),
+    which is what the context carries here; it sends no trace header (`send_event` passes none),
+    so none is set. A failure raises as before, and `_process_rules` logs it the same way."""
+    from localstack.services.events import target
+    from localstack.services.plugins import SERVICE_PLUGINS
+
+    provider = SERVICE_PLUGINS.require("sqs")._provider
+    group = self.target.get("SqsParameters", {}).get("MessageGroupId", None)
+    provider.send_message(
+        _sqs_request_context(self.account_id, self.region),
+        queue_url=target.sqs_queue_url_for_arn(self.target["Arn"]),
+        message_body=target.to_json_str(event),
+        message_group_id=group,
+    )
+
+
+send_to_sqs_in_process.orderflow_patched = True
+
+
+@hooks.on_infra_start()
+def orderflow_deliver_to_sqs_in_process() -> None:
+    """EventBridge SQS targets: send through the SQS provider, not a client (see
+    `send_to_sqs_in_process`). Performance only; `ORDERFLOW_SKIP_SQS_DELIVERY_IN_PROCESS=1` keeps
+    LocalStack's own path, to compare."""
+    from localstack.services.events.target import SqsTargetSender
+
+    if os.environ.get("ORDERFLOW_SKIP_SQS_DELIVERY_IN_PROCESS") == "1":
+        return
+    if not getattr(SqsTargetSender.send_event, "orderflow_patched", False):
+        SqsTargetSender.send_event = send_to_sqs_in_process
+        LOG.info("orderflow: EventBridge delivers to SQS targets in process")
