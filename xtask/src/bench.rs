@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::json;
 
+use crate::bench_first::{Invocations, Scenario};
 use crate::{project_root, run_cmd};
 
 /// Starts per binary: enough for a stable median on a noisy machine, at a
@@ -29,29 +31,60 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// Entry point of `cargo xtask bench …`.
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        Some("init") => init(),
+        Some("init") => init(true),
+        Some("first") => init(false),
         Some("compare") => crate::bench_compare::compare(&args[1..]),
-        _ => bail!("usage: cargo xtask bench init | compare | cloud | flow"),
+        _ => bail!("usage: cargo xtask bench init | first | compare | cloud | flow"),
     }
 }
 
-fn init() -> Result<()> {
+/// Builds the functions as they ship and measures them: their cold starts
+/// against the hello binary's (unless `!cold`, for `bench first`), then
+/// their first invocations against their warm ones.
+fn init(cold: bool) -> Result<()> {
     let root = project_root();
     let functions = crate::services::names(&root)?;
     eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
     // No `-p`, as `sam build` runs `cargo lambda build --bin NAME`: cargo
     // then resolves features over every member, and the binaries measured
-    // are the ones that ship. The hello example is built on its own: an
-    // example brings its package's dev-dependencies, whose features (the
-    // SDK's test utilities) would otherwise be unified into the functions'
-    // build too, 65 KB more of payment than ships.
+    // are the ones that ship.
     let mut build = Command::new(env!("CARGO"));
     build.current_dir(&root).args(["build", "--release"]);
     for function in &functions {
         build.args(["--bin", function]);
     }
     run_cmd(&mut build)?;
-    run_cmd(Command::new(env!("CARGO")).current_dir(&root).args([
+    let release = root.join("target/release");
+    if cold {
+        cold_starts(&root, &functions)?;
+    }
+    println!(
+        "\n{:<18} {:>10} {:>10} {:>8} {:>16}  calls",
+        "function path", "first p50", "warm p50", "ratio", "public roots"
+    );
+    for function in &functions {
+        first_invocation(function, &release.join(function))?;
+    }
+    println!(
+        "(first = the process's first invocation, from the event handed over to its response; \
+         warm = the median of the next {}; each the median of {FIRST_RUNS} processes; \
+         AWS calls answered on loopback over plain HTTP, so no TLS, from a table holding what \
+         the path needs; calls = what each invocation called; trusting Amazon's roots, as on \
+         AWS; public roots = the first and its ratio trusting Mozilla's, as behind a local \
+         cloud's endpoint; budget: ratio <= 2)",
+        crate::bench_first::WARM
+    );
+    Ok(())
+}
+
+/// The cold starts of the hello binary (built here) and of `functions`
+/// (built already), interleaved, with sizes and max RSS.
+fn cold_starts(root: &Path, functions: &[String]) -> Result<()> {
+    // The hello example is built on its own: an example brings its
+    // package's dev-dependencies, whose features (the SDK's test utilities)
+    // would otherwise be unified into the functions' build too, 65 KB more
+    // of payment than ships.
+    run_cmd(Command::new(env!("CARGO")).current_dir(root).args([
         "build",
         "--release",
         "--example",
@@ -75,56 +108,106 @@ fn init() -> Result<()> {
          turn; ratio = init / hello's init; zip = the bootstrap deflated as sam packages it; \
          budgets: ratio <= 2, zip <= 3 MB, max RSS <= 20 MB)"
     );
-    println!(
-        "\n{:<10} {:>10} {:>10} {:>8} {:>16}",
-        "function", "first p50", "warm p50", "ratio", "public roots"
-    );
-    for function in &functions {
-        first_invocation(function, &release.join(function))?;
-    }
-    println!(
-        "(first = the process's first invocation, from the event handed over to its response; \
-         warm = the median of the next {}; each the median of {FIRST_RUNS} processes; \
-         AWS calls answered on loopback over plain HTTP, so no TLS; trusting Amazon's roots, as \
-         on AWS; public roots = the first and its ratio trusting Mozilla's, as behind a local \
-         cloud's endpoint; budget: ratio <= 2)",
-        crate::bench_first::WARM
-    );
     Ok(())
 }
 
 /// Processes per function for the first-invocation figures.
 const FIRST_RUNS: usize = 21;
 
-/// The sample each function's invocations are timed on.
-fn sample_of(function: &str) -> &'static str {
+/// What each function's invocations are timed on: the path of a record
+/// that succeeds and does the function's work, never one that fails into
+/// the DLQ (which would time the dead-letter client's first request).
+fn scenarios_of(function: &str) -> Vec<Scenario> {
+    let counter = |pk: &str| json!({ "pk": { "S": pk }, "value": { "N": "1000" } });
     match function {
-        "shipping" => "payment-authorized.sqs.json",
-        _ => "order-placed.sqs.json",
+        "payment" => vec![Scenario {
+            name: "authorize",
+            sample: "order-placed.sqs.json",
+            items: vec![],
+            must_call: &["DynamoDB_20120810.TransactWriteItems", "AWSEvents.PutEvents"],
+        }],
+        "inventory" => vec![Scenario {
+            name: "reserve",
+            sample: "order-placed.sqs.json",
+            items: vec![counter("STOCK#SKU-RED-MUG"), counter("STOCK#SKU-TEA-250G")],
+            must_call: &["DynamoDB_20120810.TransactWriteItems", "AWSEvents.PutEvents"],
+        }],
+        // Shipping's invocations take one of two paths: the first half of
+        // an order (record it, wait) and the second (print and store the
+        // label, publish the shipment). Both are timed.
+        "shipping" => vec![
+            Scenario {
+                name: "wait",
+                sample: "payment-authorized.sqs.json",
+                items: vec![],
+                must_call: &["DynamoDB_20120810.TransactWriteItems"],
+            },
+            Scenario {
+                name: "ship",
+                sample: "stock-reserved.sqs.json",
+                items: vec![json!({
+                    "pk": { "S": "ORDER#ord-1001" },
+                    "version": { "N": "1" },
+                    "state": { "S": json!({
+                        "payment_authorized": true,
+                        "reserved": null,
+                        "cancelled_by": null,
+                        "shipment": null,
+                    }).to_string() },
+                })],
+                must_call: &["PUT /labels/", "AWSEvents.PutEvents"],
+            },
+        ],
+        // A service this bench has no scenario for yet: its first sample,
+        // on an empty table, as long as it fails into no DLQ.
+        _ => vec![Scenario {
+            name: "order placed",
+            sample: "order-placed.sqs.json",
+            items: vec![],
+            must_call: &[],
+        }],
     }
 }
 
 fn first_invocation(function: &str, binary: &Path) -> Result<()> {
-    let sample = project_root()
-        .join("events")
-        .join(function)
-        .join(sample_of(function));
-    let event = std::fs::read_to_string(&sample).with_context(|| sample.display().to_string())?;
-    // The bench points the SDK at a loopback endpoint, which would make the
-    // function trust Mozilla's roots (`public`), as behind a local cloud;
-    // on AWS there is no override and it trusts Amazon's (`aws`). Both are
-    // measured: the roots are parsed when the first connection is built.
-    let on_aws = median_invocations(binary, &event, "aws")?;
-    let public = median_invocations(binary, &event, "public")?;
-    println!(
-        "{function:<10} {:>8.2}ms {:>8.2}ms {:>7.2}x {:>8.2}ms {:>5.2}x",
-        on_aws.first.as_secs_f64() * 1e3,
-        on_aws.warm.as_secs_f64() * 1e3,
-        on_aws.ratio(),
-        public.first.as_secs_f64() * 1e3,
-        public.ratio()
-    );
+    for scenario in scenarios_of(function) {
+        let sample = project_root()
+            .join("events")
+            .join(function)
+            .join(scenario.sample);
+        let event =
+            std::fs::read_to_string(&sample).with_context(|| sample.display().to_string())?;
+        // The bench points the SDK at a loopback endpoint, which would make
+        // the function trust Mozilla's roots (`public`), as behind a local
+        // cloud; on AWS there is no override and it trusts Amazon's (`aws`).
+        // Both are measured: the roots are parsed when the first connection
+        // is built.
+        let on_aws = median_invocations(binary, &event, &scenario, "aws")?;
+        let public = median_invocations(binary, &event, &scenario, "public")?;
+        let label = format!("{function} {}", scenario.name);
+        println!(
+            "{label:<18} {:>8.2}ms {:>8.2}ms {:>7.2}x {:>8.2}ms {:>5.2}x  {}",
+            on_aws.first.as_secs_f64() * 1e3,
+            on_aws.warm.as_secs_f64() * 1e3,
+            on_aws.ratio(),
+            public.first.as_secs_f64() * 1e3,
+            public.ratio(),
+            short_calls(&on_aws.calls),
+        );
+    }
     Ok(())
+}
+
+/// `calls` without their services' prefixes, for the report.
+fn short_calls(calls: &[String]) -> String {
+    calls
+        .iter()
+        .map(|call| match call.rsplit_once('.') {
+            Some((_, op)) if !call.contains(' ') => op.to_owned(),
+            _ => call.split('?').next().unwrap_or(call).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The medians over [`FIRST_RUNS`] processes of `binary` on `event`, the
@@ -132,22 +215,26 @@ fn first_invocation(function: &str, binary: &Path) -> Result<()> {
 fn median_invocations(
     binary: &Path,
     event: &str,
+    scenario: &Scenario,
     roots: &str,
-) -> Result<crate::bench_first::Invocations> {
+) -> Result<Invocations> {
     let mut env = lambda_env("");
     env.push(("ORDERFLOW_TLS_ROOTS", roots.to_owned()));
     let mut firsts = Vec::with_capacity(FIRST_RUNS);
     let mut warms = Vec::with_capacity(FIRST_RUNS);
+    let mut calls = Vec::new();
     for _ in 0..FIRST_RUNS {
-        let run = crate::bench_first::first_and_warm(binary, event, &env)?;
+        let run = crate::bench_first::first_and_warm(binary, event, scenario, &env)?;
         firsts.push(run.first);
         warms.push(run.warm);
+        calls = run.calls;
     }
     firsts.sort();
     warms.sort();
-    Ok(crate::bench_first::Invocations {
+    Ok(Invocations {
         first: firsts[FIRST_RUNS / 2],
         warm: warms[FIRST_RUNS / 2],
+        calls,
     })
 }
 

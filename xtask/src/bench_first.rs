@@ -3,11 +3,17 @@
 //!
 //! The function runs as on Lambda, against a loopback Runtime API that
 //! hands it the same sample SQS event several times, and with every AWS
-//! call sent to a loopback endpoint that answers each request `200 {}`
-//! (an empty success for every API the functions use). The first
-//! invocation pays what init deferred: the SDK clients' first request
-//! (endpoint resolution, signing, the connection), the first use of each
-//! lazy table. What it cannot include is TLS: the endpoint speaks plain
+//! call sent to a loopback endpoint. That endpoint answers `BatchGetItem`
+//! from the items a [`Path`] gives (the stock a reservation needs, the
+//! order a shipment completes) and every other request `200 {}`, an empty
+//! success for every API the functions use. Each invocation must make the
+//! same calls, publish its outcome and send nothing to a dead-letter queue:
+//! the figures are those of the path named, never of a record that failed
+//! into the DLQ.
+//!
+//! The first invocation pays what init deferred: the SDK clients' first
+//! request (endpoint resolution, signing, the connection), the first use of
+//! each lazy table. What it cannot include is TLS: the endpoint speaks plain
 //! HTTP, so the handshake and certificate checks of a real AWS endpoint
 //! are not in these figures.
 
@@ -22,6 +28,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
+/// What one invocation is timed on: a sample event, what the table holds
+/// when it arrives, and the calls that show it took the path named.
+pub struct Scenario {
+    /// What the function does on it, for the report.
+    pub name: &'static str,
+    /// The sample SQS event, under `events/<function>/`.
+    pub sample: &'static str,
+    /// The table's items, each with its `pk`, in DynamoDB's JSON.
+    pub items: Vec<serde_json::Value>,
+    /// Calls every invocation must make (an `x-amz-target`, or the start
+    /// of a REST call's method and path).
+    pub must_call: &'static [&'static str],
+}
+
 /// Invocations after the first: their median is the warm figure.
 pub const WARM: usize = 9;
 
@@ -34,6 +54,8 @@ pub struct Invocations {
     pub first: Duration,
     /// The same, median over the later ones.
     pub warm: Duration,
+    /// The AWS calls each invocation made, in order.
+    pub calls: Vec<String>,
 }
 
 impl Invocations {
@@ -44,13 +66,16 @@ impl Invocations {
 }
 
 /// Runs `binary` on `event` `1 + WARM` times in one process, with `env`
-/// (to which the Runtime API and the AWS endpoint are added).
+/// (to which the Runtime API and the AWS endpoint are added), on
+/// `scenario`'s table and calls.
 pub fn first_and_warm(
     binary: &Path,
     event: &str,
+    scenario: &Scenario,
     env: &[(&'static str, String)],
 ) -> Result<Invocations> {
-    let aws = serve_aws()?;
+    let (calls_tx, calls) = mpsc::channel();
+    let aws = serve_aws(table_of(&scenario.items)?, calls_tx)?;
     let runtime = TcpListener::bind("127.0.0.1:0")?;
     let api = runtime.local_addr()?.to_string();
     let requests = serve_requests(runtime);
@@ -67,24 +92,43 @@ pub fn first_and_warm(
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| binary.display().to_string())?;
-    let result = drive(&requests, event);
+    let result = drive(&requests, &calls, scenario.must_call, event);
     let _ = child.kill();
     let _ = child.wait();
-    let mut times = result.with_context(|| binary.display().to_string())?;
+    let (mut times, calls) = result.with_context(|| binary.display().to_string())?;
     let first = times.remove(0);
     times.sort();
     Ok(Invocations {
         first,
         warm: times[times.len() / 2],
+        calls,
     })
 }
 
+/// The table's items by their `pk`.
+fn table_of(items: &[serde_json::Value]) -> Result<HashMap<String, serde_json::Value>> {
+    items
+        .iter()
+        .map(|item| {
+            let pk = item["pk"]["S"]
+                .as_str()
+                .with_context(|| format!("a bench item without a string pk: {item}"))?;
+            Ok((pk.to_owned(), item.clone()))
+        })
+        .collect()
+}
+
 /// Hands `event` out on every `/next` and times each response: the first
-/// invocation's, then `WARM` more.
+/// invocation's, then `WARM` more. Every invocation must make the same AWS
+/// calls (`calls` hears them), `must_call` among them, and dead-letter
+/// nothing; those calls are returned.
 fn drive(
     requests: &mpsc::Receiver<(Request, mpsc::Sender<Vec<u8>>)>,
+    calls: &mpsc::Receiver<String>,
+    must_call: &[&str],
     event: &str,
-) -> Result<Vec<Duration>> {
+) -> Result<(Vec<Duration>, Vec<String>)> {
+    let mut path: Option<Vec<String>> = None;
     let mut times = Vec::with_capacity(1 + WARM);
     let mut handed: Option<Instant> = None;
     let mut served = 0;
@@ -118,6 +162,11 @@ fn drive(
                 bail!("invocation {served} answered {body}");
             }
             times.push(took.context("a response before any event")?);
+            // The endpoint hears each call before it answers, and the
+            // function answers only once its calls are done.
+            let made: Vec<String> = calls.try_iter().collect();
+            check_calls(served, &made, must_call, path.as_deref())?;
+            path.get_or_insert(made);
         } else {
             let _ = reply.send(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec());
             bail!(
@@ -128,14 +177,55 @@ fn drive(
             );
         }
     }
-    Ok(times)
+    Ok((times, path.unwrap_or_default()))
+}
+
+/// Refuses an invocation that dead-lettered its record, missed a call of
+/// `must_call`, or took another path than the first invocation (`first`).
+fn check_calls(
+    invocation: usize,
+    made: &[String],
+    must_call: &[&str],
+    first: Option<&[String]>,
+) -> Result<()> {
+    if let Some(send) = made.iter().find(|call| call.starts_with("AmazonSQS.")) {
+        bail!(
+            "invocation {invocation} sent its record to the DLQ ({send}): the bench times a \
+             record that succeeds; give its path the items it needs (bench.rs)"
+        );
+    }
+    if let Some(missed) = must_call
+        .iter()
+        .find(|want| !made.iter().any(|call| call.starts_with(**want)))
+    {
+        bail!("invocation {invocation} did not call {missed}: its calls were {made:?}");
+    }
+    if let Some(first) = first
+        && first != made
+    {
+        bail!("invocation {invocation} made {made:?}, the first {first:?}: not the same path");
+    }
+    Ok(())
 }
 
 /// One HTTP request, as far as these servers need it.
 struct Request {
     method: String,
     path: String,
+    /// `x-amz-target`, which names the operation of a JSON protocol call.
+    target: Option<String>,
     body: Vec<u8>,
+}
+
+impl Request {
+    /// The operation, as the target names it, or the method and path of a
+    /// REST call (S3).
+    fn call(&self) -> String {
+        match &self.target {
+            Some(target) => target.clone(),
+            None => format!("{} {}", self.method, self.path),
+        }
+    }
 }
 
 /// Accepts connections on `listener`, one thread each, and passes every
@@ -157,24 +247,58 @@ fn serve_requests(listener: TcpListener) -> mpsc::Receiver<(Request, mpsc::Sende
     rx
 }
 
-/// A loopback endpoint that answers every request `200 {}`; its address.
-fn serve_aws() -> Result<String> {
+/// A loopback endpoint that answers `BatchGetItem` from `table` and every
+/// other request `200 {}`, telling `calls` each call first; its address.
+fn serve_aws(
+    table: HashMap<String, serde_json::Value>,
+    calls: mpsc::Sender<String>,
+) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
+    let table = std::sync::Arc::new(table);
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            let (table, calls) = (table.clone(), calls.clone());
             thread::spawn(move || {
-                let _ = connection(stream, |_| {
+                let _ = connection(stream, |request| {
+                    let call = request.call();
+                    let body = match call.as_str() {
+                        "DynamoDB_20120810.BatchGetItem" => batch_get(&table, &request.body),
+                        _ => "{}".to_owned(),
+                    };
+                    calls.send(call).ok()?;
                     Some(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
-                          x-amzn-requestid: bench\r\ncontent-length: 2\r\n\r\n{}"
-                            .to_vec(),
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
+                             x-amzn-requestid: bench\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes(),
                     )
                 });
             });
         }
     });
     Ok(addr)
+}
+
+/// A `BatchGetItem` answer: the items of `table` whose keys were asked for.
+fn batch_get(table: &HashMap<String, serde_json::Value>, request: &[u8]) -> String {
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let mut responses = serde_json::Map::new();
+    if let Some(asked) = request["RequestItems"].as_object() {
+        for (name, wanted) in asked {
+            let found: Vec<serde_json::Value> = wanted["Keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|key| key["pk"]["S"].as_str())
+                .filter_map(|pk| table.get(pk).cloned())
+                .collect();
+            responses.insert(name.clone(), found.into());
+        }
+    }
+    serde_json::json!({ "Responses": responses }).to_string()
 }
 
 /// Reads requests from `stream` until it closes, writing what `answer`
@@ -203,7 +327,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = HashMap::new();
+    let mut headers: HashMap<String, String> = HashMap::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header)?;
@@ -235,5 +359,11 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
             body.extend_from_slice(&chunk[..size]);
         }
     }
-    Ok(Some(Request { method, path, body }))
+    let target = headers.remove("x-amz-target");
+    Ok(Some(Request {
+        method,
+        path,
+        target,
+        body,
+    }))
 }
