@@ -124,13 +124,19 @@ fn scenarios_of(function: &str) -> Vec<Scenario> {
             name: "authorize",
             sample: "order-placed.sqs.json",
             items: vec![],
-            must_call: &["DynamoDB_20120810.TransactWriteItems", "AWSEvents.PutEvents"],
+            must_call: &[
+                "DynamoDB_20120810.TransactWriteItems",
+                "AWSEvents.PutEvents",
+            ],
         }],
         "inventory" => vec![Scenario {
             name: "reserve",
             sample: "order-placed.sqs.json",
             items: vec![counter("STOCK#SKU-RED-MUG"), counter("STOCK#SKU-TEA-250G")],
-            must_call: &["DynamoDB_20120810.TransactWriteItems", "AWSEvents.PutEvents"],
+            must_call: &[
+                "DynamoDB_20120810.TransactWriteItems",
+                "AWSEvents.PutEvents",
+            ],
         }],
         // Shipping's invocations take one of two paths: the first half of
         // an order (record it, wait) and the second (print and store the

@@ -367,3 +367,76 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
         body,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    const PATH: &[&str] = &[
+        "DynamoDB_20120810.BatchGetItem",
+        "DynamoDB_20120810.TransactWriteItems",
+        "AWSEvents.PutEvents",
+    ];
+
+    #[test]
+    fn an_invocation_on_its_path_passes() {
+        let made = calls(PATH);
+        let must = &[
+            "DynamoDB_20120810.TransactWriteItems",
+            "AWSEvents.PutEvents",
+        ];
+        assert!(check_calls(1, &made, must, None).is_ok());
+        assert!(check_calls(2, &made, must, Some(&made)).is_ok());
+    }
+
+    #[test]
+    fn a_dead_lettered_record_fails_the_bench() {
+        // What the bench timed for inventory when its table was empty: an
+        // unknown SKU, sent to the DLQ.
+        let made = calls(&["DynamoDB_20120810.BatchGetItem", "AmazonSQS.SendMessage"]);
+        let error = check_calls(1, &made, &[], None).unwrap_err().to_string();
+        assert!(error.contains("DLQ"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_call_or_another_path_fails_the_bench() {
+        let made = calls(&PATH[..2]);
+        assert!(check_calls(1, &made, &["AWSEvents.PutEvents"], None).is_err());
+        let first = calls(PATH);
+        assert!(check_calls(2, &made, &[], Some(&first)).is_err());
+    }
+
+    #[test]
+    fn a_rest_call_is_named_by_its_method_and_path() {
+        let put = Request {
+            method: "PUT".into(),
+            path: "/labels/ord-1.pdf".into(),
+            target: None,
+            body: vec![],
+        };
+        assert_eq!(put.call(), "PUT /labels/ord-1.pdf");
+        assert!(check_calls(1, &[put.call()], &["PUT /labels/"], None).is_ok());
+    }
+
+    #[test]
+    fn batch_get_answers_the_keys_asked_that_the_table_holds() {
+        let table =
+            table_of(&[serde_json::json!({ "pk": { "S": "STOCK#A" }, "value": { "N": "5" } })])
+                .unwrap();
+        let request = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"STOCK#A"}},{"pk":{"S":"ORDER#1"}}],"ConsistentRead":true}}}"#;
+        let answer: serde_json::Value = serde_json::from_str(&batch_get(&table, request)).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({ "Responses": { "t": [{ "pk": { "S": "STOCK#A" }, "value": { "N": "5" } }] } })
+        );
+    }
+
+    #[test]
+    fn an_item_without_a_string_pk_is_refused() {
+        assert!(table_of(&[serde_json::json!({ "id": { "S": "x" } })]).is_err());
+    }
+}

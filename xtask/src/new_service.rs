@@ -483,7 +483,8 @@ bench = false
 
 [dependencies]
 orderflow-contracts.workspace = true
-orderflow-runtime.workspace = true
+# No DEBUG or TRACE in release builds: see the feature.
+orderflow-runtime = { workspace = true, features = ["lean-logs"] }
 lambda_runtime.workspace = true
 serde.workspace = true
 tokio.workspace = true
@@ -988,6 +989,10 @@ mod tests {
         assert!(
             own.lines()
                 .any(|line| line == services::tests::SHARED_BUILD),
+            "{own}"
+        );
+        assert!(
+            own.lines().any(|line| line == services::tests::LEAN_LOGS),
             "{own}"
         );
         let readme = fs::read_to_string(copy.join("README.md")).unwrap();

@@ -519,8 +519,13 @@ pub(crate) mod tests {
     /// the functions share, which links the bootstrap position-dependent.
     pub(crate) const SHARED_BUILD: &str = "build = \"../build.rs\"";
 
+    /// The runtime as every function takes it: DEBUG and TRACE compiled out
+    /// of release builds.
+    pub(crate) const LEAN_LOGS: &str =
+        "orderflow-runtime = { workspace = true, features = [\"lean-logs\"] }";
+
     #[test]
-    fn every_function_links_with_the_shared_build_script() {
+    fn every_function_takes_the_shared_build_script_and_lean_logs() {
         let root = project_root();
         assert!(root.join("functions/build.rs").is_file());
         for name in names(&root).unwrap() {
@@ -528,6 +533,10 @@ pub(crate) mod tests {
             assert!(
                 manifest.lines().any(|line| line == SHARED_BUILD),
                 "functions/{name}/Cargo.toml lacks `{SHARED_BUILD}`"
+            );
+            assert!(
+                manifest.lines().any(|line| line == LEAN_LOGS),
+                "functions/{name}/Cargo.toml lacks `{LEAN_LOGS}`"
             );
         }
     }

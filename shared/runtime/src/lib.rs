@@ -46,6 +46,9 @@
 //!   in-memory ports, for handler tests and benches.
 //! - `bench`, with the feature of that name: a service's CPU-per-record
 //!   bench beside its baseline, in one call.
+//! - `lean-logs`, a feature only: release builds compile out every
+//!   `tracing` event and span below INFO, the SDK's included;
+//!   [`telemetry::init`] warns when the log level asks for them.
 
 #[cfg(feature = "aws")]
 pub mod aws;

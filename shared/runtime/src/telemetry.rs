@@ -17,11 +17,36 @@ pub const RUST_LOG: &str = "RUST_LOG";
 /// Installs a JSON log subscriber writing to stdout, once, at cold start,
 /// filtered by [`filter`] over the process environment. See
 /// [`json_subscriber`] for what a line holds.
+///
+/// When the filter asks for lines the build compiled out (DEBUG in a
+/// release build with the `lean-logs` feature), it logs a warning saying
+/// so, rather than leave the level silently ignored.
 pub fn init() -> Result<(), ConfigError> {
     let filter = filter(|name| std::env::var(name).ok())?;
+    let unseen = compiled_out(&filter, tracing::level_filters::STATIC_MAX_LEVEL);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout));
+    if let Some(asked) = unseen {
+        tracing::warn!(
+            asked = %asked,
+            compiled = %tracing::level_filters::STATIC_MAX_LEVEL,
+            "the log level asks for {asked} lines, but this build compiles out everything \
+             below {}: build without the runtime's `lean-logs` feature for them",
+            tracing::level_filters::STATIC_MAX_LEVEL
+        );
+    }
     Ok(())
+}
+
+/// The most verbose level `filter` asks for, if `compiled` (the build's
+/// static maximum) leaves it out.
+pub fn compiled_out(filter: &Targets, compiled: LevelFilter) -> Option<LevelFilter> {
+    let asked = filter
+        .iter()
+        .map(|(_, level)| level)
+        .chain(filter.default_level())
+        .max()?;
+    (asked > compiled).then_some(asked)
 }
 
 /// Which lines are logged, read through `lookup`:
@@ -106,6 +131,25 @@ mod tests {
 
     fn default_level(vars: &[(&str, &str)]) -> Option<LevelFilter> {
         filter_of(vars).ok().and_then(|t| t.default_level())
+    }
+
+    #[test]
+    fn a_level_the_build_compiled_out_is_named() {
+        let debug = filter_of(&[(LAMBDA_LOG_LEVEL, "DEBUG")]).unwrap();
+        assert_eq!(
+            compiled_out(&debug, LevelFilter::INFO),
+            Some(LevelFilter::DEBUG)
+        );
+        assert_eq!(compiled_out(&debug, LevelFilter::TRACE), None);
+        let one_target = filter_of(&[(RUST_LOG, "warn,orderflow_runtime=trace")]).unwrap();
+        assert_eq!(
+            compiled_out(&one_target, LevelFilter::INFO),
+            Some(LevelFilter::TRACE)
+        );
+        let info = filter_of(&[]).unwrap();
+        assert_eq!(compiled_out(&info, LevelFilter::INFO), None);
+        let errors = filter_of(&[(LAMBDA_LOG_LEVEL, "FATAL")]).unwrap();
+        assert_eq!(compiled_out(&errors, LevelFilter::INFO), None);
     }
 
     #[test]
