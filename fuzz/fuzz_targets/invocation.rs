@@ -1,11 +1,12 @@
 //! What the Lambda runtime hands a function: an SQS batch, a direct
-//! EventBridge event, or anything else. Reading it never panics, and a
+//! EventBridge event, or anything else. Reading it never panics; the fast
+//! path (the one-pass scanner) answers what the serde path answers; and a
 //! batch keeps every record it was given, each body the string serde_json
-//! reads there (a guard for any faster reading of the body).
+//! reads there.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use orderflow_runtime::lambda::{Invocation, read_invocation};
+use orderflow_runtime::lambda::{Invocation, read_invocation, read_invocation_slowly};
 use serde::Deserialize;
 
 /// The bodies of a payload's records, as serde_json reads them. Not a
@@ -26,7 +27,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(payload) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(Invocation::Sqs { records, .. }) = read_invocation(payload) {
+    let read = read_invocation(payload);
+    let slow = read_invocation_slowly(payload);
+    assert_eq!(
+        read.as_ref().map_err(ToString::to_string),
+        slow.as_ref().map_err(ToString::to_string),
+        "the fast path reads otherwise than the serde path"
+    );
+    if let Ok(Invocation::Sqs { records, .. }) = read {
         assert!(
             payload.trim_start().starts_with('{'),
             "an SQS batch read from something other than an object"

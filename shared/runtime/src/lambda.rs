@@ -23,6 +23,7 @@ use crate::processor::{Processor, Service};
 use crate::publish::EventPublisher;
 use crate::store::{MemoryStore, StateStore};
 
+mod scan;
 #[cfg(feature = "aws")]
 mod serve;
 #[cfg(feature = "aws")]
@@ -59,6 +60,23 @@ pub enum Invocation {
 
 /// Tells the two delivery shapes apart and reads the SQS records.
 pub fn read_invocation(payload: &str) -> Result<Invocation, RecordError> {
+    // Fast path: an SQS event in one pass (`scan`). Anything it does not
+    // read in full goes through serde, which names what is wrong.
+    match scan::sqs_event(payload) {
+        Some(invocation) => Ok(invocation),
+        None => read_with_serde(payload),
+    }
+}
+
+/// [`read_invocation`] without its fast path: what the `invocation` fuzz
+/// target holds the fast path to.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn read_invocation_slowly(payload: &str) -> Result<Invocation, RecordError> {
+    read_with_serde(payload)
+}
+
+fn read_with_serde(payload: &str) -> Result<Invocation, RecordError> {
     let Object(raw): Object<RawInvocation<'_>> = serde_json::from_str(payload).map_err(|e| {
         RecordError::Contract(orderflow_contracts::ContractError::Malformed {
             field: "$".into(),
