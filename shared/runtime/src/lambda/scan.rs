@@ -21,6 +21,10 @@ use crate::batch::Record;
 /// to the serde path (serde_json's own limit is 128).
 const MAX_DEPTH: u32 = 64;
 
+/// The most room a string is given ahead of its copy (64 KiB, below glibc's
+/// threshold for mapping an allocation of its own); a longer body grows.
+const MAX_ROOM: usize = 64 * 1024;
+
 /// Reads an SQS event (`{"Records": [...]}`), or `None` for anything the
 /// scanner does not read in full.
 pub(super) fn sqs_event(payload: &str) -> Option<Invocation> {
@@ -214,8 +218,10 @@ impl<'a> Scan<'a> {
             return self.text.get(start..self.at - 1).map(str::to_owned);
         }
         // Room for the rest of the payload, which the string (shortened by
-        // its escapes) cannot outgrow.
-        let mut out = Vec::with_capacity(bytes.len() - start);
+        // its escapes) cannot outgrow, up to a bound: a batch's payload can
+        // be megabytes, and room that large would be mapped afresh for
+        // every record.
+        let mut out = Vec::with_capacity((bytes.len() - start).min(MAX_ROOM));
         out.extend_from_slice(bytes.get(start..self.at)?);
         loop {
             match *bytes.get(self.at)? {
@@ -495,6 +501,38 @@ mod tests {
             let fast = sqs_event(payload).unwrap_or_else(|| panic!("left to serde: {payload}"));
             let slow = read_with_serde(payload).map_err(|e| e.to_string());
             assert_eq!(Ok(fast), slow, "{payload}");
+        }
+    }
+
+    /// Bodies longer than the room a string is given ahead, in a batch of
+    /// many records: each grows as it needs and keeps no more room than it
+    /// needs.
+    #[test]
+    fn long_bodies_in_a_long_batch_read_whole() {
+        let long = r#"{"quote": "\"", "é": "\\"}"#.repeat(MAX_ROOM / 8);
+        let bodies: Vec<serde_json::Value> = (0..40)
+            .map(|i| {
+                if i % 10 == 0 {
+                    long.clone()
+                } else {
+                    format!("{i}: \"{i}\"")
+                }
+                .into()
+            })
+            .collect();
+        let records: Vec<_> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| serde_json::json!({ "messageId": format!("m{i}"), "body": body }))
+            .collect();
+        let payload = serde_json::json!({ "Records": records }).to_string();
+        let Some(Invocation::Sqs { records, .. }) = sqs_event(&payload) else {
+            panic!("left to serde");
+        };
+        assert_eq!(records.len(), 40);
+        for (record, body) in records.iter().zip(&bodies) {
+            assert_eq!(Some(record.body.as_str()), body.as_str());
+            assert!(record.body.capacity() <= 2 * record.body.len() + 64);
         }
     }
 
