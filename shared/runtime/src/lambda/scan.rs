@@ -10,9 +10,10 @@
 //!
 //! It reads only what it checks in full and answers `None` for anything
 //! else: a `\u` escape, a member the serde path reads given twice or of
-//! another type than it takes, deep nesting, anything that is not JSON. The serde path then reads that payload, or names what is
-//! wrong with it. So the scanner can only be faster, never different: the
-//! `invocation` fuzz target and the tests below hold it to the serde path.
+//! another type than it takes, deep nesting, anything that is not JSON.
+//! The serde path then reads that payload, or names what is wrong with it.
+//! So the scanner can only be faster, never different: the `invocation`
+//! fuzz target and the tests below hold it to the serde path.
 
 use super::Invocation;
 use crate::batch::Record;
@@ -248,9 +249,7 @@ impl<'a> Scan<'a> {
         while let Some(chunk) = bytes.get(self.at..self.at + 8) {
             let word = u64::from_le_bytes(chunk.try_into().ok()?);
             out.extend_from_slice(&word.to_le_bytes());
-            let found = specials(word);
-            if found != 0 {
-                let within = (found.trailing_zeros() / 8) as usize;
+            if let Some(within) = first_special(word) {
                 out.truncate(out.len() - 8 + within);
                 self.at += within;
                 return Some(());
@@ -285,21 +284,20 @@ impl<'a> Scan<'a> {
     /// character (which JSON forbids raw in a string), eight bytes at a
     /// time; `None` at the end of the text.
     fn to_special(&self) -> Option<usize> {
-        let rest = &self.text.as_bytes()[self.at..];
+        let rest = self.text.as_bytes().get(self.at..)?;
         let mut chunks = rest.chunks_exact(8);
         let mut offset = 0;
         for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            let found = specials(word);
-            if found != 0 {
-                return Some(offset + (found.trailing_zeros() / 8) as usize);
+            if let Some(within) = first_special(u64::from_le_bytes(chunk.try_into().ok()?)) {
+                return Some(offset + within);
             }
             offset += 8;
         }
+        // The last few bytes, padded with spaces, which are not special.
         let tail = chunks.remainder();
-        tail.iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .map(|i| offset + i)
+        let mut last = [b' '; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        first_special(u64::from_le_bytes(last)).map(|within| offset + within)
     }
 
     /// Skips any JSON value, checking it as serde_json does when it skips
@@ -377,6 +375,13 @@ fn unescape(letter: u8) -> Option<u8> {
         b't' => b'\t',
         _ => return None,
     })
+}
+
+/// Where the first `"`, `\` or control character of `word` (eight bytes,
+/// little-endian) is, if it has one.
+fn first_special(word: u64) -> Option<usize> {
+    let found = specials(word);
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 /// The high bit of each byte of `word` that is `"`, `\` or below 0x20, and
