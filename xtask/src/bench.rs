@@ -31,17 +31,32 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// Entry point of `cargo xtask bench …`.
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        Some("init") => init(true),
-        Some("first") => init(false),
+        Some(which @ ("init" | "first")) => {
+            let against = match &args[1..] {
+                [] => None,
+                [flag, dir] if flag == "--against" => Some(PathBuf::from(dir)),
+                _ => bail!("usage: cargo xtask bench {which} [--against DIR]"),
+            };
+            init(which == "init", against.as_deref())
+        }
         Some("compare") => crate::bench_compare::compare(&args[1..]),
-        _ => bail!("usage: cargo xtask bench init | first | compare | cloud | flow"),
+        _ => bail!(
+            "usage: cargo xtask bench init [--against DIR] | first [--against DIR] | compare \
+             | cloud | flow"
+        ),
     }
 }
 
 /// Builds the functions as they ship and measures them: their cold starts
 /// against the hello binary's (unless `!cold`, for `bench first`), then
 /// their first invocations against their warm ones.
-fn init(cold: bool) -> Result<()> {
+///
+/// With `against`, a directory holding other builds of the functions
+/// (copies of `target/release/payment` and the others from another
+/// commit), each is measured beside this build's, its cold starts
+/// interleaved with theirs: the way to compare two builds, since the same
+/// binary measured an hour apart can differ by a fifth here.
+fn init(cold: bool, against: Option<&Path>) -> Result<()> {
     let root = project_root();
     let functions = crate::services::names(&root)?;
     eprintln!("building release binaries (lto, codegen-units=1; minutes when cold)");
@@ -55,15 +70,27 @@ fn init(cold: bool) -> Result<()> {
     }
     run_cmd(&mut build)?;
     let release = root.join("target/release");
+    // Each function as built here, then as in `against`.
+    let mut builds = Vec::new();
+    for function in &functions {
+        builds.push((function, function.clone(), release.join(function)));
+        if let Some(dir) = against {
+            let other = dir.join(function);
+            if !other.is_file() {
+                bail!("--against: no {} to compare", other.display());
+            }
+            builds.push((function, format!("{function}*"), other));
+        }
+    }
     if cold {
-        cold_starts(&root, &functions)?;
+        cold_starts(&root, &builds)?;
     }
     println!(
         "\n{:<18} {:>10} {:>10} {:>8} {:>16}  calls",
         "function path", "first p50", "warm p50", "ratio", "public roots"
     );
-    for function in &functions {
-        first_invocation(function, &release.join(function))?;
+    for (function, name, binary) in &builds {
+        first_invocation(function, name, binary)?;
     }
     println!(
         "(first = the process's first invocation, from the event handed over to its response; \
@@ -74,12 +101,15 @@ fn init(cold: bool) -> Result<()> {
          cloud's endpoint; budget: ratio <= 2)",
         crate::bench_first::WARM
     );
+    if let Some(dir) = against {
+        println!("(NAME* = the build in {})", dir.display());
+    }
     Ok(())
 }
 
-/// The cold starts of the hello binary (built here) and of `functions`
-/// (built already), interleaved, with sizes and max RSS.
-fn cold_starts(root: &Path, functions: &[String]) -> Result<()> {
+/// The cold starts of the hello binary (built here) and of `builds` (name
+/// and binary, built already), interleaved, with sizes and max RSS.
+fn cold_starts(root: &Path, builds: &[(&String, String, PathBuf)]) -> Result<()> {
     // The hello example is built on its own: an example brings its
     // package's dev-dependencies, whose features (the SDK's test utilities)
     // would otherwise be unified into the functions' build too, 65 KB more
@@ -92,7 +122,11 @@ fn cold_starts(root: &Path, functions: &[String]) -> Result<()> {
     ]))?;
     let release = root.join("target/release");
     let mut binaries = vec![("hello", release.join("examples/hello"))];
-    binaries.extend(functions.iter().map(|f| (f.as_str(), release.join(f))));
+    binaries.extend(
+        builds
+            .iter()
+            .map(|(_, name, path)| (name.as_str(), path.clone())),
+    );
     let paths: Vec<&Path> = binaries.iter().map(|(_, path)| path.as_path()).collect();
     let measured = measure_interleaved(&paths)?;
     let baseline = measured[0].p50;
@@ -175,7 +209,9 @@ fn scenarios_of(function: &str) -> Vec<Scenario> {
     }
 }
 
-fn first_invocation(function: &str, binary: &Path) -> Result<()> {
+/// The first and warm invocations of `binary`, a build of `function`,
+/// reported as `name`.
+fn first_invocation(function: &str, name: &str, binary: &Path) -> Result<()> {
     for scenario in scenarios_of(function) {
         let sample = project_root()
             .join("events")
@@ -190,7 +226,7 @@ fn first_invocation(function: &str, binary: &Path) -> Result<()> {
         // is built.
         let on_aws = median_invocations(binary, &event, &scenario, "aws")?;
         let public = median_invocations(binary, &event, &scenario, "public")?;
-        let label = format!("{function} {}", scenario.name);
+        let label = format!("{name} {}", scenario.name);
         println!(
             "{label:<18} {:>8.2}ms {:>8.2}ms {:>7.2}x {:>8.2}ms {:>5.2}x  {}",
             on_aws.first.as_secs_f64() * 1e3,
@@ -252,7 +288,7 @@ struct Measurement {
 fn print_row(name: &str, binary: &Path, m: &Measurement, baseline: Duration) -> Result<()> {
     let size = std::fs::metadata(binary)?.len();
     println!(
-        "{name:<10} {:>8.2}ms {:>7.2}x {:>8.1}MB {:>8.1}MB {:>8.1}MB",
+        "{name:<10} {:>8.2}ms {:>7.2}x {:>8.2}MB {:>8.3}MB {:>8.1}MB",
         m.p50.as_secs_f64() * 1e3,
         m.p50.as_secs_f64() / baseline.as_secs_f64(),
         size as f64 / 1e6,

@@ -1,8 +1,8 @@
 //! The AWS SDK configuration every function starts with, built for a short
 //! cold start.
 //!
-//! The SDK's defaults cost most of a function's cold init, so two of them
-//! are replaced:
+//! The SDK's defaults cost most of a function's cold init and much of its
+//! zip, so three of them are replaced:
 //! - **Trust anchors.** The default HTTPS client reads the system's CA
 //!   bundle and then every file of its certificates directory (about 150
 //!   files here) before the first event, and parses them all. On AWS the
@@ -15,19 +15,23 @@
 //!   any public CA. Either way a cold start opens no file for it.
 //! - **Crypto.** TLS runs on rustls with *ring* rather than aws-lc: a smaller
 //!   bootstrap, and no aws-lc entropy setup on the first handshake.
+//! - **The loader.** A function's configuration ([`sdk_config`]) is read
+//!   from the variables Lambda sets, not through `aws-config`'s loader,
+//!   whose providers (profile files, SSO, IMDS, STS, a credential process)
+//!   a function on Lambda never reaches but would link: 0.38 MB of each zip.
+//!   The project's tools start from [`loader`], with the whole default
+//!   chain.
 //!
 //! `ORDERFLOW_TLS_ROOTS=public` trusts Mozilla's roots on AWS too, and
 //! `native` the system's store, as the SDK's default client does.
-//!
-//! Credentials come from the environment when it has them, which is how
-//! Lambda passes the function role's; otherwise the SDK's default chain
-//! (profiles, SSO, IMDS, …) looks for them, as it does on a developer's
-//! machine.
 
+use std::collections::BTreeMap;
 use std::env;
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_credential_types::Credentials;
+use aws_credential_types::attributes::AccountId;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::HttpClientError;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
@@ -38,32 +42,239 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use rustls_pki_types::CertificateDer;
 
 use crate::config::ConfigError;
 
-/// Loads the AWS SDK configuration from the environment (which honours
-/// `AWS_ENDPOINT_URL`, the local cloud), with [`https_client`] as its HTTP
-/// client.
-pub async fn sdk_config() -> Result<SdkConfig, lambda_runtime::Error> {
-    let endpoint_override = env::vars_os().any(|(name, _)| {
-        name.to_str()
-            .is_some_and(|name| name.starts_with("AWS_ENDPOINT_URL"))
-    });
-    let trust = Trust::from_env(env::var(TLS_ROOTS).ok().as_deref(), endpoint_override)?;
-    let mut loader = loader(trust)?;
-    if env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        // The default chain starts with the environment too, but builds
-        // every other provider first.
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+/// The AWS SDK configuration of a function, from the process environment
+/// (see [`sdk_config_from`]).
+pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in env::vars_os() {
+        let Some(name) = name
+            .to_str()
+            .filter(|n| n.starts_with("AWS_") || *n == TLS_ROOTS)
+        else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => vars.push((name.to_owned(), value)),
+            Err(value) => {
+                let known = READ.iter().chain(&NOT_READ).find(|known| **known == name);
+                let reason = format!("{name}={value:?} is not UTF-8");
+                match known {
+                    Some(name) => return Err(ConfigError::Invalid { name, reason }),
+                    None if name.starts_with(ENDPOINT_URL) => {
+                        return Err(ConfigError::Invalid {
+                            name: ENDPOINT_URL,
+                            reason,
+                        });
+                    }
+                    None => {}
+                }
+            }
+        }
     }
-    Ok(loader.load().await)
+    sdk_config_from(vars)
+}
+
+/// The AWS SDK configuration of a function, from the `AWS_*` variables and
+/// [`TLS_ROOTS`] of its environment (`vars`; others are ignored), with
+/// [`https_client`] as its HTTP client.
+///
+/// Lambda hands a function everything it needs in its environment: the
+/// region, the role's credentials, and on a local cloud the endpoint. This
+/// reads those and nothing else, rather than through `aws-config`'s
+/// loader, whose providers (profile files, SSO, IMDS, STS web identity,
+/// ECS, a credential process) a function on Lambda never reaches but
+/// links: 0.38 MB of each zip, and their setup at every cold start.
+///
+/// - **Region:** `AWS_REGION`, else `AWS_DEFAULT_REGION`; required.
+/// - **Credentials:** `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+///   `AWS_SESSION_TOKEN` and `AWS_ACCOUNT_ID` (optional); the first two
+///   required. To run a
+///   function on a developer's machine against AWS with a profile, export
+///   the profile's: `eval "$(aws configure export-credentials --format env)"`.
+/// - **Endpoints:** `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>` (the
+///   service's id in capitals, spaces as `_`: `DYNAMODB`, `EVENTBRIDGE`,
+///   `SQS`, `S3`), and `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`, as the SDK
+///   reads them.
+/// - **Retries and endpoints' variants:** `AWS_MAX_ATTEMPTS`,
+///   `AWS_RETRY_MODE`, `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`.
+///
+/// A variable set to blanks is unset, as the SDK takes it. Every other
+/// setting is the SDK's default. A variable of the SDK's own loader that
+/// would change what the SDK does and is not read here ([`NOT_READ`]) is
+/// refused, with its name, rather than ignored.
+pub fn sdk_config_from(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<SdkConfig, ConfigError> {
+    let vars: BTreeMap<String, String> = vars
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .collect();
+    let get = |name: &str| vars.get(name).map(String::as_str);
+    if let Some(name) = NOT_READ.iter().find(|name| vars.contains_key(**name)) {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "a function reads its AWS configuration from the variables Lambda sets \
+                     (orderflow_runtime::aws::sdk_config_from), and this one is not among them: \
+                     unset it"
+                .into(),
+        });
+    }
+    let region = get("AWS_REGION")
+        .or_else(|| get("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Missing("AWS_REGION"))?;
+    let mut credentials = Credentials::builder()
+        .access_key_id(get(ACCESS_KEY_ID).ok_or_else(|| missing_credentials(ACCESS_KEY_ID))?)
+        .secret_access_key(
+            get(SECRET_ACCESS_KEY).ok_or_else(|| missing_credentials(SECRET_ACCESS_KEY))?,
+        )
+        .provider_name("environment");
+    credentials.set_session_token(get("AWS_SESSION_TOKEN").map(str::to_owned));
+    credentials.set_account_id(get("AWS_ACCOUNT_ID").map(AccountId::from));
+    let credentials = credentials.build();
+    let endpoint_override = vars.keys().any(|name| name.starts_with(ENDPOINT_URL));
+    let trust = Trust::from_env(get(TLS_ROOTS), endpoint_override)?;
+    let ignore_endpoints = flag(&vars, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false);
+    let mut retries = match get("AWS_RETRY_MODE") {
+        None | Some("standard") => RetryConfig::standard(),
+        Some("adaptive") => RetryConfig::adaptive(),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "AWS_RETRY_MODE",
+                reason: format!("{other:?} is not `standard` or `adaptive`"),
+            });
+        }
+    };
+    if let Some(attempts) = get("AWS_MAX_ATTEMPTS") {
+        let attempts = attempts
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "AWS_MAX_ATTEMPTS",
+                reason: format!("{attempts:?} is not a whole number above 0"),
+            })?;
+        retries = retries.with_max_attempts(attempts);
+    }
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(retries)
+        .http_client(https_client(trust).map_err(|e| ConfigError::Invalid {
+            name: TLS_ROOTS,
+            reason: e.to_string(),
+        })?);
+    config.set_use_fips(flag(&vars, "AWS_USE_FIPS_ENDPOINT")?);
+    config.set_use_dual_stack(flag(&vars, "AWS_USE_DUALSTACK_ENDPOINT")?);
+    if !ignore_endpoints {
+        config.set_endpoint_url(get(ENDPOINT_URL).map(str::to_owned));
+        config = config.service_config(EndpointUrls(
+            vars.into_iter()
+                .filter(|(name, _)| name.starts_with(ENDPOINT_URL))
+                .collect(),
+        ));
+    }
+    Ok(config.build())
+}
+
+/// The variables of the SDK's own loader that [`sdk_config_from`] does
+/// not read and that would change what the SDK does: set, they are refused.
+pub const NOT_READ: [&str; 18] = [
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_SDK_UA_APP_ID",
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE",
+    "AWS_AUTH_SCHEME_PREFERENCE",
+    "AWS_SIGV4A_SIGNING_REGION_SET",
+    "AWS_DISABLE_REQUEST_COMPRESSION",
+    "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
+    "AWS_DISABLE_CLOCK_SKEW_CORRECTION",
+];
+
+/// The variables [`sdk_config_from`] reads, but the per-service
+/// `AWS_ENDPOINT_URL_<SERVICE>`.
+pub const READ: [&str; 13] = [
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCOUNT_ID",
+    ENDPOINT_URL,
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    TLS_ROOTS,
+];
+
+const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// The error for a credential variable `name` that is not set.
+fn missing_credentials(name: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: "not set: a function takes its credentials from the environment, where Lambda \
+                 puts its role's (on a developer's machine, export a profile's with \
+                 `eval \"$(aws configure export-credentials --format env)\"`)"
+            .into(),
+    }
+}
+
+/// The boolean variable `name`: `true` or `false` in any case, or unset.
+fn flag(vars: &BTreeMap<String, String>, name: &'static str) -> Result<Option<bool>, ConfigError> {
+    vars.get(name)
+        .map(|value| match value.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("{value:?} is not `true` or `false`"),
+            }),
+        })
+        .transpose()
+}
+
+/// The `AWS_ENDPOINT_URL…` variables, as each SDK client asks for its
+/// own: `AWS_ENDPOINT_URL_<SERVICE>` first, then `AWS_ENDPOINT_URL`.
+#[derive(Debug)]
+struct EndpointUrls(BTreeMap<String, String>);
+
+impl LoadServiceConfig for EndpointUrls {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        self.0
+            .get(&format!("{}_{service}", key.env()))
+            .or_else(|| self.0.get(key.env()))
+            .cloned()
+    }
 }
 
 /// The SDK's configuration loader with [`https_client`] as its HTTP
-/// client: what every SDK configuration in the project starts from, the
-/// tools' included, so that no crate of the workspace enables the SDK's
-/// default (aws-lc) client.
+/// client: what the project's tools start from (profiles, SSO and the rest
+/// of the SDK's default chain), so that no crate of the workspace enables
+/// the SDK's default (aws-lc) client. A function's bootstrap never calls
+/// it, and so links none of `aws-config`'s providers ([`sdk_config_from`]).
 pub fn loader(trust: Trust) -> Result<ConfigLoader, HttpClientError> {
     Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?))
 }
@@ -213,10 +424,15 @@ pub(crate) mod tests {
     use super::*;
     use rustls_pki_types::pem::PemObject;
 
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use aws_smithy_types::retry::RetryMode;
 
     /// An HTTP client that counts the SDK's requests for an eager
     /// connector (one per SDK client created), and has none to give.
@@ -268,6 +484,230 @@ pub(crate) mod tests {
             eager_builds_when_created(|http| SharedHttpClient::new(AtFirstRequest(http))),
             0
         );
+    }
+
+    /// An HTTP client that records the URI of each request and answers
+    /// none: what a client built from a configuration would call.
+    #[derive(Debug, Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<String>>>);
+
+    impl HttpConnector for Recording {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            self.0.lock().unwrap().push(request.uri().to_owned());
+            HttpConnectorFuture::ready(Err(ConnectorError::other("recorded".into(), None)))
+        }
+    }
+
+    impl HttpClient for Recording {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// Lambda's environment for a function, with `more`.
+    fn lambda_env(more: &[(&str, &str)]) -> Vec<(String, String)> {
+        [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "payment"),
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+        ]
+        .iter()
+        .chain(more)
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+    }
+
+    /// The URI of the first request a DynamoDB, an SQS and an EventBridge
+    /// client built from `config` send.
+    async fn first_uris(config: &SdkConfig) -> [String; 3] {
+        let recording = Recording::default();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .http_client(recording.clone())
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(config)
+                .http_client(recording.clone())
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        let events = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(config)
+                .http_client(recording.clone())
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        assert!(dynamodb.list_tables().send().await.is_err());
+        assert!(sqs.list_queues().send().await.is_err());
+        assert!(events.list_event_buses().send().await.is_err());
+        let uris = recording.0.lock().unwrap().clone();
+        uris.try_into().expect("one request each")
+    }
+
+    #[tokio::test]
+    async fn a_function_takes_the_region_and_credentials_lambda_sets() {
+        let config = sdk_config_from(lambda_env(&[])).expect("Lambda's environment");
+        assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
+        let credentials = config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .expect("credentials");
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        let retries = config.retry_config().expect("retries");
+        assert_eq!(
+            (retries.mode(), retries.max_attempts()),
+            (RetryMode::Standard, 3)
+        );
+        assert_eq!(
+            first_uris(&config).await,
+            [
+                "https://dynamodb.eu-west-1.amazonaws.com/",
+                "https://sqs.eu-west-1.amazonaws.com/",
+                "https://events.eu-west-1.amazonaws.com/",
+            ]
+        );
+        let only_default = lambda_env(&[])
+            .into_iter()
+            .filter(|(name, _)| name != "AWS_REGION");
+        let config = sdk_config_from(only_default).expect("AWS_DEFAULT_REGION alone");
+        assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
+        let config = sdk_config_from(lambda_env(&[("AWS_ACCOUNT_ID", "123456789012")]))
+            .expect("with an account id");
+        let credentials = config
+            .credentials_provider()
+            .expect("credentials")
+            .provide_credentials()
+            .await
+            .expect("credentials");
+        assert_eq!(
+            credentials.account_id().map(AccountId::as_str),
+            Some("123456789012")
+        );
+    }
+
+    #[tokio::test]
+    async fn endpoint_urls_are_read_per_service_then_for_all_as_the_sdk_reads_them() {
+        let config = sdk_config_from(lambda_env(&[
+            ("AWS_ENDPOINT_URL", "http://cloud.test:4566"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb.test:8000"),
+        ]))
+        .expect("endpoints");
+        assert_eq!(
+            first_uris(&config).await,
+            [
+                "http://dynamodb.test:8000/",
+                "http://cloud.test:4566/",
+                "http://cloud.test:4566/",
+            ]
+        );
+        let config = sdk_config_from(lambda_env(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb.test:8000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE"),
+        ]))
+        .expect("endpoints ignored");
+        assert_eq!(
+            first_uris(&config).await[0],
+            "https://dynamodb.eu-west-1.amazonaws.com/"
+        );
+    }
+
+    #[tokio::test]
+    async fn fips_dual_stack_and_retries_are_read() {
+        let config = sdk_config_from(lambda_env(&[
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+            ("AWS_MAX_ATTEMPTS", "5"),
+            ("AWS_RETRY_MODE", "adaptive"),
+        ]))
+        .expect("settings");
+        let retries = config.retry_config().expect("retries");
+        assert_eq!(
+            (retries.mode(), retries.max_attempts()),
+            (RetryMode::Adaptive, 5)
+        );
+        assert_eq!(
+            first_uris(&config).await[0],
+            "https://dynamodb-fips.eu-west-1.amazonaws.com/"
+        );
+    }
+
+    #[test]
+    fn what_is_missing_or_unusable_is_refused_by_name() {
+        let refused = |vars: Vec<(String, String)>| {
+            sdk_config_from(vars)
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string()
+        };
+        let without = |name: &str| {
+            lambda_env(&[])
+                .into_iter()
+                .filter(|(n, _)| n != name && n != "AWS_DEFAULT_REGION")
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            refused(without("AWS_REGION")),
+            "environment variable AWS_REGION is required but not set"
+        );
+        let no_key = refused(without("AWS_ACCESS_KEY_ID"));
+        assert!(
+            no_key.starts_with("environment variable AWS_ACCESS_KEY_ID is invalid: not set")
+                && no_key.contains("aws configure export-credentials"),
+            "{no_key}"
+        );
+        assert!(refused(without("AWS_SECRET_ACCESS_KEY")).contains("AWS_SECRET_ACCESS_KEY"));
+        for name in NOT_READ {
+            let message = refused(lambda_env(&[(name, "x")]));
+            assert!(
+                message.starts_with(&format!("environment variable {name} is invalid"))
+                    && message.contains("unset it"),
+                "{message}"
+            );
+        }
+        let cases = [
+            (
+                "AWS_USE_FIPS_ENDPOINT",
+                "yes",
+                "\"yes\" is not `true` or `false`",
+            ),
+            (
+                "AWS_MAX_ATTEMPTS",
+                "0",
+                "\"0\" is not a whole number above 0",
+            ),
+            (
+                "AWS_MAX_ATTEMPTS",
+                "three",
+                "\"three\" is not a whole number above 0",
+            ),
+            (
+                "AWS_RETRY_MODE",
+                "legacy",
+                "\"legacy\" is not `standard` or `adaptive`",
+            ),
+        ];
+        for (name, value, reason) in cases {
+            assert_eq!(
+                refused(lambda_env(&[(name, value)])),
+                format!("environment variable {name} is invalid: {reason}")
+            );
+        }
+        // Set but empty is unset, as the SDK takes it.
+        assert!(sdk_config_from(lambda_env(&[("AWS_PROFILE", "")])).is_ok());
     }
 
     #[test]

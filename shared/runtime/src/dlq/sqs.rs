@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
+use aws_types::SdkConfig;
 
 use super::{DeadLetter, DeadLetterSink, RetryLater};
 use crate::error::Transient;

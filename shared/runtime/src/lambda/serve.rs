@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use aws_config::SdkConfig;
+use aws_types::SdkConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 
@@ -27,7 +27,7 @@ pub async fn run<S: Service + 'static>(
     let ttl = config.idempotency_ttl_secs;
     match config.adapters {
         Adapters::Aws => {
-            let aws = crate::aws::sdk_config().await?;
+            let aws = crate::aws::sdk_config()?;
             let faults = Arc::new(config.faults);
             if faults.any() {
                 tracing::warn!(faults = ?faults, "ORDERFLOW_FAULTS: this process will crash on purpose");
