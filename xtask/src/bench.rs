@@ -86,8 +86,8 @@ fn init(cold: bool, against: Option<&Path>) -> Result<()> {
         cold_starts(&root, &builds)?;
     }
     println!(
-        "\n{:<18} {:>10} {:>10} {:>8} {:>16}  calls",
-        "function path", "first p50", "warm p50", "ratio", "public roots"
+        "\n{:<18} {:>10} {:>10} {:>8}  calls",
+        "function path", "first p50", "warm p50", "ratio"
     );
     for (function, name, binary) in &builds {
         first_invocation(function, name, binary)?;
@@ -96,9 +96,7 @@ fn init(cold: bool, against: Option<&Path>) -> Result<()> {
         "(first = the process's first invocation, from the event handed over to its response; \
          warm = the median of the next {}; each the median of {FIRST_RUNS} processes; \
          AWS calls answered on loopback over plain HTTP, so no TLS, from a table holding what \
-         the path needs; calls = what each invocation called; trusting Amazon's roots, as on \
-         AWS; public roots = the first and its ratio trusting Mozilla's, as behind a local \
-         cloud's endpoint; budget: ratio <= 2)",
+         the path needs; calls = what each invocation called; budget: ratio <= 2)",
         crate::bench_first::WARM
     );
     if let Some(dir) = against {
@@ -219,22 +217,16 @@ fn first_invocation(function: &str, name: &str, binary: &Path) -> Result<()> {
             .join(scenario.sample);
         let event =
             std::fs::read_to_string(&sample).with_context(|| sample.display().to_string())?;
-        // The bench points the SDK at a loopback endpoint, which would make
-        // the function trust Mozilla's roots (`public`), as behind a local
-        // cloud; on AWS there is no override and it trusts Amazon's (`aws`).
-        // Both are measured: the roots are parsed when the first connection
-        // is built.
-        let on_aws = median_invocations(binary, &event, &scenario, "aws")?;
-        let public = median_invocations(binary, &event, &scenario, "public")?;
+        // The bench points the SDK at a loopback endpoint over plain HTTP,
+        // so the function trusts Amazon's roots, as on AWS.
+        let run = median_invocations(binary, &event, &scenario)?;
         let label = format!("{name} {}", scenario.name);
         println!(
-            "{label:<18} {:>8.2}ms {:>8.2}ms {:>7.2}x {:>8.2}ms {:>5.2}x  {}",
-            on_aws.first.as_secs_f64() * 1e3,
-            on_aws.warm.as_secs_f64() * 1e3,
-            on_aws.ratio(),
-            public.first.as_secs_f64() * 1e3,
-            public.ratio(),
-            short_calls(&on_aws.calls),
+            "{label:<18} {:>8.2}ms {:>8.2}ms {:>7.2}x  {}",
+            run.first.as_secs_f64() * 1e3,
+            run.warm.as_secs_f64() * 1e3,
+            run.ratio(),
+            short_calls(&run.calls),
         );
     }
     Ok(())
@@ -252,16 +244,9 @@ fn short_calls(calls: &[String]) -> String {
         .join(", ")
 }
 
-/// The medians over [`FIRST_RUNS`] processes of `binary` on `event`, the
-/// function trusting `roots` (`ORDERFLOW_TLS_ROOTS`).
-fn median_invocations(
-    binary: &Path,
-    event: &str,
-    scenario: &Scenario,
-    roots: &str,
-) -> Result<Invocations> {
-    let mut env = lambda_env("");
-    env.push(("ORDERFLOW_TLS_ROOTS", roots.to_owned()));
+/// The medians over [`FIRST_RUNS`] processes of `binary` on `event`.
+fn median_invocations(binary: &Path, event: &str, scenario: &Scenario) -> Result<Invocations> {
+    let env = lambda_env("");
     let mut firsts = Vec::with_capacity(FIRST_RUNS);
     let mut warms = Vec::with_capacity(FIRST_RUNS);
     let mut calls = Vec::new();

@@ -233,13 +233,19 @@ fn terminate_group(leader: u32) {
 }
 
 /// Crates no function may link, and why.
-const NOT_IN_FUNCTIONS: [(&str, &str); 2] = [
+const NOT_IN_FUNCTIONS: [(&str, &str); 3] = [
     (
         "aws-lc-sys",
         "aws-lc is the SDK's default TLS crypto; the functions use rustls on ring \
          (orderflow_runtime::aws), which is smaller and starts faster",
     ),
     ("openssl-sys", "the functions link no system TLS library"),
+    (
+        "webpki-root-certs",
+        "Mozilla's roots compiled in were 0.08 MB of every zip: the functions trust \
+         Amazon's five (orderflow_runtime::aws::Trust), or the system's store behind an \
+         https endpoint",
+    ),
 ];
 
 /// Fails when a function's build would link a crate of

@@ -9,10 +9,10 @@
 //!   functions talk only to AWS service endpoints, whose certificates all
 //!   chain to Amazon Trust Services: the client trusts those five roots
 //!   (Amazon Root CA 1–4 and the Starfield root that cross-signs them),
-//!   compiled in. With an endpoint override (`AWS_ENDPOINT_URL…`, a local
-//!   cloud or a proxy), it trusts Mozilla's whole root program as rustls
-//!   ships it (`webpki-root-certs`), since such an endpoint may be signed by
-//!   any public CA. Either way a cold start opens no file for it.
+//!   compiled in, and opens no file for them. A local cloud's endpoint
+//!   (`AWS_ENDPOINT_URL…`) is plain HTTP and needs no roots; an `https://`
+//!   one (a proxy, say) may be signed by any CA, and is trusted through the
+//!   system's store ([`Trust`]).
 //! - **Crypto.** TLS runs on rustls with *ring* rather than aws-lc: a smaller
 //!   bootstrap, and no aws-lc entropy setup on the first handshake.
 //! - **The loader.** A function's configuration ([`sdk_config`]) is read
@@ -22,8 +22,8 @@
 //!   The project's tools start from [`loader`], with the whole default
 //!   chain.
 //!
-//! `ORDERFLOW_TLS_ROOTS=public` trusts Mozilla's roots on AWS too, and
-//! `native` the system's store, as the SDK's default client does.
+//! `ORDERFLOW_TLS_ROOTS=native` trusts the system's store on AWS too, as the
+//! SDK's default client does.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -46,7 +46,6 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use rustls_pki_types::CertificateDer;
 
 use crate::config::ConfigError;
 
@@ -139,9 +138,8 @@ pub fn sdk_config_from(
     credentials.set_session_token(get("AWS_SESSION_TOKEN").map(str::to_owned));
     credentials.set_account_id(get("AWS_ACCOUNT_ID").map(AccountId::from));
     let credentials = credentials.build();
-    let endpoint_override = vars.keys().any(|name| name.starts_with(ENDPOINT_URL));
-    let trust = Trust::from_env(get(TLS_ROOTS), endpoint_override)?;
     let ignore_endpoints = flag(&vars, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false);
+    let trust = trust_of(&vars, ignore_endpoints)?;
     let mut retries = match get("AWS_RETRY_MODE") {
         None | Some("standard") => RetryConfig::standard(),
         Some("adaptive") => RetryConfig::adaptive(),
@@ -183,6 +181,16 @@ pub fn sdk_config_from(
         ));
     }
     Ok(config.build())
+}
+
+/// The roots a function trusts, given its variables: [`Trust::from_env`]
+/// with the endpoint URLs it is pointed at, unless they are ignored.
+fn trust_of(vars: &BTreeMap<String, String>, ignore_endpoints: bool) -> Result<Trust, ConfigError> {
+    let endpoints = vars
+        .iter()
+        .filter(|(name, _)| !ignore_endpoints && name.starts_with(ENDPOINT_URL))
+        .map(|(_, url)| url.as_str());
+    Trust::from_env(vars.get(TLS_ROOTS).map(String::as_str), endpoints)
 }
 
 /// The variables of the SDK's own loader that [`sdk_config_from`] does
@@ -279,37 +287,59 @@ pub fn loader(trust: Trust) -> Result<ConfigLoader, HttpClientError> {
     Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(trust)?))
 }
 
-/// Chooses the trusted roots: `aws`, `public` or `native`. Unset, it is
-/// `aws`, or `public` when an `AWS_ENDPOINT_URL…` variable points the SDK
-/// elsewhere.
+/// Chooses the trusted roots: `aws` or `native`. Unset, it is `aws`, or
+/// `native` when an `AWS_ENDPOINT_URL…` variable points the SDK at an
+/// `https://` endpoint of another kind (a proxy, say).
 pub const TLS_ROOTS: &str = "ORDERFLOW_TLS_ROOTS";
 
 /// Which roots an HTTPS client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {
-    /// Amazon Trust Services' roots: every AWS service endpoint.
+    /// Amazon Trust Services' roots, compiled in: every AWS service
+    /// endpoint.
     AwsRoots,
-    /// Mozilla's root program, as rustls ships it.
-    PublicRoots,
-    /// The system's certificate store, read when the client first connects:
-    /// for the project's tools on a developer's machine, which may sit
-    /// behind a proxy with its own CA.
+    /// The system's certificate store, read when an SDK client is created:
+    /// for an endpoint that any CA may have signed, and for the project's
+    /// tools on a developer's machine, which may sit behind a proxy with
+    /// its own CA.
     Native,
 }
 
 impl Trust {
-    /// The trust [`TLS_ROOTS`] asks for (`value`), given whether an
-    /// endpoint override is set.
-    pub fn from_env(value: Option<&str>, endpoint_override: bool) -> Result<Self, ConfigError> {
+    /// The trust [`TLS_ROOTS`] asks for (`value`), given the endpoint URLs
+    /// the SDK is pointed at (`AWS_ENDPOINT_URL…`), if any.
+    ///
+    /// A local cloud's endpoint is plain HTTP, which trusts nothing: the
+    /// default stays `aws`, and no store is read. An `https://` one may be
+    /// signed by any CA, so the default is then the system's store. Until
+    /// 2026-12 a third value, `public`, trusted Mozilla's roots compiled in
+    /// (`webpki-root-certs`): 0.08 MB of every zip, and 0.7–1 ms of a
+    /// function's first invocation behind a local cloud, parsing them. It
+    /// is refused, naming `native`, which holds them.
+    pub fn from_env<'a>(
+        value: Option<&str>,
+        endpoints: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: TLS_ROOTS,
+            reason,
+        };
         match value {
             Some("aws") => Ok(Self::AwsRoots),
-            Some("public") => Ok(Self::PublicRoots),
             Some("native") => Ok(Self::Native),
-            Some(other) => Err(ConfigError::Invalid {
-                name: TLS_ROOTS,
-                reason: format!("{other:?} is not `aws`, `public` or `native`"),
-            }),
-            None if endpoint_override => Ok(Self::PublicRoots),
+            Some("public") => Err(invalid(
+                "`public` (Mozilla's roots compiled in) is no longer built in: `native` trusts \
+                 the system's store, which holds them"
+                    .into(),
+            )),
+            Some(other) => Err(invalid(format!("{other:?} is not `aws` or `native`"))),
+            None if endpoints.into_iter().any(|url| {
+                url.get(..8)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+            }) =>
+            {
+                Ok(Self::Native)
+            }
             None => Ok(Self::AwsRoots),
         }
     }
@@ -342,8 +372,6 @@ pub const AWS_ROOT_NAMES: [&str; 5] = [
 pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
     let store = match trust {
         Trust::AwsRoots => TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM),
-        Trust::PublicRoots => TrustStore::empty()
-            .with_pem_certificate(pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS)),
         Trust::Native => TrustStore::empty().with_native_roots(true),
     };
     let tls = TlsContext::builder().with_trust_store(store).build()?;
@@ -353,7 +381,7 @@ pub fn https_client(trust: Trust) -> Result<SharedHttpClient, HttpClientError> {
         .build_https();
     Ok(match trust {
         Trust::Native => client,
-        Trust::AwsRoots | Trust::PublicRoots => SharedHttpClient::new(AtFirstRequest(client)),
+        Trust::AwsRoots => SharedHttpClient::new(AtFirstRequest(client)),
     })
 }
 
@@ -386,42 +414,10 @@ impl HttpClient for AtFirstRequest {
     }
 }
 
-/// `certs` as the PEM the SDK's trust store takes.
-fn pem_of(certs: &[CertificateDer<'_>]) -> Vec<u8> {
-    let mut pem = Vec::with_capacity(certs.iter().map(|c| c.len() * 4 / 3 + 64).sum());
-    for cert in certs {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        for line in base64(cert).chunks(64) {
-            pem.extend_from_slice(line);
-            pem.push(b'\n');
-        }
-        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
-    }
-    pem
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        let sextet = |shift: u32| ALPHABET[(n >> shift & 63) as usize];
-        out.extend_from_slice(&[sextet(18), sextet(12)]);
-        out.push(if chunk.len() > 1 { sextet(6) } else { b'=' });
-        out.push(if chunk.len() > 2 { sextet(0) } else { b'=' });
-    }
-    out
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -433,6 +429,40 @@ pub(crate) mod tests {
     use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
     use aws_smithy_types::retry::RetryMode;
+
+    /// `certs` as the PEM the SDK's trust store takes.
+    fn pem_of(certs: &[CertificateDer<'_>]) -> Vec<u8> {
+        let mut pem = Vec::with_capacity(certs.iter().map(|c| c.len() * 4 / 3 + 64).sum());
+        for cert in certs {
+            pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+            for line in base64(cert).chunks(64) {
+                pem.extend_from_slice(line);
+                pem.push(b'\n');
+            }
+            pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+        }
+        pem
+    }
+
+    /// Standard base64 with padding (RFC 4648 §4).
+    fn base64(bytes: &[u8]) -> Vec<u8> {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            let sextet = |shift: u32| ALPHABET[(n >> shift & 63) as usize];
+            out.extend_from_slice(&[sextet(18), sextet(12)]);
+            out.push(if chunk.len() > 1 { sextet(6) } else { b'=' });
+            out.push(if chunk.len() > 2 { sextet(0) } else { b'=' });
+        }
+        out
+    }
 
     /// An HTTP client that counts the SDK's requests for an eager
     /// connector (one per SDK client created), and has none to give.
@@ -728,26 +758,49 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tls_roots_default_to_aws_and_to_public_behind_an_endpoint_override() {
-        assert_eq!(Trust::from_env(None, false).ok(), Some(Trust::AwsRoots));
-        assert_eq!(Trust::from_env(None, true).ok(), Some(Trust::PublicRoots));
+    fn tls_roots_default_to_aws_and_to_the_systems_behind_an_https_endpoint() {
+        let trust = |value, endpoints: &[&str]| {
+            Trust::from_env(value, endpoints.iter().copied()).map_err(|e| e.to_string())
+        };
+        assert_eq!(trust(None, &[]), Ok(Trust::AwsRoots));
         assert_eq!(
-            Trust::from_env(Some("aws"), true).ok(),
-            Some(Trust::AwsRoots)
+            trust(None, &["http://localhost.localstack.cloud:4566"]),
+            Ok(Trust::AwsRoots)
         );
         assert_eq!(
-            Trust::from_env(Some("public"), false).ok(),
-            Some(Trust::PublicRoots)
+            trust(None, &["http://127.0.0.1:4566", "HTTPS://proxy.test"]),
+            Ok(Trust::Native)
         );
         assert_eq!(
-            Trust::from_env(Some("native"), false).ok(),
-            Some(Trust::Native)
+            trust(Some("aws"), &["https://proxy.test"]),
+            Ok(Trust::AwsRoots)
         );
-        let refused = Trust::from_env(Some("system"), false).map_err(|e| e.to_string());
+        assert_eq!(trust(Some("native"), &[]), Ok(Trust::Native));
         assert_eq!(
-            refused,
-            Err("environment variable ORDERFLOW_TLS_ROOTS is invalid: \"system\" is not `aws`, `public` or `native`".into())
+            trust(Some("system"), &[]),
+            Err("environment variable ORDERFLOW_TLS_ROOTS is invalid: \"system\" is not `aws` or `native`".into())
         );
+        let public = trust(Some("public"), &[]).expect_err("public is gone");
+        assert!(public.contains("`native`"), "{public}");
+    }
+
+    #[test]
+    fn a_functions_trust_follows_its_endpoints_unless_they_are_ignored() {
+        let trust = |more: &[(&str, &str)], ignore| {
+            let vars = lambda_env(more).into_iter().collect();
+            trust_of(&vars, ignore).expect("trust")
+        };
+        assert_eq!(trust(&[], false), Trust::AwsRoots);
+        let local = [("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")];
+        assert_eq!(trust(&local, false), Trust::AwsRoots);
+        let proxy = [("AWS_ENDPOINT_URL_S3", "https://proxy.test")];
+        assert_eq!(trust(&proxy, false), Trust::Native);
+        assert_eq!(trust(&proxy, true), Trust::AwsRoots);
+        let asked = [
+            ("AWS_ENDPOINT_URL_S3", "https://proxy.test"),
+            (TLS_ROOTS, "aws"),
+        ];
+        assert_eq!(trust(&asked, false), Trust::AwsRoots);
     }
 
     fn read_pem(pem: &[u8]) -> Vec<CertificateDer<'_>> {
@@ -761,6 +814,7 @@ pub(crate) mod tests {
     /// be accepted by rustls, or a cold start's first request would panic.
     #[test]
     fn every_compiled_in_anchor_reads_back_and_is_accepted_by_rustls() {
+        // Mozilla's whole program, to test `pem_of` on many certificates.
         let public = pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS);
         for (pem, at_least) in [(&public[..], 100), (AWS_ROOTS_PEM, 5)] {
             let read = read_pem(pem);
