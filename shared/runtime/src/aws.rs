@@ -63,7 +63,11 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
         match value.into_string() {
             Ok(value) => vars.push((name.to_owned(), value)),
             Err(value) => {
-                let known = READ.iter().chain(&NOT_READ).find(|known| **known == name);
+                let known = READ
+                    .iter()
+                    .chain(&NOT_READ)
+                    .chain(&NOT_CONSULTED)
+                    .find(|known| **known == name);
                 let reason = format!("{name}={value:?} is not UTF-8");
                 match known {
                     Some(name) => return Err(ConfigError::Invalid { name, reason }),
@@ -77,6 +81,13 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
                 }
             }
         }
+    }
+    for name in not_consulted(&vars) {
+        tracing::warn!(
+            variable = name,
+            "set, but not consulted: a function's AWS configuration comes from the variables \
+             Lambda sets only (orderflow_runtime::aws::sdk_config_from)"
+        );
     }
     sdk_config_from(vars)
 }
@@ -108,7 +119,10 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
 /// A variable set to blanks is unset, as the SDK takes it. Every other
 /// setting is the SDK's default. A variable of the SDK's own loader that
 /// would change what the SDK does and is not read here ([`NOT_READ`]) is
-/// refused, with its name, rather than ignored.
+/// refused, with its name, rather than ignored; one naming another source
+/// of credentials, which the SDK would not consult either with the
+/// environment's, is not consulted ([`NOT_CONSULTED`]; [`sdk_config`]
+/// warns of it).
 pub fn sdk_config_from(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<SdkConfig, ConfigError> {
@@ -130,9 +144,9 @@ pub fn sdk_config_from(
         .or_else(|| get("AWS_DEFAULT_REGION"))
         .ok_or(ConfigError::Missing("AWS_REGION"))?;
     let mut credentials = Credentials::builder()
-        .access_key_id(get(ACCESS_KEY_ID).ok_or_else(|| missing_credentials(ACCESS_KEY_ID))?)
+        .access_key_id(get(ACCESS_KEY_ID).ok_or_else(|| missing_credentials(ACCESS_KEY_ID, &vars))?)
         .secret_access_key(
-            get(SECRET_ACCESS_KEY).ok_or_else(|| missing_credentials(SECRET_ACCESS_KEY))?,
+            get(SECRET_ACCESS_KEY).ok_or_else(|| missing_credentials(SECRET_ACCESS_KEY, &vars))?,
         )
         .provider_name("environment");
     credentials.set_session_token(get("AWS_SESSION_TOKEN").map(str::to_owned));
@@ -195,16 +209,7 @@ fn trust_of(vars: &BTreeMap<String, String>, ignore_endpoints: bool) -> Result<T
 
 /// The variables of the SDK's own loader that [`sdk_config_from`] does
 /// not read and that would change what the SDK does: set, they are refused.
-pub const NOT_READ: [&str; 18] = [
-    "AWS_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+pub const NOT_READ: [&str; 9] = [
     "AWS_SDK_UA_APP_ID",
     "AWS_REQUEST_CHECKSUM_CALCULATION",
     "AWS_RESPONSE_CHECKSUM_VALIDATION",
@@ -215,6 +220,40 @@ pub const NOT_READ: [&str; 18] = [
     "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
     "AWS_DISABLE_CLOCK_SKEW_CORRECTION",
 ];
+
+/// The variables of the SDK's own loader that name other sources of
+/// credentials and settings: profile files, a role to assume, a container's
+/// credentials endpoint. With credentials in the environment, which a
+/// function requires, the SDK's chain takes those first and consults none
+/// of these for credentials; a function consults them for nothing, and
+/// [`sdk_config`] warns at cold start that they are set (a developer's
+/// shell, a local cloud that passes its own environment on), naming them.
+pub const NOT_CONSULTED: [&str; 9] = [
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+/// Which of [`NOT_CONSULTED`] `vars` sets (to more than blanks).
+pub fn not_consulted<'a>(
+    vars: impl IntoIterator<Item = &'a (String, String)>,
+) -> Vec<&'static str> {
+    let set: Vec<&str> = vars
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    NOT_CONSULTED
+        .into_iter()
+        .filter(|name| set.contains(name))
+        .collect()
+}
 
 /// The variables [`sdk_config_from`] reads, but the per-service
 /// `AWS_ENDPOINT_URL_<SERVICE>`.
@@ -238,14 +277,25 @@ const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 
-/// The error for a credential variable `name` that is not set.
-fn missing_credentials(name: &'static str) -> ConfigError {
+/// The error for a credential variable `name` that is not set, naming
+/// the other sources `vars` sets, which a function does not consult.
+fn missing_credentials(name: &'static str, vars: &BTreeMap<String, String>) -> ConfigError {
+    let others = NOT_CONSULTED
+        .iter()
+        .filter(|other| vars.contains_key(**other))
+        .copied()
+        .collect::<Vec<_>>();
+    let others = match others.as_slice() {
+        [] => String::new(),
+        names => format!(" ({} set, but not consulted)", names.join(", ")),
+    };
     ConfigError::Invalid {
         name,
-        reason: "not set: a function takes its credentials from the environment, where Lambda \
-                 puts its role's (on a developer's machine, export a profile's with \
-                 `eval \"$(aws configure export-credentials --format env)\"`)"
-            .into(),
+        reason: format!(
+            "not set: a function takes its credentials from the environment only, where Lambda \
+             puts its role's{others}; on a developer's machine, export a profile's with \
+             `eval \"$(aws configure export-credentials --format env)\"`"
+        ),
     }
 }
 
@@ -737,7 +787,31 @@ pub(crate) mod tests {
             );
         }
         // Set but empty is unset, as the SDK takes it.
-        assert!(sdk_config_from(lambda_env(&[("AWS_PROFILE", "")])).is_ok());
+        assert!(sdk_config_from(lambda_env(&[("AWS_SDK_UA_APP_ID", " ")])).is_ok());
+    }
+
+    #[test]
+    fn other_sources_of_credentials_are_not_consulted_and_named() {
+        let shell = [
+            ("AWS_PROFILE", "dev"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+        ];
+        let vars = lambda_env(&shell);
+        assert_eq!(not_consulted(&vars), ["AWS_PROFILE", "AWS_ROLE_ARN"]);
+        let config = sdk_config_from(vars).expect("the environment's credentials are enough");
+        assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
+        assert!(not_consulted(&lambda_env(&[("AWS_PROFILE", "")])).is_empty());
+        let without_keys = lambda_env(&shell)
+            .into_iter()
+            .filter(|(name, _)| name != "AWS_ACCESS_KEY_ID");
+        let message = sdk_config_from(without_keys)
+            .map(|_| ())
+            .expect_err("no keys")
+            .to_string();
+        assert!(
+            message.contains("(AWS_PROFILE, AWS_ROLE_ARN set, but not consulted)"),
+            "{message}"
+        );
     }
 
     #[test]
