@@ -35,6 +35,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::HttpClientError;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime::client::identity::IdentityCache;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
@@ -177,6 +178,9 @@ pub fn sdk_config_from(
     }
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        // One cache for every client's credentials, as aws-config's loader
+        // gives them (a client without one makes its own).
+        .identity_cache(IdentityCache::lazy().build())
         .region(Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .retry_config(retries)
@@ -647,6 +651,10 @@ pub(crate) mod tests {
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
+        assert!(
+            config.identity_cache().is_some(),
+            "one cache for every client"
+        );
         let retries = config.retry_config().expect("retries");
         assert_eq!(
             (retries.mode(), retries.max_attempts()),
