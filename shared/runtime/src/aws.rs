@@ -638,16 +638,21 @@ pub(crate) mod tests {
         uris.try_into().expect("one request each")
     }
 
+    /// The credentials `config` gives its clients.
+    async fn credentials_of(config: &SdkConfig) -> Credentials {
+        config
+            .credentials_provider()
+            .expect("a credentials provider")
+            .provide_credentials()
+            .await
+            .expect("credentials")
+    }
+
     #[tokio::test]
     async fn a_function_takes_the_region_and_credentials_lambda_sets() {
         let config = sdk_config_from(lambda_env(&[])).expect("Lambda's environment");
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
-        let credentials = config
-            .credentials_provider()
-            .expect("credentials")
-            .provide_credentials()
-            .await
-            .expect("credentials");
+        let credentials = credentials_of(&config).await;
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
@@ -675,12 +680,7 @@ pub(crate) mod tests {
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
         let config = sdk_config_from(lambda_env(&[("AWS_ACCOUNT_ID", "123456789012")]))
             .expect("with an account id");
-        let credentials = config
-            .credentials_provider()
-            .expect("credentials")
-            .provide_credentials()
-            .await
-            .expect("credentials");
+        let credentials = credentials_of(&config).await;
         assert_eq!(
             credentials.account_id().map(AccountId::as_str),
             Some("123456789012")
