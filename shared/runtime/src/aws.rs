@@ -43,7 +43,7 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::retry::{RetryConfig, RetryMode};
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
@@ -107,9 +107,9 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
 /// - **Region:** `AWS_REGION`, else `AWS_DEFAULT_REGION`; required.
 /// - **Credentials:** `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 ///   `AWS_SESSION_TOKEN` and `AWS_ACCOUNT_ID` (optional); the first two
-///   required. To run a
-///   function on a developer's machine against AWS with a profile, export
-///   the profile's: `eval "$(aws configure export-credentials --format env)"`.
+///   required. To run a function on a developer's machine against AWS with
+///   a profile, export the profile's credentials:
+///   `eval "$(aws configure export-credentials --format env)"`.
 /// - **Endpoints:** `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>` (the
 ///   service's id in capitals, spaces as `_`: `DYNAMODB`, `EVENTBRIDGE`,
 ///   `SQS`, `S3`), and `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`, as the SDK
@@ -155,18 +155,22 @@ pub fn sdk_config_from(
     let credentials = credentials.build();
     let ignore_endpoints = flag(&vars, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false);
     let trust = trust_of(&vars, ignore_endpoints)?;
-    let mut retries = match get("AWS_RETRY_MODE") {
-        None | Some("standard") => RetryConfig::standard(),
-        Some("adaptive") => RetryConfig::adaptive(),
-        Some(other) => {
-            return Err(ConfigError::Invalid {
+    // Parsed as the SDK parses them: trimmed, the mode in any case.
+    let mode = get("AWS_RETRY_MODE")
+        .map(|mode| {
+            mode.parse::<RetryMode>().map_err(|_| ConfigError::Invalid {
                 name: "AWS_RETRY_MODE",
-                reason: format!("{other:?} is not `standard` or `adaptive`"),
-            });
-        }
+                reason: format!("{mode:?} is not `standard` or `adaptive`"),
+            })
+        })
+        .transpose()?;
+    let mut retries = match mode {
+        Some(RetryMode::Adaptive) => RetryConfig::adaptive(),
+        _ => RetryConfig::standard(),
     };
     if let Some(attempts) = get("AWS_MAX_ATTEMPTS") {
         let attempts = attempts
+            .trim()
             .parse::<u32>()
             .ok()
             .filter(|n| *n > 0)
@@ -306,7 +310,7 @@ fn missing_credentials(name: &'static str, vars: &BTreeMap<String, String>) -> C
 /// The boolean variable `name`: `true` or `false` in any case, or unset.
 fn flag(vars: &BTreeMap<String, String>, name: &'static str) -> Result<Option<bool>, ConfigError> {
     vars.get(name)
-        .map(|value| match value.to_ascii_lowercase().as_str() {
+        .map(|value| match value.trim().to_ascii_lowercase().as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(ConfigError::Invalid {
@@ -482,7 +486,6 @@ pub(crate) mod tests {
     use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
     use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
-    use aws_smithy_types::retry::RetryMode;
 
     /// `certs` as the PEM the SDK's trust store takes.
     fn pem_of(certs: &[CertificateDer<'_>]) -> Vec<u8> {
@@ -718,8 +721,8 @@ pub(crate) mod tests {
         let config = sdk_config_from(lambda_env(&[
             ("AWS_USE_FIPS_ENDPOINT", "true"),
             ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
-            ("AWS_MAX_ATTEMPTS", "5"),
-            ("AWS_RETRY_MODE", "adaptive"),
+            ("AWS_MAX_ATTEMPTS", " 5"),
+            ("AWS_RETRY_MODE", "Adaptive "),
         ]))
         .expect("settings");
         let retries = config.retry_config().expect("retries");
