@@ -83,13 +83,6 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
             }
         }
     }
-    for name in not_consulted(&vars) {
-        tracing::warn!(
-            variable = name,
-            "set, but not consulted: a function's AWS configuration comes from the variables \
-             Lambda sets only (orderflow_runtime::aws::sdk_config_from)"
-        );
-    }
     sdk_config_from(vars)
 }
 
@@ -122,16 +115,19 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
 /// would change what the SDK does and is not read here ([`NOT_READ`]) is
 /// refused, with its name, rather than ignored; one naming another source
 /// of credentials, which the SDK would not consult either with the
-/// environment's, is not consulted ([`NOT_CONSULTED`]; [`sdk_config`]
-/// warns of it).
+/// environment's, is not consulted ([`NOT_CONSULTED`]): a warning names it.
 pub fn sdk_config_from(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<SdkConfig, ConfigError> {
-    let vars: BTreeMap<String, String> = vars
-        .into_iter()
-        .filter(|(_, value)| !value.trim().is_empty())
-        .collect();
+    let vars = set_vars(vars);
     let get = |name: &str| vars.get(name).map(String::as_str);
+    for name in not_consulted(&vars) {
+        tracing::warn!(
+            variable = name,
+            "set, but not consulted: a function's AWS configuration comes from the variables \
+             Lambda sets only (orderflow_runtime::aws::sdk_config_from)"
+        );
+    }
     if let Some(name) = NOT_READ.iter().find(|name| vars.contains_key(**name)) {
         return Err(ConfigError::Invalid {
             name,
@@ -153,8 +149,8 @@ pub fn sdk_config_from(
     credentials.set_session_token(get("AWS_SESSION_TOKEN").map(str::to_owned));
     credentials.set_account_id(get("AWS_ACCOUNT_ID").map(AccountId::from));
     let credentials = credentials.build();
-    let ignore_endpoints = flag(&vars, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false);
-    let trust = trust_of(&vars, ignore_endpoints)?;
+    let endpoints = endpoint_urls(&vars)?;
+    let trust = trust_of(&vars, &endpoints)?;
     // Parsed as the SDK parses them: trimmed, the mode in any case.
     let mode = get("AWS_RETRY_MODE")
         .map(|mode| {
@@ -194,25 +190,41 @@ pub fn sdk_config_from(
         })?);
     config.set_use_fips(flag(&vars, "AWS_USE_FIPS_ENDPOINT")?);
     config.set_use_dual_stack(flag(&vars, "AWS_USE_DUALSTACK_ENDPOINT")?);
-    if !ignore_endpoints {
-        config.set_endpoint_url(get(ENDPOINT_URL).map(str::to_owned));
-        config = config.service_config(EndpointUrls(
-            vars.into_iter()
-                .filter(|(name, _)| name.starts_with(ENDPOINT_URL))
-                .collect(),
-        ));
-    }
-    Ok(config.build())
+    config.set_endpoint_url(endpoints.get(ENDPOINT_URL).cloned());
+    Ok(config.service_config(EndpointUrls(endpoints)).build())
 }
 
-/// The roots a function trusts, given its variables: [`Trust::from_env`]
-/// with the endpoint URLs it is pointed at, unless they are ignored.
-fn trust_of(vars: &BTreeMap<String, String>, ignore_endpoints: bool) -> Result<Trust, ConfigError> {
-    let endpoints = vars
+/// The roots a function trusts: [`Trust::from_env`] with the endpoint URLs
+/// it is pointed at ([`endpoint_urls`]).
+fn trust_of(
+    vars: &BTreeMap<String, String>,
+    endpoints: &BTreeMap<String, String>,
+) -> Result<Trust, ConfigError> {
+    Trust::from_env(
+        vars.get(TLS_ROOTS).map(String::as_str),
+        endpoints.values().map(String::as_str),
+    )
+}
+
+/// The variables set to more than blanks, by name: the SDK takes a blank
+/// one as unset.
+fn set_vars(vars: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .collect()
+}
+
+/// The `AWS_ENDPOINT_URL…` variables of `vars` (set ones, [`set_vars`]),
+/// or none when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true.
+fn endpoint_urls(vars: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
+    if flag(vars, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false) {
+        return Ok(BTreeMap::new());
+    }
+    Ok(vars
         .iter()
-        .filter(|(name, _)| !ignore_endpoints && name.starts_with(ENDPOINT_URL))
-        .map(|(_, url)| url.as_str());
-    Trust::from_env(vars.get(TLS_ROOTS).map(String::as_str), endpoints)
+        .filter(|(name, _)| name.starts_with(ENDPOINT_URL))
+        .map(|(name, url)| (name.clone(), url.clone()))
+        .collect())
 }
 
 /// The variables of the SDK's own loader that [`sdk_config_from`] does
@@ -234,7 +246,7 @@ pub const NOT_READ: [&str; 9] = [
 /// credentials endpoint. With credentials in the environment, which a
 /// function requires, the SDK's chain takes those first and consults none
 /// of these for credentials; a function consults them for nothing, and
-/// [`sdk_config`] warns at cold start that they are set (a developer's
+/// [`sdk_config_from`] warns at cold start that they are set (a developer's
 /// shell, a local cloud that passes its own environment on), naming them.
 pub const NOT_CONSULTED: [&str; 9] = [
     "AWS_PROFILE",
@@ -248,18 +260,11 @@ pub const NOT_CONSULTED: [&str; 9] = [
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
 
-/// Which of [`NOT_CONSULTED`] `vars` sets (to more than blanks).
-pub fn not_consulted<'a>(
-    vars: impl IntoIterator<Item = &'a (String, String)>,
-) -> Vec<&'static str> {
-    let set: Vec<&str> = vars
-        .into_iter()
-        .filter(|(_, value)| !value.trim().is_empty())
-        .map(|(name, _)| name.as_str())
-        .collect();
+/// Which of [`NOT_CONSULTED`] `vars` (set ones, [`set_vars`]) sets.
+fn not_consulted(vars: &BTreeMap<String, String>) -> Vec<&'static str> {
     NOT_CONSULTED
         .into_iter()
-        .filter(|name| set.contains(name))
+        .filter(|name| vars.contains_key(*name))
         .collect()
 }
 
@@ -288,12 +293,7 @@ const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// The error for a credential variable `name` that is not set, naming
 /// the other sources `vars` sets, which a function does not consult.
 fn missing_credentials(name: &'static str, vars: &BTreeMap<String, String>) -> ConfigError {
-    let others = NOT_CONSULTED
-        .iter()
-        .filter(|other| vars.contains_key(**other))
-        .copied()
-        .collect::<Vec<_>>();
-    let others = match others.as_slice() {
+    let others = match not_consulted(vars).as_slice() {
         [] => String::new(),
         names => format!(" ({} set, but not consulted)", names.join(", ")),
     };
@@ -808,10 +808,13 @@ pub(crate) mod tests {
             ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
         ];
         let vars = lambda_env(&shell);
-        assert_eq!(not_consulted(&vars), ["AWS_PROFILE", "AWS_ROLE_ARN"]);
+        assert_eq!(
+            not_consulted(&set_vars(vars.clone())),
+            ["AWS_PROFILE", "AWS_ROLE_ARN"]
+        );
         let config = sdk_config_from(vars).expect("the environment's credentials are enough");
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
-        assert!(not_consulted(&lambda_env(&[("AWS_PROFILE", "")])).is_empty());
+        assert!(not_consulted(&set_vars(lambda_env(&[("AWS_PROFILE", "")]))).is_empty());
         let without_keys = lambda_env(&shell)
             .into_iter()
             .filter(|(name, _)| name != "AWS_ACCESS_KEY_ID");
@@ -871,9 +874,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_functions_trust_follows_its_endpoints_unless_they_are_ignored() {
-        let trust = |more: &[(&str, &str)], ignore| {
-            let vars = lambda_env(more).into_iter().collect();
-            trust_of(&vars, ignore).expect("trust")
+        let trust = |more: &[(&str, &str)], ignore: bool| {
+            let ignored = [("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")];
+            let ignored = if ignore { &ignored[..] } else { &[] };
+            let vars = set_vars(lambda_env(&[more, ignored].concat()));
+            let endpoints = endpoint_urls(&vars).expect("endpoints");
+            trust_of(&vars, &endpoints).expect("trust")
         };
         assert_eq!(trust(&[], false), Trust::AwsRoots);
         let local = [("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")];
