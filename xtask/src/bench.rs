@@ -52,10 +52,10 @@ pub fn main(args: &[String]) -> Result<()> {
 /// their first invocations against their warm ones.
 ///
 /// With `against`, a directory holding other builds of the functions
-/// (copies of `target/release/payment` and the others from another
-/// commit), each is measured beside this build's, its cold starts
-/// interleaved with theirs: the way to compare two builds, since the same
-/// binary measured an hour apart can differ by a fifth here.
+/// (`target/release/payment` and the others from another commit), each is
+/// measured beside this build's, its cold starts interleaved with theirs:
+/// the way to compare two builds, since the same binary measured an hour
+/// apart can differ by a fifth here.
 fn init(cold: bool, against: Option<&Path>) -> Result<()> {
     let root = project_root();
     let functions = crate::services::names(&root)?;
@@ -73,13 +73,17 @@ fn init(cold: bool, against: Option<&Path>) -> Result<()> {
     // Each function as built here, then as in `against`.
     let mut builds = Vec::new();
     for function in &functions {
-        builds.push((function, function.clone(), copied(&release.join(function))?));
+        builds.push((
+            function,
+            function.clone(),
+            copied(&release.join(function), "this")?,
+        ));
         if let Some(dir) = against {
             let other = dir.join(function);
             if !other.is_file() {
                 bail!("--against: no {} to compare", other.display());
             }
-            builds.push((function, format!("{function}*"), other));
+            builds.push((function, format!("{function}*"), copied(&other, "against")?));
         }
     }
     if cold {
@@ -105,12 +109,12 @@ fn init(cold: bool, against: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// A copy of `binary` under `target/bench/`, which the bench measures in
-/// its place: the same bytes start 5–10% slower here from the file the
-/// linker wrote than from a copy, so the builds a run compares (this one,
-/// the hello binary, the copies `--against` names) are all copies.
-fn copied(binary: &Path) -> Result<PathBuf> {
-    let dir = project_root().join("target/bench");
+/// A copy of `binary` under `target/bench/<into>/`, which the bench
+/// measures in its place: the same bytes start 5–10% slower here from the
+/// file the linker wrote than from a copy, so every binary a run compares
+/// (this build, the hello binary, the build `--against` names) is a copy.
+fn copied(binary: &Path, into: &str) -> Result<PathBuf> {
+    let dir = project_root().join("target/bench").join(into);
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let name = binary.file_name().context("a binary has a file name")?;
     let copy = dir.join(name);
@@ -136,7 +140,7 @@ fn cold_starts(root: &Path, builds: &[(&String, String, PathBuf)]) -> Result<()>
         "hello",
     ]))?;
     let release = root.join("target/release");
-    let mut binaries = vec![("hello", copied(&release.join("examples/hello"))?)];
+    let mut binaries = vec![("hello", copied(&release.join("examples/hello"), "this")?)];
     binaries.extend(
         builds
             .iter()
@@ -464,7 +468,7 @@ mod tests {
         let original = dir.join("bench-copied-probe");
         std::fs::write(&original, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = copied(&original).unwrap();
+        let copy = copied(&original, "test").unwrap();
         assert_ne!(copy, original);
         assert_eq!(std::fs::read(&copy).unwrap(), b"#!/bin/sh\n");
         let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
