@@ -610,6 +610,22 @@ mod tests {
             }
         }
 
+        /// Long bodies dense with escapes, then more members or none: the
+        /// scanner reads them as serde does.
+        #[test]
+        fn long_bodies_dense_with_escapes_read_as_serde_reads_them(
+            body in r#"([a-z ]{0,9}(\\"|\\\\|\\/|\\n|\\t|é|\\u00e9)?){8,40}"#,
+            tail in "[a-z ]{0,80}",
+        ) {
+            let payload = format!(
+                r#"{{"Records": [{{"messageId": "m", "body": "{body}", "md5OfBody": "{tail}"}}]}}"#
+            );
+            agrees(&payload)?;
+            if !body.contains("\\u") {
+                prop_assert!(sqs_event(&payload).is_some(), "{}", payload);
+            }
+        }
+
         /// A sample event with a few characters changed: whatever the
         /// scanner reads, serde reads the same.
         #[test]
