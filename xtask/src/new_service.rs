@@ -596,7 +596,7 @@ use {name}::{Name};
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init()?;
     let config = Config::from_env("{name}")?;
-    lambda::run(config, |_aws| {Name}).await
+    lambda::run(config, |_aws| Ok({Name})).await
 }
 "#;
 

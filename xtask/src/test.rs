@@ -282,8 +282,59 @@ pub fn check_function_deps(root: &Path) -> Result<()> {
         "the functions' build links none of {:?}",
         NOT_IN_FUNCTIONS.map(|(name, _)| name)
     );
+    for function in crate::services::names(root)? {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
+            .args([
+                "--edges",
+                "normal,build",
+                "--target",
+                "all",
+                "-p",
+                &function,
+            ])
+            .output()
+            .context("cargo tree")?;
+        if !out.status.success() {
+            bail!(
+                "cargo tree -p {function}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for (name, why) in NOT_IN_A_FUNCTION {
+            if tree
+                .lines()
+                .any(|line| line.split(' ').next() == Some(name))
+            {
+                bail!(
+                    "{function} depends on {name}: {why} (see `cargo tree -p {function} -i {name}`)"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "no function depends on any of {:?}",
+        NOT_IN_A_FUNCTION.map(|(name, _)| name)
+    );
     Ok(())
 }
+
+/// Crates no function may depend on, though the workspace's tools and tests
+/// do, and why.
+const NOT_IN_A_FUNCTION: [(&str, &str); 2] = [
+    (
+        "aws-sdk-s3",
+        "shipping's labels go through a PutObject of its own (shipping::s3); the S3 \
+         client, its endpoint rules and its checksums were 0.85 MB of shipping's zip",
+    ),
+    (
+        "crc-fast",
+        "S3's flexible checksums link its lookup tables for some forty CRC variants, \
+         about 0.6 MB of a zip, whatever the checksum used",
+    ),
+];
 
 /// The crates meant for others to build on, in dependency order.
 const LIBRARIES: [&str; 3] = [

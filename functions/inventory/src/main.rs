@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init()?;
     let config = Config::from_env("inventory")?;
     let inventory = Inventory::from_env(&config)?;
-    lambda::run(config, |_aws| inventory).await
+    lambda::run(config, |_aws| Ok(inventory)).await
 }

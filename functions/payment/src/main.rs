@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             None => AnyLedger::Memory(MemoryLedger::new()),
         };
-        Payment::new(Simulator::new(limit, ledger))
+        Ok(Payment::new(Simulator::new(limit, ledger)))
     })
     .await
 }

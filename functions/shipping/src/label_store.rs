@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_s3::primitives::ByteStream;
+use aws_types::SdkConfig;
 use orderflow_contracts::LabelLocation;
 use orderflow_runtime::Transient;
+
+use crate::s3::{PutObject, S3ConfigError, S3Put};
 
 /// The media type of labels.
 pub const CONTENT_TYPE: &str = "application/pdf";
@@ -25,29 +27,30 @@ pub trait LabelStore: Send + Sync {
 /// Labels in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Labels {
-    client: aws_sdk_s3::Client,
+    s3: S3Put,
     bucket: String,
 }
 
 impl S3Labels {
-    /// Labels in `bucket`.
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
+    /// Labels in `bucket`, with `config`'s region, endpoints, credentials
+    /// and retries (see [`crate::s3`]).
+    pub fn new(config: &SdkConfig, bucket: &str) -> Result<Self, S3ConfigError> {
+        Ok(Self {
+            s3: S3Put::new(config, bucket)?,
+            bucket: bucket.to_owned(),
+        })
     }
 }
 
 impl LabelStore for S3Labels {
     async fn put(&self, key: &str, pdf: Vec<u8>) -> Result<LabelLocation, Transient> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(CONTENT_TYPE)
-            .body(ByteStream::from(pdf))
-            .send()
+        let put = PutObject {
+            key: key.to_owned(),
+            content_type: CONTENT_TYPE,
+            body: pdf,
+        };
+        self.s3
+            .put(put)
             .await
             .map_err(|e| Transient::caused_by("S3 PutObject (label) failed", e))?;
         Ok(LabelLocation {

@@ -19,6 +19,7 @@
 pub mod decide;
 pub mod label_pdf;
 pub mod label_store;
+pub mod s3;
 
 use orderflow_contracts::{EventKind, Message};
 use orderflow_runtime::{Decision, Input, RecordError, Service};

@@ -10,10 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env("shipping")?;
     let bucket = config.require("ORDERFLOW_LABEL_BUCKET")?;
     lambda::run(config, |aws| {
-        Shipping::new(match aws {
-            Some(aws) => Labels::S3(S3Labels::new(aws_sdk_s3::Client::new(aws), bucket)),
+        Ok(Shipping::new(match aws {
+            Some(aws) => Labels::S3(S3Labels::new(aws, &bucket)?),
             None => Labels::Memory(MemoryLabels::default()),
-        })
+        }))
     })
     .await
 }

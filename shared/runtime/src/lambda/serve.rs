@@ -19,10 +19,11 @@ use crate::store::{DynamoStore, StateStore};
 
 /// Builds the adapters named by `config` and serves invocations until the
 /// runtime stops. `service` receives the AWS configuration when the
-/// adapters are AWS ones, to build the function's own ports.
+/// adapters are AWS ones, to build the function's own ports; an error it
+/// returns stops the function at cold start.
 pub async fn run<S: Service + 'static>(
     config: Config,
-    service: impl FnOnce(Option<&SdkConfig>) -> S,
+    service: impl FnOnce(Option<&SdkConfig>) -> Result<S, Error>,
 ) -> Result<(), Error> {
     let ttl = config.idempotency_ttl_secs;
     match config.adapters {
@@ -33,7 +34,7 @@ pub async fn run<S: Service + 'static>(
                 tracing::warn!(faults = ?faults, "ORDERFLOW_FAULTS: this process will crash on purpose");
             }
             let processor = Processor::new(
-                service(Some(&aws)),
+                service(Some(&aws))?,
                 Crashing::new(
                     DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
                     faults.clone(),
@@ -56,7 +57,7 @@ pub async fn run<S: Service + 'static>(
             tracing::info!(
                 "ORDERFLOW_ADAPTERS=memory: state, events and dead letters stay in this process"
             );
-            let service = service(None);
+            let service = service(None)?;
             let store = memory_store(&service);
             let processor = Processor::new(service, store, MemoryPublisher::new(), ttl);
             serve(Handler::new(
