@@ -25,13 +25,16 @@
 //!   path encoded once and not normalized, the payload's SHA-256 in a
 //!   header). A test checks them against AWS's own worked example.
 //! - **Errors**: S3's XML error code and message, kept in [`S3Error`];
-//!   5xx answers and transport errors retried by the SDK's standard
-//!   strategy, as configured by `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`.
+//!   5xx answers, transport errors, throttling (`SlowDown`) and timeouts
+//!   (`RequestTimeout`) retried by the SDK's standard strategy and
+//!   classifiers, as configured by `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`
+//!   (adaptive included).
 
 use std::fmt;
 
 use aws_runtime::auth::sigv4::{SCHEME_ID, SigV4AuthScheme};
 use aws_runtime::auth::{SigV4OperationSigningConfig, SigningOptions};
+use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_smithy_runtime::client::orchestrator::operation::Operation;
 use aws_smithy_runtime::client::retries::classifiers::{
     HttpStatusCodeClassifier, TransientErrorClassifier,
@@ -45,6 +48,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder
 use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::Layer;
+use aws_smithy_types::error::metadata::{ErrorMetadata, ProvideErrorMetadata};
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::SdkConfig;
 use aws_types::region::SigningRegion;
@@ -197,24 +201,22 @@ pub fn signing_options() -> SigningOptions {
     options
 }
 
-/// An error answer from S3, or one that could not be read.
+/// An error answer from S3: its HTTP status, and the code and message of
+/// its XML error document when it has one.
 #[derive(Debug)]
 pub struct S3Error {
     /// The HTTP status.
     pub status: u16,
-    /// S3's error code (`AccessDenied`, `NoSuchBucket`, `SlowDown`, …).
-    pub code: Option<String>,
-    /// S3's message.
-    pub message: Option<String>,
+    meta: ErrorMetadata,
 }
 
 impl fmt::Display for S3Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "HTTP {}", self.status)?;
-        if let Some(code) = &self.code {
+        if let Some(code) = self.code() {
             write!(f, " {code}")?;
         }
-        if let Some(message) = &self.message {
+        if let Some(message) = self.message() {
             write!(f, ": {message}")?;
         }
         Ok(())
@@ -223,6 +225,16 @@ impl fmt::Display for S3Error {
 
 impl std::error::Error for S3Error {}
 
+/// S3's error code (`AccessDenied`, `NoSuchBucket`, `SlowDown`, …) and
+/// message, which the SDK's classifier reads to retry throttling
+/// (`SlowDown`) and timeouts (`RequestTimeout`, a 400) as the S3 client
+/// did.
+impl ProvideErrorMetadata for S3Error {
+    fn meta(&self) -> &ErrorMetadata {
+        &self.meta
+    }
+}
+
 impl S3Error {
     fn of(response: &HttpResponse) -> Self {
         let body = response
@@ -230,10 +242,16 @@ impl S3Error {
             .bytes()
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = element(&body, "Code") {
+            meta = meta.code(code);
+        }
+        if let Some(message) = element(&body, "Message") {
+            meta = meta.message(message);
+        }
         Self {
             status: response.status().as_u16(),
-            code: element(&body, "Code"),
-            message: element(&body, "Message"),
+            meta: meta.build(),
         }
     }
 }
@@ -317,6 +335,7 @@ impl S3Put {
             .standard_retry(&retry)
             .retry_classifier(HttpStatusCodeClassifier::default())
             .retry_classifier(TransientErrorClassifier::<S3Error>::new())
+            .retry_classifier(AwsErrorCodeClassifier::<S3Error>::new())
             .runtime_plugin(auth);
         if let Some(timeouts) = config.timeout_config() {
             builder = builder.timeout_config(timeouts.clone());
@@ -584,10 +603,11 @@ mod tests {
         );
     }
 
-    /// S3's error answers keep its code and message; a 4xx is not retried,
-    /// a 503 (S3's `SlowDown`) is, up to the configured attempts.
+    /// S3's error answers keep its code and message; a 4xx is not retried
+    /// but for `RequestTimeout`, a 503 (S3's `SlowDown`) is, up to the
+    /// configured attempts.
     #[tokio::test]
-    async fn errors_keep_s3s_code_and_only_5xx_are_retried() {
+    async fn errors_keep_s3s_code_and_are_retried_as_the_s3_client_did() {
         const DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>R</RequestId></Error>";
         const SLOW: &str = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
         let put = || PutObject {
@@ -603,7 +623,7 @@ mod tests {
             .as_service_error()
             .unwrap_or_else(|| panic!("{error:?}"));
         assert_eq!(service.status, 403);
-        assert_eq!(service.code.as_deref(), Some("AccessDenied"));
+        assert_eq!(service.code(), Some("AccessDenied"));
         assert_eq!(service.to_string(), "HTTP 403 AccessDenied: Access Denied");
         assert_eq!(http.sent().len(), 1);
 
@@ -616,10 +636,18 @@ mod tests {
         let s3 = S3Put::new(&config(&http, |b| b), "b-1").unwrap_or_else(|e| panic!("{e}"));
         let error = s3.put(put()).await.expect_err("503 three times");
         assert_eq!(
-            error.as_service_error().and_then(|e| e.code.as_deref()),
+            error.as_service_error().and_then(|e| e.code()),
             Some("SlowDown")
         );
         assert_eq!(http.sent().len(), 3);
+
+        // S3's RequestTimeout is a 400 the S3 client retried, and so is it
+        // here.
+        const TIMEOUT: &str = "<Error><Code>RequestTimeout</Code><Message>Your socket connection to the server was not read from or written to within the timeout period.</Message></Error>";
+        let http = Recording::answering(&[(400, TIMEOUT), (200, "")]);
+        let s3 = S3Put::new(&config(&http, |b| b), "b-1").unwrap_or_else(|e| panic!("{e}"));
+        s3.put(put()).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(http.sent().len(), 2);
     }
 
     fn endpoint(
