@@ -256,21 +256,9 @@ const NOT_IN_FUNCTIONS: [(&str, &str); 3] = [
 /// anywhere in the workspace would bring aws-lc back into every bootstrap
 /// without any test noticing.
 pub fn check_function_deps(root: &Path) -> Result<()> {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
-        .args(["--edges", "normal,build", "--target", "all"])
-        .output()
-        .context("cargo tree")?;
-    if !out.status.success() {
-        bail!("cargo tree: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = packages_in_tree(root, None)?;
     for (name, why) in NOT_IN_FUNCTIONS {
-        if tree
-            .lines()
-            .any(|line| line.split(' ').next() == Some(name))
-        {
+        if tree.iter().any(|package| package == name) {
             bail!(
                 "the functions' build links {name}: {why} (see `cargo tree -i {name}`, \
                  with no -p, as sam builds; every SDK configuration starts from \
@@ -283,31 +271,9 @@ pub fn check_function_deps(root: &Path) -> Result<()> {
         NOT_IN_FUNCTIONS.map(|(name, _)| name)
     );
     for function in crate::services::names(root)? {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(root)
-            .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
-            .args([
-                "--edges",
-                "normal,build",
-                "--target",
-                "all",
-                "-p",
-                &function,
-            ])
-            .output()
-            .context("cargo tree")?;
-        if !out.status.success() {
-            bail!(
-                "cargo tree -p {function}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let tree = String::from_utf8_lossy(&out.stdout);
+        let tree = packages_in_tree(root, Some(&function))?;
         for (name, why) in NOT_IN_A_FUNCTION {
-            if tree
-                .lines()
-                .any(|line| line.split(' ').next() == Some(name))
-            {
+            if tree.iter().any(|package| package == name) {
                 bail!(
                     "{function} depends on {name}: {why} (see `cargo tree -p {function} -i {name}`)"
                 );
@@ -319,6 +285,27 @@ pub fn check_function_deps(root: &Path) -> Result<()> {
         NOT_IN_A_FUNCTION.map(|(name, _)| name)
     );
     Ok(())
+}
+
+/// The names of the packages a build of `package` (of the whole workspace
+/// if `None`) compiles for any target, dev-dependencies left out.
+fn packages_in_tree(root: &Path, package: Option<&str>) -> Result<Vec<String>> {
+    let mut tree = Command::new(env!("CARGO"));
+    tree.current_dir(root)
+        .args(["tree", "--quiet", "--prefix", "none", "--format", "{p}"])
+        .args(["--edges", "normal,build", "--target", "all"]);
+    if let Some(package) = package {
+        tree.args(["-p", package]);
+    }
+    let out = tree.output().context("cargo tree")?;
+    if !out.status.success() {
+        bail!("cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split(' ').next())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Crates no function may depend on, though the workspace's tools and tests
