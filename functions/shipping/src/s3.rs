@@ -337,6 +337,9 @@ impl S3Put {
             .retry_classifier(TransientErrorClassifier::<S3Error>::new())
             .retry_classifier(AwsErrorCodeClassifier::<S3Error>::new())
             .runtime_plugin(auth);
+        if let Some(version) = config.behavior_version() {
+            builder = builder.behavior_version(version);
+        }
         if let Some(timeouts) = config.timeout_config() {
             builder = builder.timeout_config(timeouts.clone());
         }
