@@ -45,11 +45,10 @@ pub(super) fn sqs_event(payload: &str) -> Option<Invocation> {
     scan.end()?;
     // `"Records": null`, or no `Records` at all: a direct invocation, which
     // the serde path tells apart.
-    let records = records?;
-    let source = records.first().and_then(|(_, source)| source.clone());
+    let (records, source) = records?;
     let fifo = source.as_deref().is_some_and(|arn| arn.ends_with(".fifo"));
     Some(Invocation::Sqs {
-        records: records.into_iter().map(|(record, _)| record).collect(),
+        records,
         fifo,
         source,
     })
@@ -125,20 +124,27 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// The records, each with its `eventSourceARN`.
-    fn records(&mut self) -> Option<Vec<(Record, Option<String>)>> {
+    /// The records, and the first one's `eventSourceARN` (the serde path
+    /// reads the others' and keeps only the first).
+    fn records(&mut self) -> Option<(Vec<Record>, Option<String>)> {
         let mut records = Vec::new();
+        let mut source = None;
         self.elements(|scan| {
-            records.push(scan.record()?);
+            let (record, its_source) = scan.record(records.is_empty())?;
+            if records.is_empty() {
+                source = its_source;
+            }
+            records.push(record);
             Some(())
         })?;
-        Some(records)
+        Some((records, source))
     }
 
     /// One record, as the serde path's `SqsRecord` reads it: `messageId`
     /// and `body` required, `receiptHandle` and `attributes` defaulted,
-    /// every member at most once.
-    fn record(&mut self) -> Option<(Record, Option<String>)> {
+    /// every member at most once. Its `eventSourceARN` is checked, and
+    /// copied out if `keep_source`.
+    fn record(&mut self, keep_source: bool) -> Option<(Record, Option<String>)> {
         let mut message_id = None;
         let mut body = None;
         let mut receipt_handle = None;
@@ -154,7 +160,13 @@ impl<'a> Scan<'a> {
                 "attributes" if receive_count.is_none() => {
                     receive_count = Some(scan.receive_count()?)
                 }
-                "eventSourceARN" if source.is_none() => source = Some(scan.optional_string()?),
+                "eventSourceARN" if source.is_none() => {
+                    source = Some(if keep_source {
+                        scan.optional_string()?
+                    } else {
+                        scan.optional_raw()?.map(|_| String::new())
+                    })
+                }
                 "messageId" | "body" | "receiptHandle" | "attributes" | "eventSourceARN" => {
                     return None;
                 }
@@ -177,15 +189,24 @@ impl<'a> Scan<'a> {
         let mut count = None;
         self.members(|scan, key| {
             match key {
-                "ApproximateReceiveCount" if count.is_none() => {
-                    count = Some(scan.optional_string()?)
-                }
+                "ApproximateReceiveCount" if count.is_none() => count = Some(scan.optional_raw()?),
                 "ApproximateReceiveCount" => return None,
                 _ => scan.skip(MAX_DEPTH)?,
             }
             Some(())
         })?;
+        // Read as written: an escape would stand for no digit, and would
+        // fail the parse of the unescaped text as it fails this one.
         Some(count.flatten().and_then(|c| c.parse().ok()))
+    }
+
+    /// A string as written (escapes and all, each checked), or null.
+    fn optional_raw(&mut self) -> Option<Option<&'a str>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Some(None);
+        }
+        self.raw_string().map(Some)
     }
 
     /// A string or null.
