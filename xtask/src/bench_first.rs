@@ -22,7 +22,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -253,11 +254,8 @@ where
 {
     /// Threads waiting in `accept`.
     const WAITING: usize = 2;
-    let shared = std::sync::Arc::new((listener, serve, std::sync::atomic::AtomicUsize::new(0)));
-    fn wait<F: Fn(TcpStream) + Send + Sync + 'static>(
-        shared: std::sync::Arc<(TcpListener, F, std::sync::atomic::AtomicUsize)>,
-    ) {
-        use std::sync::atomic::Ordering;
+    let shared = Arc::new((listener, serve, AtomicUsize::new(0)));
+    fn wait<F: Fn(TcpStream) + Send + Sync + 'static>(shared: Arc<(TcpListener, F, AtomicUsize)>) {
         thread::spawn(move || {
             let (listener, serve, waiting) = &*shared;
             waiting.fetch_add(1, Ordering::SeqCst);

@@ -130,8 +130,9 @@ impl<'a> Scan<'a> {
         let mut records = Vec::new();
         let mut source = None;
         self.elements(|scan| {
-            let (record, its_source) = scan.record(records.is_empty())?;
-            if records.is_empty() {
+            let first = records.is_empty();
+            let (record, its_source) = scan.record(first)?;
+            if first {
                 source = its_source;
             }
             records.push(record);
