@@ -137,6 +137,14 @@ commands:
 ";
 
 fn main() -> ExitCode {
+    if let Some(mut restart) = restart_without_cargo_run_vars(std::env::vars_os()) {
+        use std::os::unix::process::CommandExt;
+        let err = restart.exec();
+        eprintln!(
+            "xtask: error: could not run itself again without `cargo run`'s variables: {err}"
+        );
+        return ExitCode::FAILURE;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,6 +208,48 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
+/// `cargo run` describes xtask's own package to it in the environment
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...), and every cargo that
+/// xtask starts would inherit that. ring's build script reruns when
+/// `CARGO_MANIFEST_DIR` changes, so a build from here and one from a shell
+/// each found the other's ring stale and rebuilt it, rustls, the SDK's HTTP
+/// client and every workspace crate above them (30–50 s at each switch
+/// between `cargo xtask test` and a plain `cargo test`). xtask therefore
+/// runs itself again without them, before anything else: this is that
+/// command, or `None` once they are gone.
+fn restart_without_cargo_run_vars(
+    env: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Option<Command> {
+    let set_by_cargo_run: Vec<_> = env
+        .map(|(name, _)| name)
+        .filter(|name| name.to_str().is_some_and(is_cargo_run_var))
+        .collect();
+    if set_by_cargo_run.is_empty() {
+        return None;
+    }
+    // The path this process runs from (`/proc/self/exe`); should it be
+    // unreadable, the exec fails and says so.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut restart = Command::new(exe);
+    restart.args(std::env::args_os().skip(1));
+    for name in set_by_cargo_run {
+        restart.env_remove(name);
+    }
+    Some(restart)
+}
+
+/// Whether `cargo run` sets `name` to describe the package it runs.
+fn is_cargo_run_var(name: &str) -> bool {
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+    ) || name.starts_with("CARGO_PKG_")
+}
+
 /// The workspace root: xtask lives one level below it.
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -235,4 +285,60 @@ pub fn cmd_stdout(cmd: &mut Command) -> Result<Vec<u8>> {
         );
     }
     Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::restart_without_cargo_run_vars;
+
+    fn env(names: &[&str]) -> impl Iterator<Item = (OsString, OsString)> {
+        names
+            .iter()
+            .map(|n| (OsString::from(n), OsString::from("x")))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn xtask_run_by_cargo_runs_again_without_its_package_variables() {
+        let restart = restart_without_cargo_run_vars(env(&[
+            "PATH",
+            "CARGO",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_TARGET_DIR",
+        ]));
+        let Some(restart) = restart else {
+            panic!("xtask run by cargo must run itself again");
+        };
+        let mut removed: Vec<_> = restart
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_PKG_NAME",
+                "CARGO_PKG_VERSION"
+            ]
+        );
+        // Nothing else is changed: the caller's CARGO, CARGO_TARGET_DIR and
+        // PATH go on to every cargo xtask starts.
+        assert_eq!(restart.get_envs().count(), removed.len());
+    }
+
+    #[test]
+    fn xtask_without_them_runs_on() {
+        assert!(
+            restart_without_cargo_run_vars(env(&["PATH", "CARGO", "CARGO_TARGET_DIR"])).is_none()
+        );
+    }
 }
