@@ -4,7 +4,10 @@ AWS Lambda (Python): the counterpart of `functions/payment/benches/record.rs`.
 Run by `cargo xtask bench compare` in .venv/powertools (infra/bench/
 powertools.lock):
 
-    python infra/bench/powertools_record.py events/payment/order-placed.sqs.json
+    python infra/bench/powertools_record.py events/payment/order-placed.sqs.json [--batch 10]
+
+With --batch N, the payload's first record N times over in one invocation,
+as the Rust side's batch bench has it.
 
 Prints one JSON line: {"baseline_us": ..., "record_us": ..., "records": N},
 per-record medians in microseconds.
@@ -228,11 +231,28 @@ def per_call_us(fn, repeats: int = 15) -> float:
     return statistics.median(times) / number * 1e6
 
 
+def batch_of(payload: str, n: int) -> str:
+    """The invocation's first record n times over, each copy with a message
+    id of its own (the first keeps the sample's): the Rust side's
+    `orderflow_runtime::testing::batch_of`."""
+    invocation = json.loads(payload)
+    first = invocation["Records"][0]
+    copies = [dict(first, messageId=f"00000000-0000-4000-8000-{i:012}") for i in range(n)]
+    copies[0] = first
+    return json.dumps({"Records": copies})
+
+
 def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit("usage: powertools_record.py <payload.json>")
-    with open(sys.argv[1], encoding="utf-8") as f:
+    args = sys.argv[1:]
+    batch = None
+    if len(args) == 3 and args[1] == "--batch" and args[2].isdigit() and int(args[2]) > 0:
+        batch = int(args[2])
+    elif len(args) != 1:
+        sys.exit("usage: powertools_record.py <payload.json> [--batch N]")
+    with open(args[0], encoding="utf-8") as f:
         payload = f.read()
+    if batch is not None:
+        payload = batch_of(payload, batch)
     records = len(json.loads(payload)["Records"])
     if records == 0:
         sys.exit("powertools_record.py: the payload has no records")

@@ -5,6 +5,9 @@
 //! → decide → encode ([`cpu_path`]), beside a baseline in the same run that
 //! only parses the same payload into a `serde_json::Value`: these machines
 //! are noisy, so a figure means something only as a ratio to its baseline.
+//! It also runs a batch of [`BATCH`] such records in one invocation, as a
+//! queue under load hands them over: what an invocation costs once, not per
+//! record, is then shared ten ways.
 //!
 //! ```no_run
 //! use criterion::{Criterion, criterion_group, criterion_main};
@@ -31,7 +34,18 @@ use criterion::{BenchmarkGroup, Criterion, Throughput};
 use orderflow_contracts::Message;
 
 use crate::processor::Decision;
-use crate::testing::{cpu_path, read_sample};
+use crate::testing::{batch_of, cpu_path, read_sample};
+
+/// The most records one invocation carries: the template's `BatchSize`.
+pub const BATCH: usize = 10;
+
+/// The name of [`per_record`]'s bench of one record.
+pub const RECORD: &str = "record: decode, validate, decide, encode";
+/// The name of [`per_record`]'s bench of a batch of [`BATCH`] records; its
+/// time is the batch's, to divide by [`BATCH`].
+pub const BATCH_RECORD: &str = "batch of 10: decode, validate, decide, encode";
+/// The name of the baseline of [`BATCH_RECORD`].
+pub const BATCH_BASELINE: &str = "batch of 10 baseline: payload to serde_json::Value";
 
 /// Benches `service`'s record path on `events/<sample>` (an SQS
 /// invocation), deciding with `decide`, beside the `serde_json::Value`
@@ -51,13 +65,23 @@ pub fn per_record<'c, S: serde::Serialize>(
     if let Err(e) = cpu_path(&payload, &decide) {
         panic!("events/{sample} does not go through {service}'s record path: {e}");
     }
+    let batch = batch_of(&payload, BATCH)
+        .unwrap_or_else(|e| panic!("events/{sample} as a batch of {BATCH}: {e}"));
     let mut group = c.benchmark_group(service);
     group.throughput(Throughput::Elements(1));
     group.bench_function("baseline: payload to serde_json::Value", |b| {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
     });
-    group.bench_function("record: decode, validate, decide, encode", |b| {
+    group.bench_function(RECORD, |b| {
         b.iter(|| cpu_path(black_box(&payload), &decide))
     });
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(BATCH_BASELINE, |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&batch)))
+    });
+    group.bench_function(BATCH_RECORD, |b| {
+        b.iter(|| cpu_path(black_box(&batch), &decide))
+    });
+    group.throughput(Throughput::Elements(1));
     group
 }

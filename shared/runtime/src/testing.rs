@@ -24,6 +24,45 @@ pub fn read_sample(relative: &str) -> Result<String, std::io::Error> {
     std::fs::read_to_string(events_dir().join(relative))
 }
 
+/// The SQS invocation `payload`'s first record `n` times over, as a queue
+/// under load hands a function its records. Each copy is the record's own
+/// text, its members in their order (the order Lambda writes them, which
+/// the one-pass reader of [`crate::lambda::read_invocation`] takes), with a
+/// message id of its own; the first keeps the sample's.
+///
+/// # Errors
+///
+/// When `payload` is not an SQS invocation with a record and its id.
+pub fn batch_of(payload: &str, n: usize) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Invocation<'a> {
+        #[serde(borrow, rename = "Records")]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record<'a> {
+        #[serde(rename = "messageId")]
+        message_id: &'a str,
+    }
+    let invocation: Invocation<'_> = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let first = invocation
+        .records
+        .first()
+        .ok_or("the payload has no record")?
+        .get();
+    let id = serde_json::from_str::<Record<'_>>(first)
+        .map_err(|e| format!("its first record: {e}"))?
+        .message_id;
+    let quoted = format!("\"{id}\"");
+    let copies: Vec<String> = (0..n)
+        .map(|i| match i {
+            0 => first.to_owned(),
+            i => first.replacen(&quoted, &format!("\"00000000-0000-4000-8000-{i:012}\""), 1),
+        })
+        .collect();
+    Ok(format!("{{\"Records\": [{}]}}", copies.join(", ")))
+}
+
 /// The sample files of one function (`events/<function>/*.json`), sorted.
 pub fn samples_of(function: &str) -> Result<Vec<String>, std::io::Error> {
     let mut names: Vec<String> = std::fs::read_dir(events_dir().join(function))?

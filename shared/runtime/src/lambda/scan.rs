@@ -28,7 +28,7 @@ const MAX_ROOM: usize = 64 * 1024;
 
 /// Reads an SQS event (`{"Records": [...]}`), or `None` for anything the
 /// scanner does not read in full.
-pub(super) fn sqs_event(payload: &str) -> Option<Invocation> {
+pub(crate) fn sqs_event(payload: &str) -> Option<Invocation> {
     let mut scan = Scan {
         text: payload,
         at: 0,
@@ -425,6 +425,21 @@ mod tests {
 
     use super::*;
     use crate::lambda::read_with_serde;
+
+    /// The benches' batch of ten is read in one pass, as a batch from SQS
+    /// is: a bench of the serde path would time the wrong reader.
+    #[test]
+    fn a_bench_batch_is_read_in_one_pass() {
+        let sample = crate::testing::read_sample("payment/order-placed.sqs.json").unwrap();
+        let batch = crate::testing::batch_of(&sample, 10).unwrap();
+        let Some(Invocation::Sqs { records, .. }) = sqs_event(&batch) else {
+            panic!("the one-pass reader left the batch to serde: {batch}");
+        };
+        let ids: std::collections::BTreeSet<_> =
+            records.iter().map(|r| r.message_id.clone()).collect();
+        assert_eq!((records.len(), ids.len()), (10, 10));
+        assert!(records.iter().all(|r| r.body == records[0].body));
+    }
 
     /// The scanner answers what the serde path answers, or leaves the
     /// payload to it.
