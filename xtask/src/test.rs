@@ -572,19 +572,32 @@ pub fn local_invoke(root: &Path) -> Result<()> {
                 .display()
                 .to_string();
             let dead_before = watch.dead_letters();
+            let metrics_before = watch.metrics().len();
             let response = invoke(&cargo_lambda, function, port, &sample, &watch)
                 .with_context(|| format!("cargo lambda invoke {function} --data-file {name}"))?;
             check_response(&name, &response)?;
             // A poison record is acknowledged because it went to the DLQ:
-            // the function's log must say so.
+            // the function's log must say so, and its metrics count it.
             let poison = name.contains("/poison-");
-            // The log is relayed by cargo-lambda: give an expected line time
-            // to arrive, and an unexpected one half a second.
-            let within = Duration::from_millis(if poison { 5000 } else { 500 });
-            let dead_lettered = watch.wait_for_dead_letters(dead_before + 1, within);
-            if poison != dead_lettered {
+            // The log is relayed by cargo-lambda, so a line may arrive after
+            // the answer. Every invocation ends by logging its metrics (one
+            // EMF line), which say how many records it dead-lettered: wait
+            // for that, rather than for a line that should not come.
+            let dead_lettered = watch
+                .wait_for_metrics(metrics_before + 1, Duration::from_secs(5))
+                .with_context(|| format!("{name}: no metrics line logged\n{}", watch.log_tail()))?;
+            if dead_lettered != u64::from(poison) {
                 bail!(
-                    "{name}: dead-lettered = {dead_lettered}, expected {poison}\n{}",
+                    "{name}: its metrics count {dead_lettered} record(s) dead-lettered, \
+                     expected {}\n{}",
+                    u64::from(poison),
+                    watch.log_tail()
+                );
+            }
+            if poison && !watch.wait_for_dead_letters(dead_before + 1, Duration::from_secs(5)) {
+                bail!(
+                    "{name}: dead-lettered by its metrics, but no `record sent to the DLQ` line \
+                     was logged\n{}",
                     watch.log_tail()
                 );
             }
@@ -708,6 +721,38 @@ impl Watch {
     fn dead_letters(&self) -> usize {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.matches("record sent to the DLQ").count()
+    }
+
+    /// The `dead_lettered` count of each metrics line (one EMF line an
+    /// invocation) logged so far, in order; a metrics line without it
+    /// counts as `u64::MAX`, which no check expects.
+    fn metrics(&self) -> Vec<u64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|line| line.contains("\"CloudWatchMetrics\""))
+            .map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|metrics| metrics.get("dead_lettered")?.as_u64())
+                    .unwrap_or(u64::MAX)
+            })
+            .collect()
+    }
+
+    /// The `dead_lettered` count of the `count`-th metrics line, once it is
+    /// logged, within `within`.
+    fn wait_for_metrics(&self, count: usize, within: Duration) -> Option<u64> {
+        let started = Instant::now();
+        loop {
+            let metrics = self.metrics();
+            if metrics.len() >= count {
+                return metrics.get(count - 1).copied();
+            }
+            if started.elapsed() >= within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the DLQ count reaches `count` within `within` (the log is
