@@ -78,29 +78,21 @@ pub fn main(args: &[String]) -> Result<()> {
     let started = Instant::now();
     steps.start("deploy the stack to localstack (sam build + sam deploy)");
     deploy::deploy_local(DEFAULT_STACK, Cloud::LocalStack)?;
-    // ministack's deploy and suites take about 110 s and little CPU of their
-    // own (the cloud is one process, as is LocalStack), so they go beside
-    // LocalStack's steps, not after them. The deploy of the same build,
-    // sam's CPU and little else, goes beside LocalStack's suites, whose
-    // load tests come after their first pass (about a minute); ministack's
-    // suites, with their own load tests, go beside chaos.
-    let ministack_deploy = Alongside::start(
-        "deploy the same build to ministack",
-        &root.join("target/xtask-ministack-deploy.log"),
-        vec![xtask(
-            &root,
-            &["deploy", "--local", "--built", "--cloud", "ministack"],
-        )?],
-    )?;
     steps.start("whole-flow and operations tests on localstack");
     suites_on(&localstack)?;
-    steps
-        .start("ministack: waiting for its deploy (running alongside since the localstack suites)");
-    let ministack_deployed = ministack_deploy.finish()?;
+    // ministack's deploy and suites take about 130 s and little CPU of their
+    // own (the cloud is one process, as is LocalStack): they run beside the
+    // next two steps, which wait on LocalStack, not one after them.
     let ministack = Alongside::start(
-        "ministack's whole-flow, operations and IAM tests",
+        "deploy the same build to ministack, then its whole-flow, operations and IAM tests",
         &root.join("target/xtask-ministack.log"),
-        vec![xtask(&root, &["flow", "--cloud", "ministack"])?],
+        vec![
+            xtask(
+                &root,
+                &["deploy", "--local", "--built", "--cloud", "ministack"],
+            )?,
+            xtask(&root, &["flow", "--cloud", "ministack"])?,
+        ],
     )?;
     // The generated service's proof builds a copy of the repository and
     // deploys it as a stack of its own; chaos mostly waits for crashed
@@ -116,8 +108,8 @@ pub fn main(args: &[String]) -> Result<()> {
     steps.start("new-service on localstack: waiting for its proof (running alongside since chaos)");
     proof.finish()?;
     let localstack_took = started.elapsed();
-    steps.start("ministack: waiting for its suites (running alongside since chaos)");
-    let ministack_took = ministack_deployed + ministack.finish()?;
+    steps.start("ministack: waiting for its deploy and suites (running alongside since chaos)");
+    let ministack_took = ministack.finish()?;
     steps.summary();
     eprintln!(
         "\n==> all tests passed (deploy and suites: localstack {:.0} s, ministack {:.0} s \
