@@ -94,19 +94,10 @@ pub fn main(args: &[String]) -> Result<()> {
             xtask(&root, &["flow", "--cloud", "ministack"])?,
         ],
     )?;
-    // The generated service's proof builds a copy of the repository and
-    // deploys it as a stack of its own; chaos mostly waits for crashed
-    // batches to come back. Beside each other they fill the time one of
-    // them left idle. Chaos kills only its own stack's processes.
-    let proof = Alongside::start(
-        "new-service on localstack: a generated service deployed, receiving events",
-        &root.join("target/xtask-new-service.log"),
-        vec![xtask(&root, &["new-service", "--prove"])?],
-    )?;
     steps.start("chaos on localstack: the same build, crashing on purpose");
     crate::chaos::run(&crate::chaos::Options::default())?;
-    steps.start("new-service on localstack: waiting for its proof (running alongside since chaos)");
-    proof.finish()?;
+    steps.start("new-service on localstack: a generated service deployed, receiving events");
+    crate::new_service::prove_on_local_cloud(&root)?;
     let localstack_took = started.elapsed();
     steps.start("ministack: waiting for its deploy and suites (running alongside since chaos)");
     let ministack_took = ministack.finish()?;
