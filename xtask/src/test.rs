@@ -529,6 +529,11 @@ impl Steps {
     }
 }
 
+/// What a function logs for each record it sends to its DLQ.
+const DEAD_LETTER: &str = "record sent to the DLQ";
+/// What marks an invocation's metrics line (EMF), the last it logs.
+const METRICS: &str = "\"CloudWatchMetrics\"";
+
 /// Starts `cargo lambda watch` with in-memory adapters and invokes every
 /// function on every one of its samples, as a user would with
 /// `cargo lambda invoke <fn> --data-file events/...`.
@@ -562,8 +567,8 @@ pub fn local_invoke(root: &Path) -> Result<()> {
                 .unwrap_or(&sample)
                 .display()
                 .to_string();
-            let dead_before = watch.dead_letters();
-            let metrics_before = watch.metrics().len();
+            let dead_before = watch.lines_with(DEAD_LETTER).len();
+            let metrics_before = watch.lines_with(METRICS).len();
             let response = invoke(&cargo_lambda, function, port, &sample, &watch)
                 .with_context(|| format!("cargo lambda invoke {function} --data-file {name}"))?;
             check_response(&name, &response)?;
@@ -574,9 +579,15 @@ pub fn local_invoke(root: &Path) -> Result<()> {
             // the answer. Every invocation ends by logging its metrics (one
             // EMF line), which say how many records it dead-lettered: wait
             // for that, rather than for a line that should not come.
-            let dead_lettered = watch
-                .wait_for_metrics(metrics_before + 1, Duration::from_secs(5))
+            let metrics = watch
+                .wait_for_line(METRICS, metrics_before + 1, Duration::from_secs(5))
                 .with_context(|| format!("{name}: no metrics line logged\n{}", watch.log_tail()))?;
+            let dead_lettered = serde_json::from_str::<Value>(&metrics)
+                .ok()
+                .and_then(|metrics| metrics.get("dead_lettered")?.as_u64())
+                .with_context(|| {
+                    format!("{name}: its metrics line has no dead_lettered count: {metrics}")
+                })?;
             if dead_lettered != u64::from(poison) {
                 bail!(
                     "{name}: its metrics count {dead_lettered} record(s) dead-lettered, \
@@ -585,7 +596,11 @@ pub fn local_invoke(root: &Path) -> Result<()> {
                     watch.log_tail()
                 );
             }
-            if poison && !watch.wait_for_dead_letters(dead_before + 1, Duration::from_secs(5)) {
+            if poison
+                && watch
+                    .wait_for_line(DEAD_LETTER, dead_before + 1, Duration::from_secs(5))
+                    .is_none()
+            {
                 bail!(
                     "{name}: dead-lettered by its metrics, but no `record sent to the DLQ` line \
                      was logged\n{}",
@@ -708,55 +723,28 @@ impl Watch {
         })
     }
 
-    /// How many records the functions have logged as sent to the DLQ.
-    fn dead_letters(&self) -> usize {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.matches("record sent to the DLQ").count()
-    }
-
-    /// The `dead_lettered` count of each metrics line (one EMF line an
-    /// invocation) logged so far, in order; a metrics line without it
-    /// counts as `u64::MAX`, which no check expects.
-    fn metrics(&self) -> Vec<u64> {
+    /// The log's lines that hold `needle`, in order.
+    fn lines_with(&self, needle: &str) -> Vec<String> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
-            .filter(|line| line.contains("\"CloudWatchMetrics\""))
-            .map(|line| {
-                serde_json::from_str::<Value>(line)
-                    .ok()
-                    .and_then(|metrics| metrics.get("dead_lettered")?.as_u64())
-                    .unwrap_or(u64::MAX)
-            })
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
             .collect()
     }
 
-    /// The `dead_lettered` count of the `count`-th metrics line, once it is
-    /// logged, within `within`.
-    fn wait_for_metrics(&self, count: usize, within: Duration) -> Option<u64> {
+    /// The `count`-th line that holds `needle`, once the log has it,
+    /// within `within` (the log is written by another process).
+    fn wait_for_line(&self, needle: &str, count: usize, within: Duration) -> Option<String> {
         let started = Instant::now();
         loop {
-            let metrics = self.metrics();
-            if metrics.len() >= count {
-                return metrics.get(count - 1).copied();
+            if let Some(line) = self.lines_with(needle).into_iter().nth(count - 1) {
+                return Some(line);
             }
             if started.elapsed() >= within {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Whether the DLQ count reaches `count` within `within` (the log is
-    /// written by another process).
-    fn wait_for_dead_letters(&self, count: usize, within: Duration) -> bool {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if self.dead_letters() >= count {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
     }
 
     fn log_tail(&self) -> String {
