@@ -39,13 +39,12 @@ use crate::testing::{batch_of, cpu_path, read_sample};
 /// The most records one invocation carries: the template's `BatchSize`.
 pub const BATCH: usize = 10;
 
-/// The name of [`per_record`]'s bench of one record.
-pub const RECORD: &str = "record: decode, validate, decide, encode";
-/// The name of [`per_record`]'s bench of a batch of [`BATCH`] records; its
-/// time is the batch's, to divide by [`BATCH`].
-pub const BATCH_RECORD: &str = "batch of 10: decode, validate, decide, encode";
-/// The name of the baseline of [`BATCH_RECORD`].
-pub const BATCH_BASELINE: &str = "batch of 10 baseline: payload to serde_json::Value";
+// The benches' names, which `cargo xtask bench compare` reads criterion's
+// results by. A batch's time is the batch's, to divide by `BATCH`.
+const BASELINE: &str = "baseline: payload to serde_json::Value";
+const RECORD: &str = "record: decode, validate, decide, encode";
+const BATCH_BASELINE: &str = "batch of 10 baseline: payload to serde_json::Value";
+const BATCH_RECORD: &str = "batch of 10: decode, validate, decide, encode";
 
 /// Benches `service`'s record path on `events/<sample>` (an SQS
 /// invocation), deciding with `decide`, beside the `serde_json::Value`
@@ -69,7 +68,7 @@ pub fn per_record<'c, S: serde::Serialize>(
         .unwrap_or_else(|e| panic!("events/{sample} as a batch of {BATCH}: {e}"));
     let mut group = c.benchmark_group(service);
     group.throughput(Throughput::Elements(1));
-    group.bench_function("baseline: payload to serde_json::Value", |b| {
+    group.bench_function(BASELINE, |b| {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&payload)))
     });
     group.bench_function(RECORD, |b| {
